@@ -1,0 +1,396 @@
+//! Marathon's `/v2/apps?embed=apps.tasks` document → [`App`] records.
+//!
+//! `null` values count as absent (marathon-lb's `cleanup_json` drops every key
+//! whose value is null). Each app is decoded on its own, so a malformed app
+//! becomes a diagnostic naming it while every other app is kept. A document
+//! that is not JSON, or has no `apps` list, is an error for the whole fetch.
+
+use std::collections::BTreeMap;
+
+use mlb_model::{App, Diagnostic, HealthCheck, PortMapping, Task};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Why the whole document was unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    /// Not JSON, truncated, or not of the shape `{"apps": [...]}`.
+    #[error("response is not a Marathon apps document: {0}")]
+    Document(#[from] serde_json::Error),
+}
+
+/// Apps that could be read, and what was wrong with the others.
+#[derive(Debug, Default)]
+pub struct Normalized {
+    /// Apps in document order.
+    pub apps: Vec<App>,
+    /// One entry per app or task that was left out.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Deserialize)]
+struct Document<'a> {
+    #[serde(borrow)]
+    apps: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawApp {
+    id: Option<String>,
+    labels: Option<BTreeMap<String, Option<String>>>,
+    instances: Option<i64>,
+    ports: Option<Vec<Option<i64>>>,
+    port_definitions: Option<Vec<Option<RawPortDefinition>>>,
+    container: Option<RawContainer>,
+    networks: Option<Vec<Option<RawNetwork>>>,
+    ip_address: Option<serde_json::Value>,
+    health_checks: Option<Vec<RawHealthCheck>>,
+    version_info: Option<RawVersionInfo>,
+    tasks: Option<Vec<RawTask>>,
+}
+
+#[derive(Deserialize)]
+struct RawPortDefinition {
+    port: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawContainer {
+    docker: Option<RawDocker>,
+    port_mappings: Option<Vec<RawPortMapping>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawDocker {
+    network: Option<String>,
+    port_mappings: Option<Vec<RawPortMapping>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawPortMapping {
+    container_port: Option<i64>,
+    host_port: Option<i64>,
+    service_port: Option<i64>,
+}
+
+#[derive(Deserialize)]
+struct RawNetwork {
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawHealthCheck {
+    protocol: Option<String>,
+    path: Option<String>,
+    port_index: Option<i64>,
+    port: Option<i64>,
+    timeout_seconds: Option<i64>,
+    interval_seconds: Option<i64>,
+    grace_period_seconds: Option<i64>,
+    max_consecutive_failures: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawVersionInfo {
+    last_scaling_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawTask {
+    id: Option<String>,
+    host: Option<String>,
+    state: Option<String>,
+    ip_addresses: Option<Vec<RawIpAddress>>,
+    ports: Option<Vec<Option<i64>>>,
+    health_check_results: Option<Vec<RawHealthResult>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawIpAddress {
+    ip_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawHealthResult {
+    alive: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: Option<String>,
+}
+
+/// Decode a `/v2/apps` document. `resolve` maps an agent host name to an IPv4
+/// address (the caller does the DNS; `None` when it cannot be resolved).
+pub fn normalize_apps(
+    body: &[u8],
+    mut resolve: impl FnMut(&str) -> Option<String>,
+) -> Result<Normalized, NormalizeError> {
+    let doc: Document<'_> = serde_json::from_slice(body)?;
+    let mut out = Normalized {
+        apps: Vec::with_capacity(doc.apps.len()),
+        diagnostics: Vec::new(),
+    };
+    for (position, raw) in doc.apps.iter().enumerate() {
+        match serde_json::from_str::<RawApp>(raw.get()) {
+            Ok(app) => match convert_app(app, &mut resolve, &mut out.diagnostics) {
+                Ok(app) => out.apps.push(app),
+                Err(diag) => out.diagnostics.push(diag),
+            },
+            Err(err) => {
+                let id = serde_json::from_str::<IdOnly>(raw.get())
+                    .ok()
+                    .and_then(|i| i.id)
+                    .unwrap_or_else(|| format!("#{position}"));
+                out.diagnostics.push(Diagnostic::error(
+                    &id,
+                    None,
+                    format!("app definition cannot be read ({err}); app left out"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn convert_app(
+    raw: RawApp,
+    resolve: &mut impl FnMut(&str) -> Option<String>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<App, Diagnostic> {
+    let Some(id) = raw.id else {
+        return Err(Diagnostic::error(
+            "(no id)",
+            Some("id"),
+            "app has no id; left out",
+        ));
+    };
+    let Some(labels) = raw.labels else {
+        return Err(Diagnostic::error(
+            &id,
+            Some("labels"),
+            "app has no labels object; left out",
+        ));
+    };
+    let Some(raw_tasks) = raw.tasks else {
+        return Err(Diagnostic::error(
+            &id,
+            Some("tasks"),
+            "app has no tasks list (was embed=apps.tasks honoured?); left out",
+        ));
+    };
+    let health_checks = raw
+        .health_checks
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| convert_health_check(&id, c))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let container = raw.container;
+    let (docker_network, docker_mappings, container_mappings) = match container {
+        Some(c) => {
+            let (net, dm) = match c.docker {
+                Some(d) => (d.network, d.port_mappings.unwrap_or_default()),
+                None => (None, Vec::new()),
+            };
+            (net, dm, c.port_mappings.unwrap_or_default())
+        }
+        None => (None, Vec::new(), Vec::new()),
+    };
+    let mappings = if docker_mappings.is_empty() {
+        container_mappings
+    } else {
+        docker_mappings
+    };
+    let (has_ip_address, discovery_ports) = ip_address(raw.ip_address.as_ref());
+
+    let mut tasks = Vec::with_capacity(raw_tasks.len());
+    for t in raw_tasks {
+        let Some(task_id) = t.id else {
+            diagnostics.push(Diagnostic::warning(
+                &id,
+                Some("tasks[].id"),
+                "task without id; skipped",
+            ));
+            continue;
+        };
+        let Some(host) = t.host else {
+            diagnostics.push(Diagnostic::warning(
+                &id,
+                Some("tasks[].host"),
+                format!("task {task_id} has no host; skipped"),
+            ));
+            continue;
+        };
+        let host_ip = if host.is_empty() {
+            None
+        } else {
+            resolve(&host)
+        };
+        tasks.push(Task {
+            id: task_id,
+            host,
+            host_ip,
+            state: t.state,
+            ip_addresses: t
+                .ip_addresses
+                .unwrap_or_default()
+                .into_iter()
+                .map(|a| a.ip_address.unwrap_or_default())
+                .collect(),
+            ports: t.ports.unwrap_or_default().into_iter().flatten().collect(),
+            health_results: t
+                .health_check_results
+                .map(|r| r.into_iter().map(|h| h.alive.unwrap_or(false)).collect()),
+            draining: false,
+        });
+    }
+
+    Ok(App {
+        labels: labels
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect(),
+        instances: raw.instances,
+        ports: raw
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect(),
+        port_definitions: raw
+            .port_definitions
+            .map(|defs| defs.into_iter().map(|d| d.and_then(|d| d.port)).collect()),
+        port_mappings: mappings
+            .into_iter()
+            .map(|m| PortMapping {
+                container_port: m.container_port,
+                host_port: m.host_port,
+                service_port: m.service_port,
+            })
+            .collect(),
+        docker_network,
+        network_modes: raw
+            .networks
+            .unwrap_or_default()
+            .into_iter()
+            .map(|n| n.and_then(|n| n.mode))
+            .collect(),
+        has_ip_address,
+        discovery_ports,
+        health_checks,
+        last_scaling_at: raw.version_info.and_then(|v| v.last_scaling_at),
+        tasks,
+        id,
+    })
+}
+
+fn convert_health_check(app_id: &str, c: RawHealthCheck) -> Result<HealthCheck, Diagnostic> {
+    let need = |v: Option<i64>, field: &str| {
+        v.ok_or_else(|| {
+            Diagnostic::error(
+                app_id,
+                Some(&format!("healthChecks[].{field}")),
+                "health check lacks this field; app left out",
+            )
+        })
+    };
+    Ok(HealthCheck {
+        protocol: c.protocol.ok_or_else(|| {
+            Diagnostic::error(
+                app_id,
+                Some("healthChecks[].protocol"),
+                "health check lacks a protocol; app left out",
+            )
+        })?,
+        path: c.path,
+        port_index: c.port_index,
+        port: c.port,
+        timeout_seconds: need(c.timeout_seconds, "timeoutSeconds")?,
+        interval_seconds: need(c.interval_seconds, "intervalSeconds")?,
+        grace_period_seconds: need(c.grace_period_seconds, "gracePeriodSeconds")?,
+        max_consecutive_failures: need(c.max_consecutive_failures, "maxConsecutiveFailures")?,
+    })
+}
+
+/// Whether `ipAddress` is a non-empty object once nulls are dropped, and its
+/// discovery port numbers.
+fn ip_address(value: Option<&serde_json::Value>) -> (bool, Vec<i64>) {
+    let Some(serde_json::Value::Object(map)) = value else {
+        return (false, Vec::new());
+    };
+    if !map.values().any(|v| !v.is_null()) {
+        return (false, Vec::new());
+    }
+    let ports = map
+        .get("discovery")
+        .and_then(|d| d.get("ports"))
+        .and_then(|p| p.as_array())
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| p.get("number"))
+                .filter_map(|n| n.as_i64().or_else(|| n.as_str()?.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (true, ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(host: &str) -> Option<String> {
+        Some(host.to_owned())
+    }
+
+    #[test]
+    fn nulls_are_absent_and_bad_apps_cost_only_themselves() {
+        let doc = br#"{"apps": [
+            {"id": "/ok", "labels": {"A": "1", "B": null}, "tasks": [
+                {"id": "t1", "host": "10.0.0.1", "ports": [31000], "state": null}]},
+            {"id": "/nolabels", "tasks": []},
+            {"id": "/notasks", "labels": {}},
+            {"id": "/badtype", "labels": {"A": 1}, "tasks": []}
+        ]}"#;
+        let n = normalize_apps(doc, ip).unwrap();
+        assert_eq!(n.apps.len(), 1);
+        assert_eq!(n.apps[0].labels, vec![("A".to_string(), "1".to_string())]);
+        assert_eq!(n.apps[0].tasks[0].host_ip.as_deref(), Some("10.0.0.1"));
+        let ids: Vec<_> = n.diagnostics.iter().map(|d| d.app_id.as_str()).collect();
+        assert_eq!(ids, vec!["/nolabels", "/notasks", "/badtype"]);
+    }
+
+    #[test]
+    fn task_without_host_is_skipped_with_a_diagnostic() {
+        let doc = br#"{"apps": [{"id": "/a", "labels": {}, "tasks": [{"id": "t"}]}]}"#;
+        let n = normalize_apps(doc, ip).unwrap();
+        assert!(n.apps[0].tasks.is_empty());
+        assert_eq!(n.diagnostics[0].label.as_deref(), Some("tasks[].host"));
+    }
+
+    #[test]
+    fn truncated_documents_are_errors() {
+        assert!(normalize_apps(br#"{"apps": [{"id": "/a""#, ip).is_err());
+        assert!(normalize_apps(b"<html>", ip).is_err());
+    }
+
+    #[test]
+    fn docker_mappings_win_when_not_empty() {
+        let doc = br#"{"apps": [{"id": "/a", "labels": {}, "tasks": [],
+            "container": {"docker": {"network": "BRIDGE", "portMappings": []},
+                          "portMappings": [{"containerPort": 80, "servicePort": 10000}]}}]}"#;
+        let n = normalize_apps(doc, ip).unwrap();
+        assert_eq!(n.apps[0].docker_network.as_deref(), Some("BRIDGE"));
+        assert_eq!(n.apps[0].port_mappings[0].service_port, Some(10000));
+    }
+}

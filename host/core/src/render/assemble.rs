@@ -1,0 +1,218 @@
+//! Merging the services' parts into the final file, in marathon-lb's order:
+//! HEAD, userlists, :80 frontend, :9091 frontend, :443 frontend (or the
+//! SNI-grouped variant), service frontends, backends.
+
+use std::collections::BTreeMap;
+
+use minijinja::value::Value;
+use mlb_model::{Diagnostic, Service};
+
+use super::parts::{GroupedVhost, Shared};
+use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
+
+/// Render a global template; a failure there is reported once and the
+/// template's output left empty (it cannot be blamed on one app).
+fn global(
+    r: &mut Renderer,
+    name: &'static str,
+    vars: Vec<(&'static str, Value)>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> String {
+    let text = r.templates.get(name).to_owned();
+    r.engine.render(&text, vars).unwrap_or_else(|e| {
+        diagnostics.push(Diagnostic::error(
+            "",
+            Some(&format!("HAPROXY_{name}")),
+            format!("global template cannot be rendered: {e}"),
+        ));
+        String::new()
+    })
+}
+
+fn failure_diagnostic(service: &Service, f: TemplateFailure) -> Diagnostic {
+    let label = if f.from_label {
+        format!("HAPROXY_{}_{}", service.port_index, f.template)
+    } else {
+        format!("HAPROXY_{}", f.template)
+    };
+    Diagnostic::error(
+        &service.app_id,
+        Some(&label),
+        format!(
+            "template for service port {} cannot be rendered: {}; service left out",
+            service.service_port, f.error
+        ),
+    )
+}
+
+fn by_weight_desc(list: &mut [(i64, String)]) {
+    list.sort_by(|a, b| b.0.cmp(&a.0));
+}
+
+pub(super) fn render(
+    r: &mut Renderer,
+    services: &[Service],
+    settings: &RenderSettings,
+) -> Rendered {
+    let mut diagnostics = Vec::new();
+    let mut order: Vec<&Service> = services.iter().collect();
+    order.sort_by(|a, b| {
+        a.app_id
+            .cmp(&b.app_id)
+            .then(a.service_port.cmp(&b.service_port))
+    });
+    let ssl_certs: Vec<&str> = settings
+        .ssl_certs
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .unwrap_or("/etc/ssl/cert.pem")
+        .split(',')
+        .collect();
+    let crt_list = |certs: &mut dyn Iterator<Item = &str>| {
+        certs
+            .map(|c| format!("crt {c}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+
+    let mut config = r.templates.get("HEAD").to_owned();
+    let mut http_frontends = r.templates.get("HTTP_FRONTEND_HEAD").to_owned();
+    let mut https_frontends = if settings.group_https_by_vhost {
+        r.templates.get("HTTPS_GROUPED_FRONTEND_HEAD").to_owned()
+    } else {
+        let certs = crt_list(&mut ssl_certs.iter().copied());
+        global(
+            r,
+            "HTTPS_FRONTEND_HEAD",
+            vec![("sslCerts", Value::from(certs))],
+            &mut diagnostics,
+        )
+    };
+    let mut appid_frontends = r.templates.get("HTTP_FRONTEND_APPID_HEAD").to_owned();
+    let mut userlists = String::new();
+    let mut frontends = String::new();
+    let mut backends = String::new();
+    let mut http_list: Vec<(i64, String)> = Vec::new();
+    let mut https_list: Vec<(i64, String)> = Vec::new();
+    let mut grouped: BTreeMap<String, GroupedVhost> = BTreeMap::new();
+    let mut shared = Shared::default();
+    let mut names = Vec::with_capacity(order.len());
+
+    for service in order {
+        let mut parts = match r.render_service(service, settings, &shared) {
+            Ok(parts) => parts,
+            Err(f) => {
+                diagnostics.push(failure_diagnostic(service, f));
+                continue;
+            }
+        };
+        shared.commit(&mut parts);
+        names.push(service.backend.clone());
+        userlists.push_str(&parts.userlist);
+        frontends.push_str(&parts.frontend);
+        backends.push_str(&parts.backend);
+        appid_frontends.push_str(&parts.appid_acl);
+        if let Some(v) = parts.vhost {
+            http_list.push((v.weight, v.http));
+            https_list.push((v.weight, v.https));
+            if settings.group_https_by_vhost {
+                for (vhost, g) in v.grouped {
+                    let entry = grouped.entry(vhost).or_default();
+                    entry.chunks.extend(g.chunks);
+                    entry.certs.extend(g.certs);
+                    entry.bind_options.extend(g.bind_options);
+                }
+            }
+        }
+    }
+
+    by_weight_desc(&mut http_list);
+    by_weight_desc(&mut https_list);
+    for (_, chunk) in &http_list {
+        http_frontends.push_str(chunk);
+    }
+    if settings.group_https_by_vhost {
+        for vhost in grouped.keys() {
+            https_frontends.push_str(&global(
+                r,
+                "HTTPS_GROUPED_VHOST_FRONTEND_ACL",
+                vec![
+                    ("backend", Value::from(sanitize(vhost))),
+                    ("host", Value::from(vhost.as_str())),
+                ],
+                &mut diagnostics,
+            ));
+        }
+    } else {
+        for (_, chunk) in &https_list {
+            https_frontends.push_str(chunk);
+        }
+    }
+
+    config.push_str(&userlists);
+    if settings.bind_http_https {
+        config.push_str(&http_frontends);
+    }
+    config.push_str(&appid_frontends);
+    if settings.bind_http_https {
+        config.push_str(&https_frontends);
+        if settings.group_https_by_vhost {
+            for (vhost, g) in &mut grouped {
+                let name = sanitize(vhost);
+                config.push_str(&global(
+                    r,
+                    "HTTPS_GROUPED_VHOST_BACKEND_HEAD",
+                    vec![("name", Value::from(name.as_str()))],
+                    &mut diagnostics,
+                ));
+                let certs = if g.certs.is_empty() {
+                    let mut seen = Vec::new();
+                    for c in &ssl_certs {
+                        if !seen.contains(c) {
+                            seen.push(*c);
+                        }
+                    }
+                    crt_list(&mut seen.into_iter())
+                } else {
+                    crt_list(&mut g.certs.iter().map(String::as_str))
+                };
+                let bind_opts = g
+                    .bind_options
+                    .iter()
+                    .map(|o| format!(" {o}"))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let mut frontend = global(
+                    r,
+                    "HTTPS_GROUPED_VHOST_FRONTEND_HEAD",
+                    vec![
+                        ("name", Value::from(name.as_str())),
+                        ("sslCerts", Value::from(certs)),
+                        ("bindOpts", Value::from(bind_opts)),
+                    ],
+                    &mut diagnostics,
+                );
+                by_weight_desc(&mut g.chunks);
+                for (_, chunk) in &g.chunks {
+                    frontend.push_str(chunk);
+                }
+                config.push_str(&frontend);
+            }
+        }
+    }
+    config.push_str(&frontends);
+    config.push_str(&backends);
+
+    let (domain_map, app_map) = if settings.haproxy_map {
+        (shared.domain_map.text(), shared.app_map.text())
+    } else {
+        (String::new(), String::new())
+    };
+    Rendered {
+        config,
+        domain_map,
+        app_map,
+        diagnostics,
+        backends: names,
+    }
+}

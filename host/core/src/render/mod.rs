@@ -1,0 +1,125 @@
+//! Services → HAProxy config text and map files (marathon-lb's `config`).
+//!
+//! Services are rendered one at a time into a [`parts::Parts`] value and only
+//! then merged into the shared sections, so a service whose template fails
+//! (an unknown `{placeholder}` in a label, say) is left out with a diagnostic
+//! and leaves no trace in the frontends, maps or "first map user" state.
+//!
+//! # Layout
+//! - `service`: one service's frontend, backend and app-id pieces.
+//! - `vhost`: the :80/:443 ACL blocks of one service (`generateHttpVhostAcl`).
+//! - `parts`: the pieces of one service and the shared state they update.
+//! - `assemble`: merging parts into the final file, in marathon-lb's order.
+
+mod assemble;
+mod parts;
+mod service;
+mod vhost;
+
+use mlb_model::{Diagnostic, Service};
+
+use crate::engine::{Engine, EngineError};
+use crate::templates::Templates;
+
+pub use parts::MapFile;
+
+/// Settings from the command line that shape the output.
+#[derive(Debug, Clone)]
+pub struct RenderSettings {
+    /// Emit the :80 and :443 frontends (false with `--dont-bind-http-https`).
+    pub bind_http_https: bool,
+    /// `--ssl-certs` (comma list; empty or unset means `/etc/ssl/cert.pem`).
+    pub ssl_certs: Option<String>,
+    /// `--haproxy-map`: route plain vhosts and app ids through map files.
+    pub haproxy_map: bool,
+    /// `--group-https-by-vhost`: SNI-split :443.
+    pub group_https_by_vhost: bool,
+    /// Directory of the config file (map files live there).
+    pub haproxy_dir: String,
+}
+
+impl Default for RenderSettings {
+    fn default() -> Self {
+        Self {
+            bind_http_https: true,
+            ssl_certs: None,
+            haproxy_map: false,
+            group_https_by_vhost: false,
+            haproxy_dir: "/etc/haproxy".to_owned(),
+        }
+    }
+}
+
+/// The generated files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rendered {
+    /// `haproxy.cfg`.
+    pub config: String,
+    /// `domain2backend.map` (empty without `--haproxy-map`).
+    pub domain_map: String,
+    /// `app2backend.map` (empty without `--haproxy-map`).
+    pub app_map: String,
+    /// Services left out while rendering, and why.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Backend names of the rendered services, in output order.
+    pub backends: Vec<String>,
+}
+
+/// A template that failed for one service.
+#[derive(Debug)]
+pub(crate) struct TemplateFailure {
+    /// Template name (without `HAPROXY_`).
+    pub(crate) template: &'static str,
+    /// Whether the text came from the service's own label.
+    pub(crate) from_label: bool,
+    pub(crate) error: EngineError,
+}
+
+/// Renders services with a template set; compiled templates are cached
+/// across calls.
+#[derive(Debug)]
+pub struct Renderer {
+    templates: Templates,
+    engine: Engine,
+}
+
+impl Renderer {
+    /// A renderer for `templates`.
+    pub fn new(templates: Templates) -> Self {
+        Self {
+            templates,
+            engine: Engine::new(),
+        }
+    }
+
+    /// The global templates in use.
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
+    /// Render `services` (in any order: they are sorted by app id and port).
+    pub fn render(&mut self, services: &[Service], settings: &RenderSettings) -> Rendered {
+        assemble::render(self, services, settings)
+    }
+}
+
+/// Render with a one-off renderer.
+pub fn render(services: &[Service], settings: &RenderSettings, templates: Templates) -> Rendered {
+    Renderer::new(templates).render(services, settings)
+}
+
+/// Replace every character outside `[a-zA-Z0-9-]` with `_`.
+pub(crate) fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

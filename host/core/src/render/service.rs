@@ -1,0 +1,336 @@
+//! One service's frontend, backend and :9091 pieces.
+
+use minijinja::value::Value;
+use mlb_model::{Server, Service, ServiceHealthCheck};
+use sha1::{Digest, Sha1};
+
+use super::parts::{Parts, Shared};
+use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
+
+/// Build a variable list for a template render.
+macro_rules! vars {
+    ($($name:literal => $value:expr),* $(,)?) => {
+        vec![$(($name, ::minijinja::value::Value::from($value))),*]
+    };
+}
+pub(crate) use vars;
+
+/// Python's `str()` of an optional string: `None` when absent.
+pub(crate) fn py_opt(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "None".to_owned())
+}
+
+fn py_opt_int(v: Option<i64>) -> String {
+    v.map_or_else(|| "None".to_owned(), |v| v.to_string())
+}
+
+impl Renderer {
+    /// The text of template `name` for `service`: its label override, else
+    /// the global template.
+    pub(crate) fn text_for<'a>(&'a self, service: &'a Service, name: &str) -> (&'a str, bool) {
+        match service.template(name) {
+            Some(t) => (t, true),
+            None => (self.templates.get(name), false),
+        }
+    }
+
+    /// Render template `name` for `service` into `out`; `label` names the
+    /// per-service label that overrides it (differs for the MAP_* templates).
+    pub(crate) fn emit(
+        &mut self,
+        out: &mut String,
+        service: &Service,
+        name: &'static str,
+        label: &str,
+        vars: Vec<(&'static str, Value)>,
+    ) -> Result<(), TemplateFailure> {
+        let (text, from_label) = match service.template(label) {
+            Some(t) => (t, true),
+            None => (self.templates.get(name), false),
+        };
+        self.engine
+            .render_into(out, text, vars)
+            .map_err(|error| TemplateFailure {
+                template: if from_label && label != name {
+                    leak_name(label)
+                } else {
+                    name
+                },
+                from_label,
+                error,
+            })
+    }
+
+    /// Append raw template `name` (label override or global) to `out`.
+    pub(crate) fn emit_raw(&self, out: &mut String, service: &Service, name: &str) {
+        out.push_str(self.text_for(service, name).0);
+    }
+
+    /// Render everything `service` contributes.
+    pub(crate) fn render_service(
+        &mut self,
+        service: &Service,
+        settings: &RenderSettings,
+        shared: &Shared,
+    ) -> Result<Parts, TemplateFailure> {
+        let mut parts = Parts::default();
+        let backend = service.backend.as_str();
+
+        if let Some(auth) = service.auth.as_ref().filter(|a| !a.user.is_empty()) {
+            self.emit(
+                &mut parts.userlist,
+                service,
+                "USERLIST_HEAD",
+                "USERLIST_HEAD",
+                vars! {"backend" => backend, "user" => auth.user.as_str(), "passwd" => auth.password.as_str()},
+            )?;
+        }
+
+        self.emit(
+            &mut parts.frontend,
+            service,
+            "FRONTEND_HEAD",
+            "FRONTEND_HEAD",
+            vars! {
+                "bindAddr" => service.bind_addr.as_str(),
+                "backend" => backend,
+                "servicePort" => service.service_port.to_string(),
+                "mode" => service.mode.as_str(),
+                "sslCert" => service.ssl_cert.as_deref().filter(|c| !c.is_empty()).map(|c| format!(" ssl crt {c}")).unwrap_or_default(),
+                "bindOptions" => service.bind_options.as_deref().filter(|o| !o.is_empty()).map(|o| format!(" {o}")).unwrap_or_default(),
+            },
+        )?;
+
+        self.emit(
+            &mut parts.backend,
+            service,
+            "BACKEND_HEAD",
+            "BACKEND_HEAD",
+            vars! {"backend" => backend, "balance" => service.balance.as_str(), "mode" => service.mode.as_str()},
+        )?;
+
+        let has_vhost = service.hostname.as_deref().is_some_and(|h| !h.is_empty());
+        if settings.bind_http_https && has_vhost {
+            parts.vhost = Some(self.vhost_acls(service, settings, shared, &mut parts)?);
+        }
+
+        if service.mode == "http" && !shared.appids.contains(&service.app_id) {
+            parts.appid = Some(service.app_id.clone());
+            if settings.haproxy_map {
+                if !shared.map_appid_done {
+                    self.emit(
+                        &mut parts.appid_acl,
+                        service,
+                        "MAP_HTTP_FRONTEND_APPID_ACL",
+                        "HTTP_FRONTEND_APPID_ACL",
+                        vars! {"haproxy_dir" => settings.haproxy_dir.as_str()},
+                    )?;
+                    parts.claims_map_appid = true;
+                }
+                parts
+                    .app_entries
+                    .push((service.app_id.clone(), backend.to_owned()));
+            } else {
+                self.emit(
+                    &mut parts.appid_acl,
+                    service,
+                    "HTTP_FRONTEND_APPID_ACL",
+                    "HTTP_FRONTEND_APPID_ACL",
+                    vars! {
+                        "cleanedUpAppId" => sanitize(&service.app_id),
+                        "hostname" => py_opt(&service.hostname),
+                        "appId" => service.app_id.as_str(),
+                        "backend" => backend,
+                    },
+                )?;
+            }
+        }
+
+        self.backend_body(service, &mut parts)?;
+        self.emit(
+            &mut parts.frontend,
+            service,
+            "FRONTEND_BACKEND_GLUE",
+            "FRONTEND_BACKEND_GLUE",
+            vars! {"backend" => backend},
+        )?;
+        self.servers(service, &mut parts.backend)?;
+        Ok(parts)
+    }
+
+    fn backend_body(
+        &mut self,
+        service: &Service,
+        parts: &mut Parts,
+    ) -> Result<(), TemplateFailure> {
+        let out = &mut parts.backend;
+        let hostname = py_opt(&service.hostname);
+        if service.mode == "http" {
+            if service.use_hsts {
+                self.emit_raw(out, service, "BACKEND_HSTS_OPTIONS");
+            }
+            self.emit_raw(out, service, "BACKEND_HTTP_OPTIONS");
+            if let Some(path) = service.proxypath.as_deref().filter(|p| !p.is_empty()) {
+                self.emit(
+                    out,
+                    service,
+                    "HTTP_BACKEND_PROXYPASS_GLUE",
+                    "HTTP_BACKEND_PROXYPASS_GLUE",
+                    vars! {"hostname" => hostname.as_str(), "proxypath" => path},
+                )?;
+            }
+            if let Some(path) = service.revproxypath.as_deref().filter(|p| !p.is_empty()) {
+                self.emit(
+                    out,
+                    service,
+                    "HTTP_BACKEND_REVPROXY_GLUE",
+                    "HTTP_BACKEND_REVPROXY_GLUE",
+                    vars! {"hostname" => hostname.as_str(), "rootpath" => path},
+                )?;
+            }
+            if let Some(path) = service.redirpath.as_deref().filter(|p| !p.is_empty()) {
+                self.emit(
+                    out,
+                    service,
+                    "HTTP_BACKEND_REDIR",
+                    "HTTP_BACKEND_REDIR",
+                    vars! {"hostname" => hostname.as_str(), "redirpath" => path},
+                )?;
+            }
+        }
+        if let Some(networks) = service.network_allowed.as_deref().filter(|n| !n.is_empty()) {
+            let (acl, allow_deny) = match service.mode.as_str() {
+                "http" => (
+                    "HTTP_BACKEND_NETWORK_ALLOWED_ACL",
+                    "HTTP_BACKEND_ACL_ALLOW_DENY",
+                ),
+                "tcp" => (
+                    "TCP_BACKEND_NETWORK_ALLOWED_ACL",
+                    "TCP_BACKEND_ACL_ALLOW_DENY",
+                ),
+                _ => ("", ""),
+            };
+            if !acl.is_empty() {
+                for network in networks.split_whitespace() {
+                    self.emit(out, service, acl, acl, vars! {"network_allowed" => network})?;
+                }
+                out.push_str(self.templates.get(allow_deny));
+            }
+        }
+        if service.sticky {
+            self.emit_raw(out, service, "BACKEND_STICKY_OPTIONS");
+        }
+        Ok(())
+    }
+
+    fn servers(&mut self, service: &Service, out: &mut String) -> Result<(), TemplateFailure> {
+        let check = service.health_check.as_ref();
+        // TCP templates for tcp mode or TCP checks, HTTP templates for http mode.
+        let kind = check.and_then(|c| {
+            if service.mode == "tcp" || c.protocol == "TCP" || c.protocol == "MESOS_TCP" {
+                Some((
+                    "BACKEND_TCP_HEALTHCHECK_OPTIONS",
+                    "BACKEND_SERVER_TCP_HEALTHCHECK_OPTIONS",
+                ))
+            } else if service.mode == "http" {
+                Some((
+                    "BACKEND_HTTP_HEALTHCHECK_OPTIONS",
+                    "BACKEND_SERVER_HTTP_HEALTHCHECK_OPTIONS",
+                ))
+            } else {
+                None
+            }
+        });
+        if let (Some(check), Some((backend_tpl, _))) = (check, kind) {
+            if !self.text_for(service, backend_tpl).0.is_empty() {
+                self.emit(
+                    out,
+                    service,
+                    backend_tpl,
+                    backend_tpl,
+                    health_vars(check, check.backend_port),
+                )?;
+            }
+        }
+        let server_tpl = kind.map(|(_, server_tpl)| {
+            let text = self.text_for(service, server_tpl).0.trim();
+            let text = if text.is_empty() {
+                String::new()
+            } else {
+                format!(" {text}")
+            };
+            (server_tpl, text)
+        });
+        for server in &service.servers {
+            let mut health = String::new();
+            if let (Some(check), Some((name, text))) = (check, &server_tpl) {
+                if !text.is_empty() {
+                    self.engine
+                        .render_into(&mut health, text, health_vars(check, server.health_port))
+                        .map_err(|error| TemplateFailure {
+                            template: name,
+                            from_label: service.template(name).is_some(),
+                            error,
+                        })?;
+                }
+            }
+            self.emit(
+                out,
+                service,
+                "BACKEND_SERVER_OPTIONS",
+                "BACKEND_SERVER_OPTIONS",
+                server_vars(service, server, health),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+fn server_vars(service: &Service, server: &Server, health: String) -> Vec<(&'static str, Value)> {
+    let cookie = if service.sticky {
+        let digest = Sha1::digest(server.name.as_bytes());
+        let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+        format!(" check cookie {hex}")
+    } else {
+        String::new()
+    };
+    vars! {
+        "host" => server.host.as_str(),
+        "host_ipv4" => server.ip.as_str(),
+        "port" => server.port.to_string(),
+        "serverName" => server.name.as_str(),
+        "serverId" => server.id.to_string(),
+        "cookieOptions" => cookie,
+        "healthCheckOptions" => health,
+        "otherOptions" => if server.draining { " disabled" } else { "" },
+    }
+}
+
+/// The variables of the health-check templates.
+fn health_vars(check: &ServiceHealthCheck, port: Option<i64>) -> Vec<(&'static str, Value)> {
+    vars! {
+        "healthCheckPortIndex" => py_opt_int(check.port_index),
+        "healthCheckPort" => py_opt_int(port),
+        "healthCheckProtocol" => check.protocol.as_str(),
+        "healthCheckPath" => check.path.clone().unwrap_or_else(|| "/".to_owned()),
+        "healthCheckTimeoutSeconds" => check.timeout_seconds.to_string(),
+        "healthCheckIntervalSeconds" => check.interval_seconds.to_string(),
+        "healthCheckGracePeriodSeconds" => check.grace_period_seconds.to_string(),
+        "healthCheckMaxConsecutiveFailures" => check.max_consecutive_failures.to_string(),
+        "healthCheckFalls" => (check.max_consecutive_failures + 1).to_string(),
+        "healthCheckPortOptions" => match port {
+            Some(p) if p != 0 => format!(" port {p}"),
+            _ => String::new(),
+        },
+    }
+}
+
+/// Template names are `'static` in the model of failures; label names used
+/// for MAP_* overrides are among the known template names.
+fn leak_name(label: &str) -> &'static str {
+    crate::templates::TEMPLATE_NAMES
+        .iter()
+        .find(|n| **n == label)
+        .copied()
+        .unwrap_or("(unknown)")
+}

@@ -1,0 +1,397 @@
+//! Putting a generated config in place: compare with what is on disk, write
+//! temp files beside the targets, validate with `haproxy -c`, rename
+//! atomically, archive, reload. A config that fails validation never replaces
+//! the existing file.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mlb_core::Rendered;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Do not run `haproxy -c`.
+    pub skip_validation: bool,
+    /// Reload command (`None`: detect upstart / systemd / sysvinit, else none).
+    pub command: Option<String>,
+    /// Previous versions kept as `<file>.1 .. <file>.N`.
+    pub archive_versions: u32,
+    /// Reload re-runs while no new HAProxy process appears (-1: forever).
+    pub max_reload_retries: i64,
+    /// Time between reload re-runs.
+    pub reload_interval: Duration,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The files on disk already match.
+    Unchanged,
+    /// New files are in place; `reloaded` tells whether a reload command ran.
+    Applied {
+        /// A reload command ran successfully.
+        reloaded: bool,
+    },
+}
+
+/// Why applying failed. The files on disk are the previous ones in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Reading or writing a file failed.
+    #[error("{path}: {error}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// `haproxy -c` rejected the new config.
+    #[error("haproxy -c rejected the new config (existing config kept): {output}")]
+    Invalid {
+        /// HAProxy's output.
+        output: String,
+    },
+    /// The reload command failed (the new config is in place).
+    #[error("reload command `{command}` failed: {message}")]
+    Reload {
+        /// The command.
+        command: String,
+        /// Why.
+        message: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError + '_ {
+    move |error| ApplyError::Io {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// The map files that live beside `config`.
+pub fn map_paths(config: &Path) -> (PathBuf, PathBuf) {
+    let dir = config.parent().unwrap_or(Path::new("."));
+    (dir.join("domain2backend.map"), dir.join("app2backend.map"))
+}
+
+fn read_or_empty(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Whether the generated files differ from those on disk.
+pub fn differs(config: &Path, rendered: &Rendered, haproxy_map: bool) -> bool {
+    if read_or_empty(config) != rendered.config {
+        return true;
+    }
+    if haproxy_map {
+        let (domain, app) = map_paths(config);
+        return read_or_empty(&domain) != rendered.domain_map
+            || read_or_empty(&app) != rendered.app_map;
+    }
+    false
+}
+
+/// A temp file beside `target` holding `content`, with `target`'s permissions
+/// (0644 for a new file).
+fn temp_beside(target: &Path, content: &str) -> Result<tempfile::NamedTempFile, ApplyError> {
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io(target))?;
+    tmp.write_all(content.as_bytes()).map_err(io(target))?;
+    tmp.as_file().sync_all().map_err(io(target))?;
+    let mode = fs::metadata(target)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644);
+    fs::set_permissions(tmp.path(), fs::Permissions::from_mode(mode)).map_err(io(target))?;
+    Ok(tmp)
+}
+
+/// Run `haproxy -f <file> -c`.
+pub fn validate(file: &Path) -> Result<(), ApplyError> {
+    let out = Command::new("haproxy")
+        .arg("-f")
+        .arg(file)
+        .arg("-c")
+        .output()
+        .map_err(|e| ApplyError::Invalid {
+            output: format!("cannot run haproxy: {e}"),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+    output.push_str(&String::from_utf8_lossy(&out.stdout));
+    Err(ApplyError::Invalid {
+        output: output.trim().to_owned(),
+    })
+}
+
+/// Keep the new content as `<target>.1`, shifting older copies up to `.N`.
+fn archive(target: &Path, content: &str, versions: u32) -> Result<(), ApplyError> {
+    if versions == 0 {
+        return Ok(());
+    }
+    let numbered = |n: u32| PathBuf::from(format!("{}.{n}", target.display()));
+    for n in (1..versions).rev() {
+        if numbered(n).exists() {
+            fs::rename(numbered(n), numbered(n + 1)).map_err(io(target))?;
+        }
+    }
+    let tmp = temp_beside(&numbered(1), content)?;
+    tmp.persist(numbered(1)).map_err(|e| ApplyError::Io {
+        path: numbered(1).display().to_string(),
+        error: e.error,
+    })?;
+    Ok(())
+}
+
+/// Write, validate and move the files into place, then reload.
+pub fn apply(
+    config: &Path,
+    rendered: &Rendered,
+    haproxy_map: bool,
+    opts: &ApplyOptions,
+) -> Result<Outcome, ApplyError> {
+    let (domain_path, app_path) = map_paths(config);
+    if !haproxy_map {
+        // marathon-lb empties stale map files when maps are not in use.
+        for map in [&domain_path, &app_path] {
+            if map.is_file() && fs::metadata(map).map(|m| m.len() > 0).unwrap_or(false) {
+                fs::write(map, "").map_err(io(map))?;
+            }
+        }
+    }
+    if !differs(config, rendered, haproxy_map) {
+        return Ok(Outcome::Unchanged);
+    }
+
+    let maps = if haproxy_map {
+        Some((
+            temp_beside(&domain_path, &rendered.domain_map)?,
+            temp_beside(&app_path, &rendered.app_map)?,
+        ))
+    } else {
+        None
+    };
+    // The copy that is validated points at the temp maps.
+    let checked = match &maps {
+        Some((d, a)) => rendered
+            .config
+            .replace(
+                &domain_path.display().to_string(),
+                &d.path().display().to_string(),
+            )
+            .replace(
+                &app_path.display().to_string(),
+                &a.path().display().to_string(),
+            ),
+        None => rendered.config.clone(),
+    };
+    let tmp_config = temp_beside(config, &checked)?;
+    if !opts.skip_validation {
+        validate(tmp_config.path())?;
+    }
+    let final_config = if maps.is_some() {
+        temp_beside(config, &rendered.config)?
+    } else {
+        tmp_config
+    };
+    if let Some((d, a)) = maps {
+        d.persist(&domain_path).map_err(|e| ApplyError::Io {
+            path: domain_path.display().to_string(),
+            error: e.error,
+        })?;
+        a.persist(&app_path).map_err(|e| ApplyError::Io {
+            path: app_path.display().to_string(),
+            error: e.error,
+        })?;
+    }
+    archive(config, &rendered.config, opts.archive_versions)?;
+    final_config.persist(config).map_err(|e| ApplyError::Io {
+        path: config.display().to_string(),
+        error: e.error,
+    })?;
+    let reloaded = reload(opts)?;
+    Ok(Outcome::Applied { reloaded })
+}
+
+/// The reload command: `--command`, else what the init system offers.
+fn reload_command(opts: &ApplyOptions) -> Option<Vec<String>> {
+    if let Some(cmd) = &opts.command {
+        return shlex::split(cmd);
+    }
+    let exists = |p: &str| Path::new(p).is_file();
+    if exists("/etc/init/haproxy.conf") {
+        Some(vec!["reload".into(), "haproxy".into()])
+    } else if [
+        "/usr/lib/systemd/system/haproxy.service",
+        "/lib/systemd/system/haproxy.service",
+        "/etc/systemd/system/haproxy.service",
+    ]
+    .iter()
+    .any(|p| exists(p))
+    {
+        Some(vec!["systemctl".into(), "reload".into(), "haproxy".into()])
+    } else if exists("/etc/init.d/haproxy") {
+        Some(vec!["/etc/init.d/haproxy".into(), "reload".into()])
+    } else {
+        None
+    }
+}
+
+/// PIDs of processes named `haproxy` (marathon-lb uses `pidof haproxy`).
+pub fn haproxy_pids() -> HashSet<u32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return HashSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "haproxy")
+        })
+        .collect()
+}
+
+fn run(argv: &[String]) -> Result<(), ApplyError> {
+    let status = Command::new(&argv[0])
+        .args(&argv[1..])
+        .status()
+        .map_err(|e| ApplyError::Reload {
+            command: argv.join(" "),
+            message: e.to_string(),
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ApplyError::Reload {
+            command: argv.join(" "),
+            message: format!("exited with {status}"),
+        })
+    }
+}
+
+/// Run the reload command and wait for a new HAProxy process, re-running the
+/// command every `reload_interval` up to `max_reload_retries` times. Unlike
+/// marathon-lb, nothing is awaited when no HAProxy was running before (there
+/// is no process to be replaced), and `0` retries waits one interval, not
+/// forever.
+fn reload(opts: &ApplyOptions) -> Result<bool, ApplyError> {
+    let Some(argv) = reload_command(opts).filter(|a| !a.is_empty()) else {
+        tracing::debug!("no reload command; HAProxy not reloaded");
+        return Ok(false);
+    };
+    tracing::info!(command = %argv.join(" "), "reloading HAProxy");
+    let before = haproxy_pids();
+    let start = Instant::now();
+    run(&argv)?;
+    if before.is_empty() {
+        return Ok(true);
+    }
+    let mut retries = opts.max_reload_retries;
+    let mut checkpoint = Instant::now();
+    loop {
+        if haproxy_pids().difference(&before).next().is_some() {
+            tracing::debug!(
+                elapsed_ms = start.elapsed().as_millis() as u64,
+                "reload finished"
+            );
+            return Ok(true);
+        }
+        if checkpoint.elapsed() >= opts.reload_interval {
+            checkpoint = Instant::now();
+            if retries == 0 {
+                tracing::warn!("no new HAProxy process after the reload; giving up");
+                return Ok(true);
+            }
+            if retries > 0 {
+                retries -= 1;
+            }
+            tracing::warn!("no new HAProxy process yet; running the reload command again");
+            run(&argv)?;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts() -> ApplyOptions {
+        ApplyOptions {
+            skip_validation: true,
+            command: Some("true".into()),
+            archive_versions: 2,
+            max_reload_retries: 0,
+            reload_interval: Duration::from_millis(10),
+        }
+    }
+
+    fn rendered(config: &str) -> Rendered {
+        Rendered {
+            config: config.into(),
+            ..Rendered::default()
+        }
+    }
+
+    #[test]
+    fn writes_only_on_change_and_archives() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        assert_eq!(
+            apply(&cfg, &rendered("a\n"), false, &opts()).unwrap(),
+            Outcome::Applied { reloaded: true }
+        );
+        assert_eq!(
+            apply(&cfg, &rendered("a\n"), false, &opts()).unwrap(),
+            Outcome::Unchanged
+        );
+        apply(&cfg, &rendered("b\n"), false, &opts()).unwrap();
+        apply(&cfg, &rendered("c\n"), false, &opts()).unwrap();
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), "c\n");
+        assert_eq!(
+            fs::read_to_string(dir.path().join("haproxy.cfg.1")).unwrap(),
+            "c\n"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("haproxy.cfg.2")).unwrap(),
+            "b\n"
+        );
+        assert!(!dir.path().join("haproxy.cfg.3").exists());
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn failing_reload_command_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        let mut o = opts();
+        o.command = Some("false".into());
+        assert!(matches!(
+            apply(&cfg, &rendered("x\n"), false, &o),
+            Err(ApplyError::Reload { .. })
+        ));
+    }
+}

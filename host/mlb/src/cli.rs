@@ -1,0 +1,157 @@
+//! The command line: every marathon-lb 1.15 flag with its name and default,
+//! plus this implementation's additions (`--templates-dir`).
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+/// marathon-lb: keep HAProxy in step with Marathon.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "marathon-lb",
+    version,
+    about = "Marathon-LB: HAProxy configuration from Marathon apps (Rust re-implementation of marathon-lb 1.15)",
+    after_help = "See --longhelp for the label and template reference."
+)]
+pub struct Args {
+    /// Print the label and template reference and exit.
+    #[arg(long)]
+    pub longhelp: bool,
+
+    /// Marathon endpoint(s), e.g. -m http://marathon1:8080 http://marathon2:8080
+    #[arg(short = 'm', long, num_args = 1.., default_values_t = vec!["http://master.mesos:8080".to_owned()])]
+    pub marathon: Vec<String>,
+
+    /// Location of the HAProxy configuration (its directory also holds the map files).
+    #[arg(long, default_value = "/etc/haproxy/haproxy.cfg")]
+    pub haproxy_config: PathBuf,
+
+    /// HAProxy group(s) to serve; repeatable; '*' matches every app, even apps without a group.
+    #[arg(long, action = ArgAction::Append)]
+    pub group: Vec<String>,
+
+    /// Command that reloads HAProxy (split like a shell would).
+    #[arg(short = 'c', long)]
+    pub command: Option<String>,
+
+    /// Re-run the reload command up to N times while no new HAProxy process appears (-1: forever).
+    #[arg(long, default_value_t = 10, allow_hyphen_values = true)]
+    pub max_reload_retries: i64,
+
+    /// Seconds between reload retries.
+    #[arg(long, default_value_t = 10)]
+    pub reload_interval: u64,
+
+    /// Services are disabled unless HAPROXY_{n}_ENABLED=true.
+    #[arg(long)]
+    pub strict_mode: bool,
+
+    /// Follow Marathon's event stream instead of running once.
+    #[arg(short = 's', long)]
+    pub sse: bool,
+
+    /// Number of previous config versions to keep (as <config>.1 .. <config>.N); 0 keeps none.
+    #[arg(long, default_value_t = 5)]
+    pub archive_versions: u32,
+
+    /// Only route to tasks Marathon reports healthy (for apps with health checks).
+    #[arg(short = 'H', long)]
+    pub health_check: bool,
+
+    /// Capacity of the DNS (and health-result) caches.
+    #[arg(long, default_value_t = 1000)]
+    pub lru_cache_capacity: usize,
+
+    /// Route vhosts and app ids through HAProxy map files.
+    #[arg(long)]
+    pub haproxy_map: bool,
+
+    /// Do not emit the :80 and :443 frontends.
+    #[arg(long)]
+    pub dont_bind_http_https: bool,
+
+    /// Split :443 by SNI into one TLS frontend per vhost.
+    #[arg(long)]
+    pub group_https_by_vhost: bool,
+
+    /// Comma-separated certificate files for the :443 frontend.
+    #[arg(long, default_value = "/etc/ssl/cert.pem")]
+    pub ssl_certs: String,
+
+    /// Do not validate the config with `haproxy -c`.
+    #[arg(long)]
+    pub skip_validation: bool,
+
+    /// When validation fails, do not try to find and drop the apps that break it.
+    #[arg(long)]
+    pub skip_config_cleanup: bool,
+
+    /// Print the generated config instead of writing it (only if it differs from the file).
+    #[arg(short = 'd', long)]
+    pub dry: bool,
+
+    /// Start of the service-port range auto-assigned to IP-per-task apps.
+    #[arg(long, default_value_t = 10050)]
+    pub min_serv_port_ip_per_task: i64,
+
+    /// End of that range (inclusive); 0 and 0 disable auto-assignment.
+    #[arg(long, default_value_t = 10100)]
+    pub max_serv_port_ip_per_task: i64,
+
+    /// Cap (seconds) of the event-stream reconnect backoff.
+    #[arg(long, default_value_t = 300)]
+    pub max_backoff: u64,
+
+    /// Syslog socket to also send logs to; /dev/null disables it.
+    #[arg(long, default_value = "/dev/log")]
+    pub syslog_socket: PathBuf,
+
+    /// Log line format (Python logging style: %(asctime)s %(name)s %(levelname)s %(message)s).
+    #[arg(long, default_value = "%(asctime)-15s %(name)s: %(message)s")]
+    pub log_format: String,
+
+    /// Log level: CRITICAL, ERROR, WARNING, INFO, DEBUG or NOTSET.
+    #[arg(long, default_value = "DEBUG")]
+    pub log_level: String,
+
+    /// File whose first line is user:password for Marathon basic auth.
+    #[arg(long)]
+    pub marathon_auth_credential_file: Option<PathBuf>,
+
+    /// user:password for Marathon basic auth (prefer the credential file: arguments are visible to other users).
+    #[arg(long)]
+    pub auth_credentials: Option<String>,
+
+    /// DC/OS service-account credentials (JSON).
+    #[arg(long, env = "DCOS_SERVICE_ACCOUNT_CREDENTIAL", hide_env_values = true)]
+    pub dcos_auth_credentials: Option<String>,
+
+    /// CA bundle to verify Marathon's TLS certificate (system roots are used otherwise).
+    #[arg(long)]
+    pub marathon_ca_cert: Option<PathBuf>,
+
+    /// Directory of global template overrides (HAPROXY_<NAME> files); default ./templates.
+    #[arg(long)]
+    pub templates_dir: Option<PathBuf>,
+}
+
+/// A flag this build does not implement yet.
+#[derive(Debug, thiserror::Error)]
+#[error("not supported yet: {0}")]
+pub struct NotSupported(pub &'static str);
+
+impl Args {
+    /// Refuse flags that are accepted for compatibility but not implemented
+    /// yet, instead of silently ignoring them.
+    pub fn check_supported(&self) -> Result<(), NotSupported> {
+        if self.sse {
+            return Err(NotSupported("--sse"));
+        }
+        if self.dcos_auth_credentials.is_some() {
+            return Err(NotSupported(
+                "--dcos-auth-credentials (or DCOS_SERVICE_ACCOUNT_CREDENTIAL)",
+            ));
+        }
+        Ok(())
+    }
+}

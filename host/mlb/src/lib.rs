@@ -1,0 +1,26 @@
+//! `marathon-lb`: the shells around the pure core — command line, Marathon
+//! client, WASM plugin host, HAProxy apply — and the one-shot run that wires
+//! them together.
+//!
+//! # Layout
+//! - [`cli`]: every marathon-lb flag (same names and defaults).
+//! - [`settings`]: flags validated into what the run needs.
+//! - [`marathon`]: `GET /v2/apps` with failover and basic auth.
+//! - [`resolve`]: agent host names → IPv4 addresses, cached.
+//! - [`plugin`]: wasmtime host for label plugins; the embedded default plugin.
+//! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
+//! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
+//! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
+//! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
+//! - [`longhelp`]: the generated label and template reference.
+
+pub mod apply;
+pub mod cli;
+pub mod logging;
+pub mod longhelp;
+pub mod marathon;
+pub mod oneshot;
+pub mod pipeline;
+pub mod plugin;
+pub mod resolve;
+pub mod settings;

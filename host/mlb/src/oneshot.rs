@@ -1,0 +1,124 @@
+//! marathon-lb without `--sse`: fetch, generate, compare, write, validate,
+//! reload, exit.
+
+use std::time::Instant;
+
+use mlb_core::Templates;
+use mlb_core::render::Renderer;
+use mlb_model::Severity;
+use tracing::{Instrument, info_span};
+
+use crate::apply::{self, ApplyError, Outcome};
+use crate::marathon::{MarathonClient, MarathonError};
+use crate::pipeline::{self, PipelineError};
+use crate::plugin::{PluginError, PluginLimits, WasmLabelPlugin};
+use crate::resolve::Resolver;
+use crate::settings::Settings;
+
+/// Why a one-shot run failed (the config on disk is unchanged in every case).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Marathon could not be read.
+    #[error(transparent)]
+    Marathon(#[from] MarathonError),
+    /// The global templates are unusable.
+    #[error(transparent)]
+    Templates(#[from] mlb_core::TemplateError),
+    /// The label plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    /// Generation failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// Writing, validating or reloading failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunResult {
+    /// `--dry`: the config was printed (or not, when unchanged).
+    Dry {
+        /// Whether it differed from the file (and so was printed).
+        printed: bool,
+    },
+    /// The apply outcome.
+    Applied(Outcome),
+}
+
+/// Run once.
+pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
+    let span = info_span!(
+        "reconcile",
+        trigger = "oneshot",
+        apps = tracing::field::Empty,
+        services = tracing::field::Empty,
+        changed = tracing::field::Empty,
+        elapsed_ms = tracing::field::Empty
+    );
+    run_inner(settings).instrument(span).await
+}
+
+async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
+    let start = Instant::now();
+    let templates = Templates::resolve(&settings.templates)?;
+    let mut client = MarathonClient::new(settings.client.clone())?;
+    let body = client.fetch_apps().await?;
+    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default())?;
+    let mut renderer = Renderer::new(templates);
+    let mut resolver = Resolver::new(settings.cache_capacity);
+    let generated = tokio::task::block_in_place(|| {
+        pipeline::generate(
+            &body,
+            &mut resolver,
+            &mut plugin,
+            &mut renderer,
+            &settings.interpret,
+            &settings.render,
+        )
+    })?;
+    for d in &generated.diagnostics {
+        let label = d.label.as_deref().unwrap_or("-");
+        match d.severity {
+            Severity::Error => tracing::error!(app = %d.app_id, label, "{}", d.message),
+            Severity::Warning => tracing::warn!(app = %d.app_id, label, "{}", d.message),
+            Severity::Info => tracing::info!(app = %d.app_id, label, "{}", d.message),
+        }
+    }
+    let span = tracing::Span::current();
+    span.record("apps", generated.apps);
+    span.record("services", generated.services);
+    tracing::debug!(
+        parse_us = generated.timings.parse_us as u64,
+        interpret_us = generated.timings.interpret_us as u64,
+        render_us = generated.timings.render_us as u64,
+        "generated"
+    );
+
+    let result = if settings.dry {
+        let printed = apply::differs(
+            &settings.haproxy_config,
+            &generated.rendered,
+            settings.render.haproxy_map,
+        );
+        if printed {
+            println!("{}", generated.rendered.config);
+        }
+        RunResult::Dry { printed }
+    } else {
+        let outcome = tokio::task::block_in_place(|| {
+            apply::apply(
+                &settings.haproxy_config,
+                &generated.rendered,
+                settings.render.haproxy_map,
+                &settings.apply,
+            )
+        })?;
+        span.record("changed", outcome != Outcome::Unchanged);
+        RunResult::Applied(outcome)
+    };
+    span.record("elapsed_ms", start.elapsed().as_millis() as u64);
+    tracing::info!(result = ?result, "done");
+    Ok(result)
+}

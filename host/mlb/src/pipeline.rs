@@ -1,0 +1,80 @@
+//! One generation: Marathon JSON → apps → services → config text, timed.
+
+use std::time::Instant;
+
+use mlb_core::normalize::normalize_apps;
+use mlb_core::render::Renderer;
+use mlb_core::{InterpretError, LabelInterpreter, NormalizeError, RenderSettings, Rendered};
+use mlb_model::{Diagnostic, InterpretOptions};
+
+use crate::resolve::Resolver;
+
+/// Why nothing could be generated. Retryable: the next trigger may succeed;
+/// the last good config stays in place meanwhile.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Marathon's answer is unusable.
+    #[error(transparent)]
+    Normalize(#[from] NormalizeError),
+    /// The label plugin failed.
+    #[error(transparent)]
+    Interpret(#[from] InterpretError),
+}
+
+/// Durations of the stages, in microseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// JSON parse and normalisation (including DNS).
+    pub parse_us: u128,
+    /// Label interpretation.
+    pub interpret_us: u128,
+    /// Template rendering.
+    pub render_us: u128,
+}
+
+/// The result of one generation.
+#[derive(Debug)]
+pub struct Generated {
+    /// Config and map files.
+    pub rendered: Rendered,
+    /// Every diagnostic of every stage.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Apps read.
+    pub apps: usize,
+    /// Services rendered.
+    pub services: usize,
+    /// Stage durations.
+    pub timings: Timings,
+}
+
+/// Run the pure path on one `/v2/apps` body.
+pub fn generate(
+    body: &[u8],
+    resolver: &mut Resolver,
+    interpreter: &mut dyn LabelInterpreter,
+    renderer: &mut Renderer,
+    options: &InterpretOptions,
+    settings: &RenderSettings,
+) -> Result<Generated, PipelineError> {
+    let t0 = Instant::now();
+    let normalized = normalize_apps(body, |host| resolver.resolve(host))?;
+    let t1 = Instant::now();
+    let interpretation = interpreter.interpret(&normalized.apps, options)?;
+    let t2 = Instant::now();
+    let rendered = renderer.render(&interpretation.services, settings);
+    let t3 = Instant::now();
+    let mut diagnostics = normalized.diagnostics;
+    diagnostics.extend(interpretation.diagnostics);
+    diagnostics.extend(rendered.diagnostics.iter().cloned());
+    Ok(Generated {
+        apps: normalized.apps.len(),
+        services: rendered.backends.len(),
+        rendered,
+        diagnostics,
+        timings: Timings {
+            parse_us: (t1 - t0).as_micros(),
+            interpret_us: (t2 - t1).as_micros(),
+            render_us: (t3 - t2).as_micros(),
+        },
+    })
+}

@@ -1,0 +1,177 @@
+//! Command-line flags validated into the settings of one run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use mlb_core::RenderSettings;
+use mlb_core::templates::{TEMPLATE_NAMES, TemplateSources};
+use mlb_model::InterpretOptions;
+
+use crate::cli::Args;
+use crate::marathon::{ClientConfig, Credentials};
+
+/// Everything a run needs, checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Marathon client settings.
+    pub client: ClientConfig,
+    /// Label interpretation options.
+    pub interpret: InterpretOptions,
+    /// Rendering options.
+    pub render: RenderSettings,
+    /// Global template overrides.
+    pub templates: TemplateSources,
+    /// The config file.
+    pub haproxy_config: PathBuf,
+    /// Apply options.
+    pub apply: crate::apply::ApplyOptions,
+    /// `--dry`.
+    pub dry: bool,
+    /// `--lru-cache-capacity`.
+    pub cache_capacity: usize,
+}
+
+/// Flags that contradict each other or files that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `--group` missing.
+    #[error("--group is required (use --group '*' to serve every app)")]
+    NoGroup,
+    /// Bad IP-per-task range.
+    #[error(
+        "--min-serv-port-ip-per-task and --max-serv-port-ip-per-task must both be 0 or both be set with min <= max (got {0} and {1})"
+    )]
+    PortRange(i64, i64),
+    /// Credentials problem.
+    #[error(transparent)]
+    Credentials(#[from] crate::marathon::CredentialsError),
+    /// A file could not be read.
+    #[error("cannot read {path}: {error}")]
+    Read {
+        /// Which file.
+        path: String,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, SettingsError> {
+    std::fs::read(path).map_err(|error| SettingsError::Read {
+        path: path.display().to_string(),
+        error,
+    })
+}
+
+/// Read `HAPROXY_<NAME>` files from `dir` (a missing directory means none).
+pub fn template_files(dir: &Path) -> Result<BTreeMap<String, String>, SettingsError> {
+    let mut files = BTreeMap::new();
+    for name in TEMPLATE_NAMES {
+        let path = dir.join(format!("HAPROXY_{name}"));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                files.insert(name.to_owned(), text);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(SettingsError::Read {
+                    path: path.display().to_string(),
+                    error,
+                });
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// `HAPROXY_<NAME>` environment variables and `HAPROXY_GLOBAL_DEFAULT_OPTIONS`.
+pub fn template_env(
+    vars: impl Iterator<Item = (String, String)>,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut env = BTreeMap::new();
+    let mut options = None;
+    for (key, value) in vars {
+        if key == "HAPROXY_GLOBAL_DEFAULT_OPTIONS" {
+            options = Some(value);
+        } else if let Some(name) = key.strip_prefix("HAPROXY_") {
+            if TEMPLATE_NAMES.contains(&name) {
+                env.insert(name.to_owned(), value);
+            }
+        }
+    }
+    (env, options)
+}
+
+impl Settings {
+    /// Validate `args`; `env` is the process environment.
+    pub fn from_args(args: &Args, env: &[(String, String)]) -> Result<Self, SettingsError> {
+        if args.group.is_empty() {
+            return Err(SettingsError::NoGroup);
+        }
+        let (min, max) = (
+            args.min_serv_port_ip_per_task,
+            args.max_serv_port_ip_per_task,
+        );
+        if (min == 0) != (max == 0) || min > max || min < 0 {
+            return Err(SettingsError::PortRange(min, max));
+        }
+        let credentials = if let Some(file) = &args.marathon_auth_credential_file {
+            Some(Credentials::from_file(file)?)
+        } else if let Some(text) = &args.auth_credentials {
+            Some(Credentials::parse(text, "--auth-credentials")?)
+        } else {
+            None
+        };
+        let mut client = ClientConfig::new(args.marathon.clone());
+        client.credentials = credentials;
+        client.ca_cert_pem = args.marathon_ca_cert.as_deref().map(read).transpose()?;
+
+        let framework_name = env
+            .iter()
+            .find(|(k, _)| k == "FRAMEWORK_NAME")
+            .map(|(_, v)| v.clone());
+        let (env_templates, global_default_options) = template_env(env.iter().cloned());
+        let templates_dir = args
+            .templates_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("templates"));
+        let templates = TemplateSources {
+            global_default_options,
+            env: env_templates,
+            files: template_files(&templates_dir)?,
+        };
+        let haproxy_dir = args
+            .haproxy_config
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Ok(Self {
+            client,
+            interpret: InterpretOptions {
+                groups: args.group.clone(),
+                strict_mode: args.strict_mode,
+                health_check: args.health_check,
+                min_serv_port_ip_per_task: min,
+                max_serv_port_ip_per_task: max,
+                framework_name,
+            },
+            render: RenderSettings {
+                bind_http_https: !args.dont_bind_http_https,
+                ssl_certs: Some(args.ssl_certs.clone()),
+                haproxy_map: args.haproxy_map,
+                group_https_by_vhost: args.group_https_by_vhost,
+                haproxy_dir,
+            },
+            templates,
+            haproxy_config: args.haproxy_config.clone(),
+            apply: crate::apply::ApplyOptions {
+                skip_validation: args.skip_validation,
+                command: args.command.clone(),
+                archive_versions: args.archive_versions,
+                max_reload_retries: args.max_reload_retries,
+                reload_interval: std::time::Duration::from_secs(args.reload_interval),
+            },
+            dry: args.dry,
+            cache_capacity: args.lru_cache_capacity,
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! marathon-lb 1.15's label rules, as a pure function from apps to services.
+//!
+//! This crate is compiled twice: into the default label plugin (a
+//! `wasm32-wasip2` component embedded in the `marathon-lb` binary) and natively
+//! (for tests and for the WASM-versus-native benchmark). It has no I/O, no
+//! clock and no global state: the same apps and options always give the same
+//! services and diagnostics.
+//!
+//! # Layout
+//! - [`interpret`]: the entry point (marathon-lb's `get_apps` plus the per-service
+//!   filters of `config`).
+//! - `deployment`: the blue/green deployment-group merge (`HAPROXY_DEPLOYMENT_*`).
+//! - `network`: network mode, task address and task ports.
+//! - `ports`: service ports and the IP-per-task service-port assigner.
+//! - `labels`: typed parsing of `HAPROXY_{n}_*` labels.
+//! - `health`: which health check applies to a port, and its ports.
+//! - `servers`: server names and stable server ids.
+//! - `timestamp`: the small ISO-8601 parser the deployment merge needs.
+
+mod deployment;
+mod health;
+mod interpret;
+mod labels;
+mod network;
+mod ports;
+mod servers;
+mod timestamp;
+
+pub use interpret::{Output, interpret};
+pub use labels::{OVERRIDABLE_TEMPLATE_LABELS, is_truthy};
+pub use servers::{calculate_server_id, server_name};
