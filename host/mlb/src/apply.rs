@@ -169,6 +169,9 @@ pub fn apply(
     opts: &ApplyOptions,
 ) -> Result<Outcome, ApplyError> {
     let (domain_path, app_path) = map_paths(config);
+    if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+    }
     if !haproxy_map {
         // marathon-lb empties stale map files when maps are not in use.
         for map in [&domain_path, &app_path] {
