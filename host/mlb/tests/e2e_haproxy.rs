@@ -31,9 +31,23 @@ fn backend(name: &'static str) -> u16 {
                         Ok(n) => req.extend_from_slice(&buf[..n]),
                     }
                 }
+                let head = String::from_utf8_lossy(&req).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let host = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Host: ").or_else(|| l.strip_prefix("host: ")))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned();
+                let body = if path == "/" { name.to_owned() } else { format!("{name} {path}") };
+                let location = if path.ends_with("/redirect") {
+                    format!("Location: http://{host}/login?next=1\r\n")
+                } else {
+                    String::new()
+                };
                 let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
-                    name.len()
+                    "HTTP/1.1 200 OK\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
                 );
                 let _ = stream.write_all(resp.as_bytes());
             });
@@ -50,20 +64,43 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// `GET /` with `Host: host` through HAProxy; (status, body).
-fn get(port: u16, host: &str) -> Option<(u16, String)> {
+/// A response: status, header lines, body.
+struct Response {
+    status: u16,
+    headers: Vec<String>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        self.headers
+            .iter()
+            .find(|h| h.to_ascii_lowercase().starts_with(&prefix))
+            .map(|h| h[prefix.len()..].trim())
+    }
+}
+
+/// `GET path` with `Host: host` through HAProxy.
+fn request(port: u16, host: &str, path: &str) -> Option<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
-    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
-    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    Some((status, body))
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let mut lines = head.lines();
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(Response {
+        status,
+        headers: lines.map(str::to_owned).collect(),
+        body: body.to_owned(),
+    })
+}
+
+/// `GET /` with `Host: host` through HAProxy; (status, body).
+fn get(port: u16, host: &str) -> Option<(u16, String)> {
+    request(port, host, "/").map(|r| (r.status, r.body))
 }
 
 struct HaproxyProcess(Child);
@@ -76,6 +113,10 @@ impl Drop for HaproxyProcess {
 }
 
 fn app_doc(service_port: u16, backends: &[u16]) -> serde_json::Value {
+    app_doc_with(service_port, backends, json!({}))
+}
+
+fn app_doc_with(service_port: u16, backends: &[u16], extra_labels: serde_json::Value) -> serde_json::Value {
     let tasks: Vec<_> = backends
         .iter()
         .enumerate()
@@ -92,14 +133,18 @@ fn app_doc(service_port: u16, backends: &[u16]) -> serde_json::Value {
             })
         })
         .collect();
+    let mut labels = json!({
+        "HAPROXY_GROUP": "external",
+        "HAPROXY_0_VHOST": "web.e2e.test",
+        "HAPROXY_0_BIND_ADDR": "127.0.0.1"
+    });
+    for (k, v) in extra_labels.as_object().unwrap() {
+        labels[k] = v.clone();
+    }
     json!({"apps": [{
         "id": "/e2e/web",
         "instances": backends.len(),
-        "labels": {
-            "HAPROXY_GROUP": "external",
-            "HAPROXY_0_VHOST": "web.e2e.test",
-            "HAPROXY_0_BIND_ADDR": "127.0.0.1"
-        },
+        "labels": labels,
         "portDefinitions": [{"port": service_port, "protocol": "tcp", "name": "http", "labels": {}}],
         "tasks": tasks
     }]})
@@ -135,39 +180,52 @@ fn run_marathon_lb(dir: &Path, marathon: &str, env: &[(String, String)], command
     );
 }
 
-#[test]
-fn vhost_request_reaches_backends_through_real_haproxy() {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (backend("backend-a"), backend("backend-b"));
-    let (http, https, appid, stats, service) = (
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    );
-    let sock = dir.path().join("haproxy.sock");
+/// Loopback ports of one HAProxy instance.
+struct Ports {
+    http: u16,
+    service: u16,
+}
+
+/// The template overrides a user would set to move marathon-lb's frontends
+/// to loopback ports and its sockets into `dir`.
+fn loopback_env(dir: &Path) -> (Ports, Vec<(String, String)>) {
+    let (http, https, appid, stats, service) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let sock = dir.join("haproxy.sock");
     let head = format!(
         "global\n  maxconn 200\n  stats socket {} mode 600 expose-fd listeners level admin\n\
          defaults\n  retries 3\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n\
          listen stats\n  bind 127.0.0.1:{stats}\n  mode http\n  stats enable\n  monitor-uri /_haproxy_health_check\n",
         sock.display()
     );
+    let frontend = |name: &str, port: u16| format!("\nfrontend {name}\n  bind 127.0.0.1:{port}\n  mode http\n");
     let env = vec![
         ("HAPROXY_HEAD".to_owned(), head),
-        (
-            "HAPROXY_HTTP_FRONTEND_HEAD".to_owned(),
-            format!("\nfrontend marathon_http_in\n  bind 127.0.0.1:{http}\n  mode http\n"),
-        ),
-        (
-            "HAPROXY_HTTP_FRONTEND_APPID_HEAD".to_owned(),
-            format!("\nfrontend marathon_http_appid_in\n  bind 127.0.0.1:{appid}\n  mode http\n"),
-        ),
-        (
-            "HAPROXY_HTTPS_FRONTEND_HEAD".to_owned(),
-            format!("\nfrontend marathon_https_in\n  bind 127.0.0.1:{https}\n  mode http\n"),
-        ),
+        ("HAPROXY_HTTP_FRONTEND_HEAD".to_owned(), frontend("marathon_http_in", http)),
+        ("HAPROXY_HTTP_FRONTEND_APPID_HEAD".to_owned(), frontend("marathon_http_appid_in", appid)),
+        ("HAPROXY_HTTPS_FRONTEND_HEAD".to_owned(), frontend("marathon_https_in", https)),
     ];
+    (Ports { http, service }, env)
+}
+
+/// `haproxy -W -db` (master-worker, foreground) on the generated config.
+fn start_haproxy(dir: &Path) -> (HaproxyProcess, u32) {
+    let child = Command::new("haproxy")
+        .args(["-W", "-db", "-f"])
+        .arg(dir.join("haproxy.cfg"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy must be installed (apt-get install haproxy)");
+    let pid = child.id();
+    (HaproxyProcess(child), pid)
+}
+
+#[test]
+fn vhost_request_reaches_backends_through_real_haproxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (backend("backend-a"), backend("backend-b"));
+    let (ports, env) = loopback_env(dir.path());
+    let (http, service) = (ports.http, ports.service);
 
     let rt = support::runtime();
     let sim = support::start_sim(&rt, app_doc(service, &[a]));
@@ -178,15 +236,7 @@ fn vhost_request_reaches_backends_through_real_haproxy() {
         "{cfg}"
     );
 
-    let child = Command::new("haproxy")
-        .args(["-W", "-db", "-f"])
-        .arg(dir.path().join("haproxy.cfg"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("haproxy must be installed (apt-get install haproxy)");
-    let master = child.id();
-    let _haproxy = HaproxyProcess(child);
+    let (_haproxy, master) = start_haproxy(dir.path());
 
     // One backend: the vhost routes to it, an unknown host gets no backend.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -232,5 +282,46 @@ fn vhost_request_reaches_backends_through_real_haproxy() {
         vec!["backend-a".to_owned(), "backend-b".to_owned()],
         "round robin over both backends after the reload"
     );
+    rt.block_on(sim.shutdown());
+}
+
+/// The three default templates that used directives removed in HAProxy 2.1
+/// (`rspadd`, `reqirep`, `rspirep`) are replaced by modern equivalents; they
+/// must do what the labels promise on a real HAProxy 2.6.
+#[test]
+fn hsts_proxypass_and_revproxy_work_on_modern_haproxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = backend("backend-a");
+    let (ports, env) = loopback_env(dir.path());
+    let rt = support::runtime();
+    let labels = json!({
+        "HAPROXY_0_USE_HSTS": "true",
+        "HAPROXY_0_HTTP_BACKEND_PROXYPASS_PATH": "/legacy",
+        "HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH": "/wiki"
+    });
+    let sim = support::start_sim(&rt, app_doc_with(ports.service, &[a], labels));
+    // Validated by the real `haproxy -c` (no --skip-validation).
+    run_marathon_lb(dir.path(), &sim.base_url(), &env, "true");
+    let cfg = std::fs::read_to_string(dir.path().join("haproxy.cfg")).unwrap();
+    for removed in ["rspadd", "reqirep", "rspirep"] {
+        assert!(!cfg.contains(removed), "{removed} in:\n{cfg}");
+    }
+    let (_haproxy, _) = start_haproxy(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resp = loop {
+        if let Some(r) = request(ports.http, "web.e2e.test", "/legacy/page?q=1") {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "HAProxy did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(resp.status, 200);
+    // proxypass: the /legacy prefix is stripped before the backend sees the path.
+    assert_eq!(resp.body, "backend-a /page?q=1");
+    // HSTS on every response of the backend.
+    assert_eq!(resp.header("Strict-Transport-Security"), Some("max-age=15768000"));
+    // revproxy: an absolute redirect to the vhost is rewritten under /wiki.
+    let redirect = request(ports.http, "web.e2e.test", "/legacy/redirect").unwrap();
+    assert_eq!(redirect.header("Location"), Some("/wiki/login?next=1"));
     rt.block_on(sim.shutdown());
 }
