@@ -122,6 +122,22 @@ fn temp_beside(target: &Path, content: &str) -> Result<tempfile::NamedTempFile, 
     Ok(tmp)
 }
 
+/// HAProxy's `[ALERT]` lines on one line, without the `[ALERT] (pid) :` prefix
+/// (everything, trimmed, when there are none).
+fn condense(output: &str) -> String {
+    let alerts: Vec<&str> = output
+        .lines()
+        .filter(|l| l.starts_with("[ALERT]"))
+        .map(|l| l.splitn(3, " : ").nth(2).unwrap_or(l).trim())
+        .filter(|l| !l.starts_with("Error(s) found") && !l.starts_with("Fatal errors found"))
+        .collect();
+    if alerts.is_empty() {
+        output.trim().to_owned()
+    } else {
+        alerts.join("; ")
+    }
+}
+
 /// Run `haproxy -f <file> -c`.
 pub fn validate(file: &Path) -> Result<(), ApplyError> {
     let out = Command::new("haproxy")
@@ -138,7 +154,7 @@ pub fn validate(file: &Path) -> Result<(), ApplyError> {
     let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
     output.push_str(&String::from_utf8_lossy(&out.stdout));
     Err(ApplyError::Invalid {
-        output: output.trim().to_owned(),
+        output: condense(&output),
     })
 }
 
@@ -159,6 +175,49 @@ fn archive(target: &Path, content: &str, versions: u32) -> Result<(), ApplyError
         error: e.error,
     })?;
     Ok(())
+}
+
+/// Temp files beside the targets: the maps, and a config copy that points at
+/// the temp maps (so `haproxy -c` checks the new maps too).
+struct Staged {
+    maps: Option<(tempfile::NamedTempFile, tempfile::NamedTempFile)>,
+    checked: tempfile::NamedTempFile,
+}
+
+fn stage(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<Staged, ApplyError> {
+    let (domain_path, app_path) = map_paths(config);
+    let maps = if haproxy_map {
+        Some((
+            temp_beside(&domain_path, &rendered.domain_map)?,
+            temp_beside(&app_path, &rendered.app_map)?,
+        ))
+    } else {
+        None
+    };
+    let checked = match &maps {
+        Some((d, a)) => rendered
+            .config
+            .replace(
+                &domain_path.display().to_string(),
+                &d.path().display().to_string(),
+            )
+            .replace(
+                &app_path.display().to_string(),
+                &a.path().display().to_string(),
+            ),
+        None => rendered.config.clone(),
+    };
+    Ok(Staged {
+        maps,
+        checked: temp_beside(config, &checked)?,
+    })
+}
+
+/// Validate `rendered` as it would be written for `config`, without touching
+/// the files in place (temp files are removed again).
+pub fn check(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<(), ApplyError> {
+    let staged = stage(config, rendered, haproxy_map)?;
+    validate(staged.checked.path())
 }
 
 /// Write, validate and move the files into place, then reload.
@@ -184,29 +243,10 @@ pub fn apply(
         return Ok(Outcome::Unchanged);
     }
 
-    let maps = if haproxy_map {
-        Some((
-            temp_beside(&domain_path, &rendered.domain_map)?,
-            temp_beside(&app_path, &rendered.app_map)?,
-        ))
-    } else {
-        None
-    };
-    // The copy that is validated points at the temp maps.
-    let checked = match &maps {
-        Some((d, a)) => rendered
-            .config
-            .replace(
-                &domain_path.display().to_string(),
-                &d.path().display().to_string(),
-            )
-            .replace(
-                &app_path.display().to_string(),
-                &a.path().display().to_string(),
-            ),
-        None => rendered.config.clone(),
-    };
-    let tmp_config = temp_beside(config, &checked)?;
+    let Staged {
+        maps,
+        checked: tmp_config,
+    } = stage(config, rendered, haproxy_map)?;
     if !opts.skip_validation {
         validate(tmp_config.path())?;
     }

@@ -10,11 +10,13 @@
 //! - [`plugin`]: wasmtime host for label plugins; the embedded default plugin.
 //! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
+//! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
 //! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
 //! - [`longhelp`]: the generated label and template reference.
 
 pub mod apply;
+pub mod cleanup;
 pub mod cli;
 pub mod logging;
 pub mod longhelp;

@@ -9,6 +9,7 @@ use mlb_model::Severity;
 use tracing::{Instrument, info_span};
 
 use crate::apply::{self, ApplyError, Outcome};
+use crate::cleanup;
 use crate::marathon::{MarathonClient, MarathonError};
 use crate::pipeline::{self, PipelineError};
 use crate::plugin::{PluginError, PluginLimits, WasmLabelPlugin};
@@ -45,6 +46,53 @@ pub enum RunResult {
     },
     /// The apply outcome.
     Applied(Outcome),
+}
+
+/// Apply; when `haproxy -c` rejects the config (and cleanup is not
+/// disabled), find the apps that break it, leave them out and apply the rest.
+fn apply_with_cleanup(
+    settings: &Settings,
+    generated: &pipeline::Generated,
+    renderer: &mut Renderer,
+) -> Result<Outcome, ApplyError> {
+    let config = &settings.haproxy_config;
+    let map = settings.render.haproxy_map;
+    match apply::apply(config, &generated.rendered, map, &settings.apply) {
+        Err(ApplyError::Invalid { output }) if !settings.skip_config_cleanup => {
+            tracing::warn!(%output, "haproxy -c rejected the config; looking for the apps that break it");
+            let cleaned = cleanup::drop_invalid_apps(
+                &generated.interpreted,
+                renderer,
+                &settings.render,
+                |r| {
+                    apply::check(config, r, map).map_err(|e| match e {
+                        ApplyError::Invalid { output } => output,
+                        other => other.to_string(),
+                    })
+                },
+            );
+            for d in &cleaned.dropped {
+                tracing::error!(app = %d.app_id, reason = %d.reason, "app left out: HAProxy rejects the config with it");
+            }
+            tracing::info!(
+                validations = cleaned.validations,
+                dropped = cleaned.dropped.len(),
+                "config cleanup done"
+            );
+            let apps: std::collections::HashSet<&str> = generated
+                .interpreted
+                .iter()
+                .map(|s| s.app_id.as_str())
+                .collect();
+            if cleaned.dropped.len() >= apps.len() {
+                // Every app fails: the problem is global (HEAD, a global
+                // template), not an app's. Keep what is running.
+                return Err(ApplyError::Invalid { output });
+            }
+            apply::apply(config, &cleaned.rendered, map, &settings.apply)
+        }
+        other => other,
+    }
 }
 
 /// Run once.
@@ -108,12 +156,7 @@ async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
         RunResult::Dry { printed }
     } else {
         let outcome = tokio::task::block_in_place(|| {
-            apply::apply(
-                &settings.haproxy_config,
-                &generated.rendered,
-                settings.render.haproxy_map,
-                &settings.apply,
-            )
+            apply_with_cleanup(&settings, &generated, &mut renderer)
         })?;
         span.record("changed", outcome != Outcome::Unchanged);
         RunResult::Applied(outcome)

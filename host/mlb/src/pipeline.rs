@@ -37,6 +37,8 @@ pub struct Timings {
 pub struct Generated {
     /// Config and map files.
     pub rendered: Rendered,
+    /// The services that were rendered from (for the config cleanup).
+    pub interpreted: Vec<mlb_model::Service>,
     /// Every diagnostic of every stage.
     pub diagnostics: Vec<Diagnostic>,
     /// Apps read.
@@ -70,6 +72,7 @@ pub fn generate(
         apps: normalized.apps.len(),
         services: rendered.backends.len(),
         rendered,
+        interpreted: interpretation.services,
         diagnostics,
         timings: Timings {
             parse_us: (t1 - t0).as_micros(),

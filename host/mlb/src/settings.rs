@@ -29,6 +29,8 @@ pub struct Settings {
     pub dry: bool,
     /// `--lru-cache-capacity`.
     pub cache_capacity: usize,
+    /// `--skip-config-cleanup`.
+    pub skip_config_cleanup: bool,
 }
 
 /// Flags that contradict each other or files that cannot be read.
@@ -172,6 +174,7 @@ impl Settings {
             },
             dry: args.dry,
             cache_capacity: args.lru_cache_capacity,
+            skip_config_cleanup: args.skip_config_cleanup || args.skip_validation,
         })
     }
 }

@@ -171,7 +171,7 @@ fn a_config_haproxy_rejects_never_replaces_the_running_one() {
             ),
         ],
     );
-    assert!(!out.status.success());
+    assert!(!out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("haproxy -c rejected"),
         "{}",
@@ -184,5 +184,41 @@ fn a_config_haproxy_rejects_never_replaces_the_running_one() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
         .count();
     assert_eq!(leftovers, 0, "temp files left behind");
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn apps_haproxy_rejects_are_found_by_bisection_and_left_out() {
+    let rt = support::runtime();
+    let mut apps: Vec<serde_json::Value> = (0..12)
+        .map(|i| good_app(&format!("/app{i:02}"), 10100 + i))
+        .collect();
+    // Two apps whose own template label is invalid HAProxy syntax.
+    for i in [3, 8] {
+        apps[i]["labels"]["HAPROXY_0_BACKEND_HEAD"] =
+            json!("\nbackend {backend}\n  balance roundrobin\n  not-a-directive\n");
+    }
+    let sim = support::start_sim(&rt, json!({ "apps": apps }));
+    let dir = with_previous_config();
+    let head = "global\n  stats socket /tmp/x.sock expose-fd listeners\ndefaults\n  timeout connect 1s\n  timeout client 1s\n  timeout server 1s\n";
+    let out = run(
+        dir.path(),
+        &[&sim.base_url()],
+        &["--dont-bind-http-https"],
+        &[("HAPROXY_HEAD", head)],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cfg = config(dir.path());
+    assert!(!cfg.contains("not-a-directive"), "{cfg}");
+    assert_eq!(cfg.matches("\nbackend app").count(), 10, "{cfg}");
+    let err = stderr(&out);
+    for bad in ["/app03", "/app08"] {
+        assert!(
+            err.lines().any(|l| l.contains("app left out")
+                && l.contains(bad)
+                && l.contains("not-a-directive")),
+            "no report for {bad}:\n{err}"
+        );
+    }
     rt.block_on(sim.shutdown());
 }

@@ -35,11 +35,18 @@ fn backend(name: &'static str) -> u16 {
                 let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                 let host = head
                     .lines()
-                    .find_map(|l| l.strip_prefix("Host: ").or_else(|| l.strip_prefix("host: ")))
+                    .find_map(|l| {
+                        l.strip_prefix("Host: ")
+                            .or_else(|| l.strip_prefix("host: "))
+                    })
                     .unwrap_or("")
                     .trim()
                     .to_owned();
-                let body = if path == "/" { name.to_owned() } else { format!("{name} {path}") };
+                let body = if path == "/" {
+                    name.to_owned()
+                } else {
+                    format!("{name} {path}")
+                };
                 let location = if path.ends_with("/redirect") {
                     format!("Location: http://{host}/login?next=1\r\n")
                 } else {
@@ -85,7 +92,11 @@ impl Response {
 fn request(port: u16, host: &str, path: &str) -> Option<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).ok()?;
     let (head, body) = resp.split_once("\r\n\r\n")?;
@@ -116,7 +127,11 @@ fn app_doc(service_port: u16, backends: &[u16]) -> serde_json::Value {
     app_doc_with(service_port, backends, json!({}))
 }
 
-fn app_doc_with(service_port: u16, backends: &[u16], extra_labels: serde_json::Value) -> serde_json::Value {
+fn app_doc_with(
+    service_port: u16,
+    backends: &[u16],
+    extra_labels: serde_json::Value,
+) -> serde_json::Value {
     let tasks: Vec<_> = backends
         .iter()
         .enumerate()
@@ -189,7 +204,13 @@ struct Ports {
 /// The template overrides a user would set to move marathon-lb's frontends
 /// to loopback ports and its sockets into `dir`.
 fn loopback_env(dir: &Path) -> (Ports, Vec<(String, String)>) {
-    let (http, https, appid, stats, service) = (free_port(), free_port(), free_port(), free_port(), free_port());
+    let (http, https, appid, stats, service) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
     let sock = dir.join("haproxy.sock");
     let head = format!(
         "global\n  maxconn 200\n  stats socket {} mode 600 expose-fd listeners level admin\n\
@@ -197,12 +218,23 @@ fn loopback_env(dir: &Path) -> (Ports, Vec<(String, String)>) {
          listen stats\n  bind 127.0.0.1:{stats}\n  mode http\n  stats enable\n  monitor-uri /_haproxy_health_check\n",
         sock.display()
     );
-    let frontend = |name: &str, port: u16| format!("\nfrontend {name}\n  bind 127.0.0.1:{port}\n  mode http\n");
+    let frontend = |name: &str, port: u16| {
+        format!("\nfrontend {name}\n  bind 127.0.0.1:{port}\n  mode http\n")
+    };
     let env = vec![
         ("HAPROXY_HEAD".to_owned(), head),
-        ("HAPROXY_HTTP_FRONTEND_HEAD".to_owned(), frontend("marathon_http_in", http)),
-        ("HAPROXY_HTTP_FRONTEND_APPID_HEAD".to_owned(), frontend("marathon_http_appid_in", appid)),
-        ("HAPROXY_HTTPS_FRONTEND_HEAD".to_owned(), frontend("marathon_https_in", https)),
+        (
+            "HAPROXY_HTTP_FRONTEND_HEAD".to_owned(),
+            frontend("marathon_http_in", http),
+        ),
+        (
+            "HAPROXY_HTTP_FRONTEND_APPID_HEAD".to_owned(),
+            frontend("marathon_http_appid_in", appid),
+        ),
+        (
+            "HAPROXY_HTTPS_FRONTEND_HEAD".to_owned(),
+            frontend("marathon_https_in", https),
+        ),
     ];
     (Ports { http, service }, env)
 }
@@ -319,7 +351,10 @@ fn hsts_proxypass_and_revproxy_work_on_modern_haproxy() {
     // proxypass: the /legacy prefix is stripped before the backend sees the path.
     assert_eq!(resp.body, "backend-a /page?q=1");
     // HSTS on every response of the backend.
-    assert_eq!(resp.header("Strict-Transport-Security"), Some("max-age=15768000"));
+    assert_eq!(
+        resp.header("Strict-Transport-Security"),
+        Some("max-age=15768000")
+    );
     // revproxy: an absolute redirect to the vhost is rewritten under /wiki.
     let redirect = request(ports.http, "web.e2e.test", "/legacy/redirect").unwrap();
     assert_eq!(redirect.header("Location"), Some("/wiki/login?next=1"));

@@ -30,10 +30,15 @@ fn corpus_apps() -> Vec<(String, Vec<App>)> {
     for entry in std::fs::read_dir(support::golden_dir()).unwrap().flatten() {
         let path = entry.path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
-        if path.extension().is_none_or(|e| e != "json") || name.starts_with("ippt-") || name.starts_with("deployment-") {
+        if path.extension().is_none_or(|e| e != "json")
+            || name.starts_with("ippt-")
+            || name.starts_with("deployment-")
+        {
             continue;
         }
-        let apps = normalize_apps(&std::fs::read(&path).unwrap(), |h| Some(h.to_owned())).unwrap().apps;
+        let apps = normalize_apps(&std::fs::read(&path).unwrap(), |h| Some(h.to_owned()))
+            .unwrap()
+            .apps;
         out.push((name, apps));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));

@@ -1,0 +1,262 @@
+//! The shared simulator state: the app list, the event bus, stream control, faults and the request log.
+//!
+//! Apps live in an `Arc<Vec<App>>` behind a mutex: readers take a snapshot and serialise it without holding
+//! the lock; writers copy on write. Events are published while the lock is held, so every client sees
+//! them in the order the changes were made.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::{broadcast, watch};
+
+use crate::apps::{self, App};
+use crate::clock::UuidGen;
+use crate::error::SimError;
+use crate::events::SimEvent;
+use crate::fault::Fault;
+use crate::ops::{self, Payload};
+use crate::tasks::{self, Ctx};
+
+/// Events buffered per SSE client; a client that falls further behind is disconnected (Marathon 1.8+
+/// `--event_stream_max_outstanding_messages`).
+pub const EVENT_BUFFER: usize = 1024;
+
+/// Request-log entries kept (oldest dropped first).
+const MAX_REQUESTS: usize = 100_000;
+
+/// Stream control shared with every open `/v2/events` stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Streams send nothing, not even keep-alives, while set.
+    pub stalled: bool,
+    /// Bumped to close every open stream (as on leadership loss).
+    pub disconnect_gen: u64,
+    /// Set when the simulator shuts down.
+    pub shutdown: bool,
+}
+
+/// One Marathon request seen by the simulator (admin `/_sim/` requests are not logged).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestRecord {
+    pub method: String,
+    /// Path and query, as sent.
+    pub path: String,
+    /// Whether an `Authorization` header was present.
+    pub auth: bool,
+    /// The scheme word of `Authorization` (`Basic`, `token=…` gives `token`).
+    pub auth_scheme: Option<String>,
+    pub accept: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug)]
+struct State {
+    apps: Arc<Vec<App>>,
+    next_port: u32,
+    requests: Vec<RequestRecord>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    events: broadcast::Sender<Arc<SimEvent>>,
+    control: watch::Sender<Control>,
+    fault: watch::Sender<Fault>,
+    uuids: UuidGen,
+    auth: Option<String>,
+    keepalive: Duration,
+    leader: OnceLock<String>,
+}
+
+/// A handle on the simulator state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+impl Sim {
+    /// A simulator serving `apps`, requiring `auth` (`user:pass`) if given, with keep-alives every
+    /// `keepalive`.
+    pub fn new(mut apps: Vec<App>, auth: Option<String>, keepalive: Duration) -> Self {
+        apps.iter_mut().for_each(apps::normalise);
+        let next_port = tasks::first_free_port(&apps);
+        let state = State {
+            apps: Arc::new(apps),
+            next_port,
+            requests: Vec::new(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                events: broadcast::channel(EVENT_BUFFER).0,
+                control: watch::channel(Control::default()).0,
+                fault: watch::channel(Fault::default()).0,
+                uuids: UuidGen::default(),
+                auth,
+                keepalive,
+                leader: OnceLock::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A snapshot of the apps.
+    pub fn apps(&self) -> Arc<Vec<App>> {
+        Arc::clone(&self.lock().apps)
+    }
+
+    /// Runs `f` on the app list and publishes the events it returns, under the state lock.
+    pub fn mutate<T>(
+        &self,
+        f: impl FnOnce(&mut Vec<App>, &mut Ctx<'_>, &mut Vec<Payload>) -> Result<T, SimError>,
+    ) -> Result<T, SimError> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let mut out = Vec::new();
+        let mut ctx = Ctx {
+            uuids: &self.inner.uuids,
+            next_port: &mut st.next_port,
+        };
+        let r = f(Arc::make_mut(&mut st.apps), &mut ctx, &mut out)?;
+        out.into_iter().for_each(|e| self.send(e));
+        Ok(r)
+    }
+
+    /// Replaces every app; with `emit`, publishes the events of the difference ([`ops::diff`]).
+    /// Returns how many events that was.
+    pub fn replace_apps(&self, mut new: Vec<App>, emit: bool) -> usize {
+        new.iter_mut().for_each(apps::normalise);
+        let r = self.mutate(|list, ctx, out| {
+            if emit {
+                ops::diff(list, &new, out);
+            }
+            *ctx.next_port = (*ctx.next_port).max(tasks::first_free_port(&new));
+            *list = new;
+            Ok(out.len())
+        });
+        r.unwrap_or(0)
+    }
+
+    /// Publishes an arbitrary event to the stream; it must carry a string `eventType`.
+    pub fn publish(&self, payload: Map<String, Value>) -> Result<(), SimError> {
+        let ev = SimEvent::new(payload)
+            .ok_or_else(|| SimError::BadRequest("an event needs a string \"eventType\"".into()))?;
+        let _guard = self.lock();
+        // No receiver is not an error: the event is simply not seen.
+        let _ = self.inner.events.send(Arc::new(ev));
+        Ok(())
+    }
+
+    fn send(&self, payload: Payload) {
+        if let Some(ev) = SimEvent::new(payload) {
+            let _ = self.inner.events.send(Arc::new(ev));
+        }
+    }
+
+    /// A new subscription to the event bus.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SimEvent>> {
+        self.inner.events.subscribe()
+    }
+
+    /// How many event-bus subscribers (open streams) there are.
+    pub fn subscribers(&self) -> usize {
+        self.inner.events.receiver_count()
+    }
+
+    /// Watches the stream control.
+    pub fn control(&self) -> watch::Receiver<Control> {
+        self.inner.control.subscribe()
+    }
+
+    /// Stops (or resumes) all output on open streams, keep-alives included, without closing them.
+    pub fn set_sse_stalled(&self, stalled: bool) {
+        self.inner.control.send_modify(|c| c.stalled = stalled);
+    }
+
+    /// Closes every open event stream.
+    pub fn disconnect_streams(&self) {
+        self.inner.control.send_modify(|c| c.disconnect_gen += 1);
+    }
+
+    /// Marks the simulator as shutting down: streams close and stalled requests are released.
+    pub fn begin_shutdown(&self) {
+        self.inner.control.send_modify(|c| c.shutdown = true);
+    }
+
+    /// Watches the fault setting.
+    pub fn fault(&self) -> watch::Receiver<Fault> {
+        self.inner.fault.subscribe()
+    }
+
+    /// Replaces the fault setting.
+    pub fn set_fault(&self, fault: Fault) {
+        self.inner.fault.send_replace(fault);
+    }
+
+    /// Takes one use of the current fault if it applies to `path`: a fault with a `count` clears itself
+    /// once used up.
+    pub fn take_fault(&self, path: &str) -> Option<Fault> {
+        let mut taken = None;
+        self.inner.fault.send_if_modified(|f| {
+            if !f.applies_to(path) {
+                return false;
+            }
+            taken = Some(f.clone());
+            match &mut f.count {
+                Some(1) => *f = Fault::default(),
+                Some(n) => *n -= 1,
+                None => return false,
+            }
+            true
+        });
+        taken
+    }
+
+    /// Appends to the request log.
+    pub fn record(&self, r: RequestRecord) {
+        let mut st = self.lock();
+        if st.requests.len() >= MAX_REQUESTS {
+            st.requests.remove(0);
+        }
+        st.requests.push(r);
+    }
+
+    /// The request log.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.lock().requests.clone()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
+    }
+
+    /// The required `user:pass`, if any.
+    pub fn auth(&self) -> Option<&str> {
+        self.inner.auth.as_deref()
+    }
+
+    /// The keep-alive period of event streams.
+    pub fn keepalive(&self) -> Duration {
+        self.inner.keepalive
+    }
+
+    /// `host:port` of this (leading) Marathon.
+    pub fn leader(&self) -> &str {
+        self.inner
+            .leader
+            .get()
+            .map(String::as_str)
+            .unwrap_or("127.0.0.1:8080")
+    }
+
+    pub(crate) fn set_leader(&self, hostport: String) {
+        let _ = self.inner.leader.set(hostport);
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the Marathon simulator over HTTP (one test binary, one module per area).
+
+mod admin;
+mod auth;
+mod cli;
+mod common;
+mod events;
+mod faults;
+mod rest;
