@@ -39,10 +39,10 @@ impl Resolver {
             .map(|a| a.ip().to_string());
         match &ip {
             Some(ip) => {
-                if self.order.len() >= self.capacity {
-                    if let Some(old) = self.order.pop_front() {
-                        self.cache.remove(&old);
-                    }
+                if self.order.len() >= self.capacity
+                    && let Some(old) = self.order.pop_front()
+                {
+                    self.cache.remove(&old);
                 }
                 self.order.push_back(host.to_owned());
                 self.cache.insert(host.to_owned(), ip.clone());

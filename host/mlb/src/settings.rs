@@ -94,10 +94,10 @@ pub fn template_env(
     for (key, value) in vars {
         if key == "HAPROXY_GLOBAL_DEFAULT_OPTIONS" {
             options = Some(value);
-        } else if let Some(name) = key.strip_prefix("HAPROXY_") {
-            if TEMPLATE_NAMES.contains(&name) {
-                env.insert(name.to_owned(), value);
-            }
+        } else if let Some(name) = key.strip_prefix("HAPROXY_")
+            && TEMPLATE_NAMES.contains(&name)
+        {
+            env.insert(name.to_owned(), value);
         }
     }
     (env, options)

@@ -150,10 +150,10 @@ fn app_drafts<'a>(
             ));
             continue;
         }
-        if let Some(state) = task.state.as_deref() {
-            if EXCLUDED_TASK_STATES.contains(&state) {
-                continue;
-            }
+        if let Some(state) = task.state.as_deref()
+            && EXCLUDED_TASK_STATES.contains(&state)
+        {
+            continue;
         }
         if options.health_check && !app.health_checks.is_empty() {
             let alive = task
@@ -208,12 +208,12 @@ fn new_draft<'a>(
     if let Some(m) = &labels.mode {
         mode = Some(m.clone());
     }
-    if health_check.is_none() {
-        if let Some(k) = labels.healthcheck_port_index {
-            health_check = health_check_for(app, k);
-            if health_check.is_some_and(|c| is_http_protocol(&c.protocol)) {
-                mode = Some("http".to_owned());
-            }
+    if health_check.is_none()
+        && let Some(k) = labels.healthcheck_port_index
+    {
+        health_check = health_check_for(app, k);
+        if health_check.is_some_and(|c| is_http_protocol(&c.protocol)) {
+            mode = Some("http".to_owned());
         }
     }
     Draft {

@@ -82,14 +82,16 @@ impl ServicePortAssigner {
             Some(defs) => defs.iter().filter_map(|p| *p).collect(),
             None => app.ports.clone(),
         };
-        if ports.is_empty() && mode == NetworkMode::Container && self.range.is_some() {
-            if let Some(task) = app.tasks.first() {
-                let task_ports = task_ports(app, task, mode);
-                return task_ports
-                    .into_iter()
-                    .map(|tp| self.service_port(&app.id, tp))
-                    .collect();
-            }
+        if ports.is_empty()
+            && mode == NetworkMode::Container
+            && self.range.is_some()
+            && let Some(task) = app.tasks.first()
+        {
+            let task_ports = task_ports(app, task, mode);
+            return task_ports
+                .into_iter()
+                .map(|tp| self.service_port(&app.id, tp))
+                .collect();
         }
         ports.into_iter().map(Some).collect()
     }

@@ -46,7 +46,7 @@ fn failure_diagnostic(service: &Service, f: TemplateFailure) -> Diagnostic {
 }
 
 fn by_weight_desc(list: &mut [(i64, String)]) {
-    list.sort_by(|a, b| b.0.cmp(&a.0));
+    list.sort_by_key(|entry| std::cmp::Reverse(entry.0));
 }
 
 pub(super) fn render(

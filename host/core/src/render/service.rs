@@ -241,16 +241,16 @@ impl Renderer {
                 None
             }
         });
-        if let (Some(check), Some((backend_tpl, _))) = (check, kind) {
-            if !self.text_for(service, backend_tpl).0.is_empty() {
-                self.emit(
-                    out,
-                    service,
-                    backend_tpl,
-                    backend_tpl,
-                    health_vars(check, check.backend_port),
-                )?;
-            }
+        if let (Some(check), Some((backend_tpl, _))) = (check, kind)
+            && !self.text_for(service, backend_tpl).0.is_empty()
+        {
+            self.emit(
+                out,
+                service,
+                backend_tpl,
+                backend_tpl,
+                health_vars(check, check.backend_port),
+            )?;
         }
         let server_tpl = kind.map(|(_, server_tpl)| {
             let text = self.text_for(service, server_tpl).0.trim();
@@ -263,16 +263,16 @@ impl Renderer {
         });
         for server in &service.servers {
             let mut health = String::new();
-            if let (Some(check), Some((name, text))) = (check, &server_tpl) {
-                if !text.is_empty() {
-                    self.engine
-                        .render_into(&mut health, text, health_vars(check, server.health_port))
-                        .map_err(|error| TemplateFailure {
-                            template: name,
-                            from_label: service.template(name).is_some(),
-                            error,
-                        })?;
-                }
+            if let (Some(check), Some((name, text))) = (check, &server_tpl)
+                && !text.is_empty()
+            {
+                self.engine
+                    .render_into(&mut health, text, health_vars(check, server.health_port))
+                    .map_err(|error| TemplateFailure {
+                        template: name,
+                        from_label: service.template(name).is_some(),
+                        error,
+                    })?;
             }
             self.emit(
                 out,
