@@ -12,6 +12,8 @@
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
 //! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
 //! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
+//! - [`trigger`]: what makes the long-running mode regenerate or reload.
+//! - [`metrics`]: the controller's own Prometheus metrics.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
 //! - [`longhelp`]: the generated label and template reference.
 
@@ -21,8 +23,10 @@ pub mod cli;
 pub mod logging;
 pub mod longhelp;
 pub mod marathon;
+pub mod metrics;
 pub mod oneshot;
 pub mod pipeline;
 pub mod plugin;
 pub mod resolve;
 pub mod settings;
+pub mod trigger;

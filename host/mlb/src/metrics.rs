@@ -1,0 +1,210 @@
+//! The controller's own metrics, rendered in the Prometheus text format.
+//!
+//! Plain atomics and small maps: updated from the reconcile loop, the event
+//! stream and the HAProxy supervisor, read by the metrics endpoint.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Every metric of the controller.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Reconciles by trigger cause.
+    pub reconciles: Mutex<BTreeMap<&'static str, u64>>,
+    /// Sum of reconcile durations, milliseconds.
+    pub reconcile_ms_sum: AtomicU64,
+    /// Duration of the last reconcile, milliseconds.
+    pub reconcile_ms_last: AtomicU64,
+    /// Failed reconciles (Marathon, plugin or apply errors).
+    pub reconcile_errors: AtomicU64,
+    /// Marathon events received, by type.
+    pub events: Mutex<BTreeMap<String, u64>>,
+    /// Event-stream (re)connections.
+    pub stream_connects: AtomicU64,
+    /// Event-stream reconnects forced by the watchdog (silence).
+    pub stream_watchdog_reconnects: AtomicU64,
+    /// Unix time (seconds) of the last byte received on the event stream.
+    pub stream_last_activity: AtomicI64,
+    /// Successful HAProxy reloads.
+    pub reloads_ok: AtomicU64,
+    /// Failed HAProxy reloads.
+    pub reloads_failed: AtomicU64,
+    /// HAProxy (re)starts by the supervisor.
+    pub haproxy_starts: AtomicU64,
+    /// HAProxy worker processes still running from earlier reloads.
+    pub haproxy_old_workers: AtomicU64,
+    /// Services rejected (diagnostics of severity error) in the last reconcile.
+    pub rejected: AtomicU64,
+    /// Apps in the last reconcile.
+    pub apps: AtomicU64,
+    /// Services rendered in the last reconcile.
+    pub services: AtomicU64,
+    /// Servers rendered in the last reconcile.
+    pub servers: AtomicU64,
+    /// Unix time (seconds) of the last successful apply.
+    pub last_apply: AtomicI64,
+}
+
+impl Metrics {
+    /// Count one event of `kind`.
+    pub fn event(&self, kind: &str) {
+        if let Ok(mut m) = self.events.lock() {
+            *m.entry(kind.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Count one reconcile caused by `cause`.
+    pub fn reconcile(&self, cause: &'static str, elapsed_ms: u64) {
+        if let Ok(mut m) = self.reconciles.lock() {
+            *m.entry(cause).or_default() += 1;
+        }
+        self.reconcile_ms_sum
+            .fetch_add(elapsed_ms, Ordering::Relaxed);
+        self.reconcile_ms_last.store(elapsed_ms, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, kind: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let geti = |a: &AtomicI64| a.load(Ordering::Relaxed).to_string();
+        counter(
+            "mlb_reconcile_duration_ms_sum",
+            "Total reconcile time in milliseconds.",
+            "counter",
+            get(&self.reconcile_ms_sum),
+        );
+        counter(
+            "mlb_reconcile_duration_ms_last",
+            "Duration of the last reconcile in milliseconds.",
+            "gauge",
+            get(&self.reconcile_ms_last),
+        );
+        counter(
+            "mlb_reconcile_errors_total",
+            "Reconciles that failed.",
+            "counter",
+            get(&self.reconcile_errors),
+        );
+        counter(
+            "mlb_stream_connects_total",
+            "Event stream (re)connections.",
+            "counter",
+            get(&self.stream_connects),
+        );
+        counter(
+            "mlb_stream_watchdog_reconnects_total",
+            "Event stream reconnects after silence.",
+            "counter",
+            get(&self.stream_watchdog_reconnects),
+        );
+        counter(
+            "mlb_stream_last_activity_seconds",
+            "Unix time of the last byte on the event stream.",
+            "gauge",
+            geti(&self.stream_last_activity),
+        );
+        counter(
+            "mlb_reloads_ok_total",
+            "Successful HAProxy reloads.",
+            "counter",
+            get(&self.reloads_ok),
+        );
+        counter(
+            "mlb_reloads_failed_total",
+            "Failed HAProxy reloads.",
+            "counter",
+            get(&self.reloads_failed),
+        );
+        counter(
+            "mlb_haproxy_starts_total",
+            "HAProxy starts by the supervisor.",
+            "counter",
+            get(&self.haproxy_starts),
+        );
+        counter(
+            "mlb_haproxy_old_workers",
+            "HAProxy workers left from earlier reloads.",
+            "gauge",
+            get(&self.haproxy_old_workers),
+        );
+        counter(
+            "mlb_rejected_services",
+            "Services rejected in the last reconcile.",
+            "gauge",
+            get(&self.rejected),
+        );
+        counter(
+            "mlb_apps",
+            "Apps in the last reconcile.",
+            "gauge",
+            get(&self.apps),
+        );
+        counter(
+            "mlb_services",
+            "Services rendered in the last reconcile.",
+            "gauge",
+            get(&self.services),
+        );
+        counter(
+            "mlb_servers",
+            "Servers rendered in the last reconcile.",
+            "gauge",
+            get(&self.servers),
+        );
+        counter(
+            "mlb_last_apply_seconds",
+            "Unix time of the last successful apply.",
+            "gauge",
+            geti(&self.last_apply),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP mlb_reconciles_total Reconciles by trigger.\n# TYPE mlb_reconciles_total counter"
+        );
+        if let Ok(m) = self.reconciles.lock() {
+            for (cause, n) in m.iter() {
+                let _ = writeln!(out, "mlb_reconciles_total{{trigger=\"{cause}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP mlb_events_total Marathon events by type.\n# TYPE mlb_events_total counter"
+        );
+        if let Ok(m) = self.events.lock() {
+            for (kind, n) in m.iter() {
+                let kind: String = kind
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let _ = writeln!(out, "mlb_events_total{{type=\"{kind}\"}} {n}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.event("status_update_event");
+        m.reconcile("event", 12);
+        m.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        let text = m.render();
+        assert!(text.contains("mlb_events_total{type=\"status_update_event\"} 1"));
+        assert!(text.contains("mlb_reconciles_total{trigger=\"event\"} 1"));
+        assert!(text.contains("mlb_reloads_ok_total 1"));
+    }
+}
