@@ -26,6 +26,9 @@ pub struct ApplyOptions {
     pub max_reload_retries: i64,
     /// Time between reload re-runs.
     pub reload_interval: Duration,
+    /// Run the reload command after a change (false when the caller
+    /// reloads HAProxy itself, e.g. the built-in supervisor).
+    pub run_reload: bool,
 }
 
 /// What happened.
@@ -270,7 +273,7 @@ pub fn apply(
         path: config.display().to_string(),
         error: e.error,
     })?;
-    let reloaded = reload(opts)?;
+    let reloaded = opts.run_reload && reload(opts)?;
     Ok(Outcome::Applied { reloaded })
 }
 
@@ -335,7 +338,7 @@ fn run(argv: &[String]) -> Result<(), ApplyError> {
 /// marathon-lb, nothing is awaited when no HAProxy was running before (there
 /// is no process to be replaced), and `0` retries waits one interval, not
 /// forever.
-fn reload(opts: &ApplyOptions) -> Result<bool, ApplyError> {
+pub fn reload(opts: &ApplyOptions) -> Result<bool, ApplyError> {
     let Some(argv) = reload_command(opts).filter(|a| !a.is_empty()) else {
         tracing::debug!("no reload command; HAProxy not reloaded");
         return Ok(false);
@@ -384,6 +387,7 @@ mod tests {
             archive_versions: 2,
             max_reload_retries: 0,
             reload_interval: Duration::from_millis(10),
+            run_reload: true,
         }
     }
 

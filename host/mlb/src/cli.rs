@@ -133,6 +133,46 @@ pub struct Args {
     /// Directory of global template overrides (HAPROXY_<NAME> files); default ./templates.
     #[arg(long)]
     pub templates_dir: Option<PathBuf>,
+
+    /// SSE mode: reopen the event stream after this many seconds without any byte (Marathon sends a keep-alive every 10 s).
+    #[arg(long, default_value_t = 15.0)]
+    pub sse_watchdog: f64,
+
+    /// SSE mode: minimum seconds between two reloads; changes in between are coalesced.
+    #[arg(long, default_value_t = 1.0)]
+    pub min_reload_interval: f64,
+
+    /// SSE mode: seconds between full resyncs even without events.
+    #[arg(long, default_value_t = 300.0)]
+    pub resync_interval: f64,
+
+    /// SSE mode: run HAProxy as a child (master-worker, seamless reloads, restarted if it dies) instead of a --command.
+    #[arg(long)]
+    pub supervise_haproxy: bool,
+
+    /// With --supervise-haproxy: directory of the master socket.
+    #[arg(long, default_value = "/var/run/haproxy")]
+    pub haproxy_run_dir: PathBuf,
+
+    /// With --supervise-haproxy: where server states are saved before each reload.
+    #[arg(long, default_value = "/var/state/haproxy/global")]
+    pub server_state_file: PathBuf,
+
+    /// With --supervise-haproxy: directory the 9090 Lua services are installed into.
+    #[arg(long, default_value = "/marathon-lb")]
+    pub lua_dir: PathBuf,
+
+    /// Serve the controller's Prometheus metrics on this address (e.g. 127.0.0.1:9102).
+    #[arg(long)]
+    pub metrics_address: Option<std::net::SocketAddr>,
+
+    /// Write this process's PID here (read by the /_mlb_signal endpoints).
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+
+    /// Do not verify Marathon's TLS certificate (unsafe; marathon-lb's old default).
+    #[arg(long)]
+    pub marathon_insecure: bool,
 }
 
 /// A flag this build does not implement yet.

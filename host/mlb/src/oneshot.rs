@@ -50,7 +50,7 @@ pub enum RunResult {
 
 /// Apply; when `haproxy -c` rejects the config (and cleanup is not
 /// disabled), find the apps that break it, leave them out and apply the rest.
-fn apply_with_cleanup(
+pub(crate) fn apply_with_cleanup(
     settings: &Settings,
     generated: &pipeline::Generated,
     renderer: &mut Renderer,
@@ -95,6 +95,18 @@ fn apply_with_cleanup(
     }
 }
 
+/// Log every diagnostic at its severity, with the app and label as fields.
+pub(crate) fn log_diagnostics(diagnostics: &[mlb_model::Diagnostic]) {
+    for d in diagnostics {
+        let label = d.label.as_deref().unwrap_or("-");
+        match d.severity {
+            Severity::Error => tracing::error!(app = %d.app_id, label, "{}", d.message),
+            Severity::Warning => tracing::warn!(app = %d.app_id, label, "{}", d.message),
+            Severity::Info => tracing::info!(app = %d.app_id, label, "{}", d.message),
+        }
+    }
+}
+
 /// Run once.
 pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
     let span = info_span!(
@@ -126,14 +138,7 @@ async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
             &settings.render,
         )
     })?;
-    for d in &generated.diagnostics {
-        let label = d.label.as_deref().unwrap_or("-");
-        match d.severity {
-            Severity::Error => tracing::error!(app = %d.app_id, label, "{}", d.message),
-            Severity::Warning => tracing::warn!(app = %d.app_id, label, "{}", d.message),
-            Severity::Info => tracing::info!(app = %d.app_id, label, "{}", d.message),
-        }
-    }
+    log_diagnostics(&generated.diagnostics);
     let span = tracing::Span::current();
     span.record("apps", generated.apps);
     span.record("services", generated.services);

@@ -36,6 +36,9 @@ pub struct Settings {
 /// Flags that contradict each other or files that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    /// `--supervise-haproxy` without `--sse`.
+    #[error("--supervise-haproxy needs --sse (a one-shot run cannot keep HAProxy running)")]
+    SuperviseNeedsSse,
     /// `--group` missing.
     #[error("--group is required (use --group '*' to serve every app)")]
     NoGroup,
@@ -109,6 +112,9 @@ impl Settings {
         if args.group.is_empty() {
             return Err(SettingsError::NoGroup);
         }
+        if args.supervise_haproxy && !args.sse {
+            return Err(SettingsError::SuperviseNeedsSse);
+        }
         let (min, max) = (
             args.min_serv_port_ip_per_task,
             args.max_serv_port_ip_per_task,
@@ -126,12 +132,22 @@ impl Settings {
         let mut client = ClientConfig::new(args.marathon.clone());
         client.credentials = credentials;
         client.ca_cert_pem = args.marathon_ca_cert.as_deref().map(read).transpose()?;
+        client.insecure = args.marathon_insecure;
 
         let framework_name = env
             .iter()
             .find(|(k, _)| k == "FRAMEWORK_NAME")
             .map(|(_, v)| v.clone());
-        let (env_templates, global_default_options) = template_env(env.iter().cloned());
+        let (env_templates, mut global_default_options) = template_env(env.iter().cloned());
+        if args.supervise_haproxy && global_default_options.is_none() {
+            // Measured: without it, keep-alive clients see errors on every
+            // reload (notes/platform-facts.md). Only when we run HAProxy, so
+            // the one-shot default output stays byte-identical.
+            global_default_options = Some(format!(
+                "{},idle-close-on-response",
+                mlb_core::templates::DEFAULT_GLOBAL_OPTIONS
+            ));
+        }
         let templates_dir = args
             .templates_dir
             .clone()
@@ -171,6 +187,7 @@ impl Settings {
                 archive_versions: args.archive_versions,
                 max_reload_retries: args.max_reload_retries,
                 reload_interval: std::time::Duration::from_secs(args.reload_interval),
+                run_reload: true,
             },
             dry: args.dry,
             cache_capacity: args.lru_cache_capacity,

@@ -46,6 +46,8 @@ pub struct ClientConfig {
     pub credentials: Option<Credentials>,
     /// PEM CA bundle used instead of the system roots.
     pub ca_cert_pem: Option<Vec<u8>>,
+    /// Skip TLS verification (`--marathon-insecure`; never the default).
+    pub insecure: bool,
     /// Connect timeout (marathon-lb: 3.05 s).
     pub connect_timeout: Duration,
     /// Whole-request timeout (marathon-lb's read timeout: 46 s).
@@ -59,6 +61,7 @@ impl ClientConfig {
             urls,
             credentials: None,
             ca_cert_pem: None,
+            insecure: false,
             connect_timeout: Duration::from_millis(3050),
             request_timeout: Duration::from_secs(46),
         }
@@ -82,6 +85,10 @@ impl MarathonClient {
             .timeout(config.request_timeout)
             .user_agent("marathon-lb")
             .redirect(reqwest::redirect::Policy::limited(1));
+        if config.insecure {
+            tracing::warn!("--marathon-insecure: Marathon's TLS certificate is not verified");
+            builder = builder.danger_accept_invalid_certs(true);
+        }
         if let Some(pem) = &config.ca_cert_pem {
             let cert = reqwest::Certificate::from_pem(pem)
                 .map_err(|e| MarathonError::Client(format!("--marathon-ca-cert: {e}")))?;
