@@ -1,0 +1,170 @@
+//! `mlb-bench`: how long marathon-lb's pure path takes, stage by stage, and
+//! how much memory it needs.
+//!
+//! ```text
+//! mlb-bench [--apps 1000,10000] [--input FILE]... [--iterations 5] [--seed 42]
+//! mlb-bench --emit 1000 > apps.json      # just print a synthetic document
+//! ```
+//!
+//! Each size runs in a child process of this binary (hidden `--single`), so
+//! the peak RSS of one size is not inherited by the next. The result is a
+//! markdown table of `min / median` milliseconds over the iterations.
+//!
+//! # Layout
+//! - [`synth`]: the seeded synthetic `/v2/apps?embed=apps.tasks` document.
+//! - [`measure`]: one size timed in-process (stages, whole path, RSS).
+//! - [`report`]: the markdown table.
+
+mod measure;
+mod report;
+mod synth;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+use clap::Parser;
+
+use crate::measure::Row;
+
+/// Time marathon-lb's pure path: parse, label plugin (WASM and native), render.
+#[derive(Debug, Parser)]
+#[command(name = "mlb-bench")]
+struct Args {
+    /// Synthetic document sizes (apps), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    apps: Vec<usize>,
+    /// Measure these `/v2/apps?embed=apps.tasks` files instead of synthetic ones.
+    #[arg(long)]
+    input: Vec<PathBuf>,
+    /// Iterations per stage (min and median are reported).
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+    /// Seed of the synthetic documents.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print the synthetic document of this many apps to stdout and exit.
+    #[arg(long, value_name = "APPS")]
+    emit: Option<usize>,
+    /// Measure every size in this process (for profilers); RSS is then cumulative.
+    #[arg(long)]
+    in_process: bool,
+    /// Child mode: measure one synthetic size and print the result as JSON.
+    #[arg(long, hide = true, value_name = "APPS")]
+    single: Option<usize>,
+    /// Child mode: measure one file and print the result as JSON.
+    #[arg(long, hide = true, value_name = "FILE")]
+    single_input: Option<PathBuf>,
+}
+
+/// One input to measure.
+#[derive(Debug, Clone)]
+enum Input {
+    Synthetic(usize),
+    File(PathBuf),
+}
+
+impl Input {
+    fn label(&self) -> String {
+        match self {
+            Input::Synthetic(n) => format!("synthetic, {n} apps"),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+fn measure_here(input: &Input, iterations: usize, seed: u64) -> anyhow::Result<Row> {
+    let (body, tasks) = match input {
+        Input::Synthetic(n) => {
+            let (body, stats) = synth::generate(*n, seed);
+            (body, stats.tasks)
+        }
+        Input::File(path) => {
+            let body =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            (body, 0)
+        }
+    };
+    let mut row = measure::run(&body, tasks, iterations)?;
+    if row.tasks == 0 {
+        row.tasks = count_tasks(&body);
+    }
+    Ok(row)
+}
+
+/// Tasks in a document read from a file (not timed).
+fn count_tasks(body: &[u8]) -> usize {
+    mlb_core::normalize_apps(body, |h| Some(h.to_owned()))
+        .map(|n| n.apps.iter().map(|a| a.tasks.len()).sum())
+        .unwrap_or(0)
+}
+
+fn measure_in_child(input: &Input, iterations: usize, seed: u64) -> anyhow::Result<Row> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--iterations")
+        .arg(iterations.to_string())
+        .arg("--seed")
+        .arg(seed.to_string());
+    match input {
+        Input::Synthetic(n) => cmd.arg("--single").arg(n.to_string()),
+        Input::File(p) => cmd.arg("--single-input").arg(p),
+    };
+    let out = cmd.output().context("running the child measurement")?;
+    if !out.status.success() {
+        bail!(
+            "measuring {} failed ({}): {}",
+            input.label(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "child output is not a result: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(n) = args.emit {
+        let (body, _) = synth::generate(n, args.seed);
+        std::io::stdout().lock().write_all(&body)?;
+        return Ok(());
+    }
+    let single = match (args.single, &args.single_input) {
+        (Some(n), _) => Some(Input::Synthetic(n)),
+        (None, Some(p)) => Some(Input::File(p.clone())),
+        (None, None) => None,
+    };
+    if let Some(input) = single {
+        let row = measure_here(&input, args.iterations, args.seed)?;
+        println!("{}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
+
+    let inputs: Vec<Input> = if args.input.is_empty() {
+        args.apps.iter().copied().map(Input::Synthetic).collect()
+    } else {
+        args.input.iter().cloned().map(Input::File).collect()
+    };
+    let mut rows = Vec::with_capacity(inputs.len());
+    for input in &inputs {
+        eprintln!(
+            "measuring {} ({} iterations)...",
+            input.label(),
+            args.iterations
+        );
+        let row = if args.in_process {
+            measure_here(input, args.iterations, args.seed)?
+        } else {
+            measure_in_child(input, args.iterations, args.seed)?
+        };
+        rows.push(row);
+    }
+    print!("{}", report::markdown(&rows, args.in_process));
+    Ok(())
+}
