@@ -170,6 +170,8 @@ pub fn global_option_lines(options: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Templates {
     values: Vec<String>,
+    /// (name, position in `values`), sorted by name.
+    index: Vec<(&'static str, usize)>,
 }
 
 /// Where the overrides for a template set come from (read by the caller).
@@ -219,7 +221,13 @@ impl Templates {
         if head.split_whitespace().any(|t| t == "daemon") || !head.contains("expose-fd listeners") {
             return Err(TemplateError::HeadNeedsUpgrade);
         }
-        Ok(Self { values })
+        let mut index: Vec<(&'static str, usize)> = TEMPLATE_NAMES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, i))
+            .collect();
+        index.sort_unstable();
+        Ok(Self { values, index })
     }
 
     /// The text of global template `name`.
@@ -227,10 +235,11 @@ impl Templates {
     /// # Panics
     /// When `name` is not one of [`TEMPLATE_NAMES`] (a programming error).
     pub fn get(&self, name: &str) -> &str {
-        let i = TEMPLATE_NAMES
-            .iter()
-            .position(|n| *n == name)
-            .unwrap_or_else(|| panic!("unknown template name {name}"));
+        let i = self
+            .index
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .map(|found| self.index[found].1)
+            .unwrap_or_else(|_| panic!("unknown template name {name}"));
         &self.values[i]
     }
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use minijinja::value::Value;
+use std::borrow::Cow;
+
+use crate::engine::Vars;
 use mlb_model::{Diagnostic, Service};
 
 use super::parts::{GroupedVhost, Shared};
@@ -15,11 +17,11 @@ use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
 fn global(
     r: &mut Renderer,
     name: &'static str,
-    vars: Vec<(&'static str, Value)>,
+    vars: Vars<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> String {
     let text = r.templates.get(name).to_owned();
-    r.engine.render(&text, vars).unwrap_or_else(|e| {
+    r.engine.render(&text, &vars).unwrap_or_else(|e| {
         diagnostics.push(Diagnostic::error(
             "",
             Some(&format!("HAPROXY_{name}")),
@@ -84,7 +86,7 @@ pub(super) fn render(
         global(
             r,
             "HTTPS_FRONTEND_HEAD",
-            vec![("sslCerts", Value::from(certs))],
+            vec![("sslCerts", Cow::from(certs))],
             &mut diagnostics,
         )
     };
@@ -137,8 +139,8 @@ pub(super) fn render(
                 r,
                 "HTTPS_GROUPED_VHOST_FRONTEND_ACL",
                 vec![
-                    ("backend", Value::from(sanitize(vhost))),
-                    ("host", Value::from(vhost.as_str())),
+                    ("backend", Cow::from(sanitize(vhost))),
+                    ("host", Cow::from(vhost.as_str())),
                 ],
                 &mut diagnostics,
             ));
@@ -162,7 +164,7 @@ pub(super) fn render(
                 config.push_str(&global(
                     r,
                     "HTTPS_GROUPED_VHOST_BACKEND_HEAD",
-                    vec![("name", Value::from(name.as_str()))],
+                    vec![("name", Cow::from(name.as_str()))],
                     &mut diagnostics,
                 ));
                 let certs = if g.certs.is_empty() {
@@ -186,9 +188,9 @@ pub(super) fn render(
                     r,
                     "HTTPS_GROUPED_VHOST_FRONTEND_HEAD",
                     vec![
-                        ("name", Value::from(name.as_str())),
-                        ("sslCerts", Value::from(certs)),
-                        ("bindOpts", Value::from(bind_opts)),
+                        ("name", Cow::from(name.as_str())),
+                        ("sslCerts", Cow::from(certs)),
+                        ("bindOpts", Cow::from(bind_opts)),
                     ],
                     &mut diagnostics,
                 );

@@ -1,6 +1,5 @@
 //! One service's frontend, backend and :9091 pieces.
 
-use minijinja::value::Value;
 use mlb_model::{Server, Service, ServiceHealthCheck};
 use sha1::{Digest, Sha1};
 
@@ -10,7 +9,7 @@ use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
 /// Build a variable list for a template render.
 macro_rules! vars {
     ($($name:literal => $value:expr),* $(,)?) => {
-        vec![$(($name, ::minijinja::value::Value::from($value))),*]
+        vec![$(($name, ::std::borrow::Cow::from($value))),*]
     };
 }
 pub(crate) use vars;
@@ -42,14 +41,14 @@ impl Renderer {
         service: &Service,
         name: &'static str,
         label: &str,
-        vars: Vec<(&'static str, Value)>,
+        vars: crate::engine::Vars<'_>,
     ) -> Result<(), TemplateFailure> {
         let (text, from_label) = match service.template(label) {
             Some(t) => (t, true),
             None => (self.templates.get(name), false),
         };
         self.engine
-            .render_into(out, text, vars)
+            .render_into(out, text, &vars)
             .map_err(|error| TemplateFailure {
                 template: if from_label && label != name {
                     leak_name(label)
@@ -267,7 +266,7 @@ impl Renderer {
                 && !text.is_empty()
             {
                 self.engine
-                    .render_into(&mut health, text, health_vars(check, server.health_port))
+                    .render_into(&mut health, text, &health_vars(check, server.health_port))
                     .map_err(|error| TemplateFailure {
                         template: name,
                         from_label: service.template(name).is_some(),
@@ -286,7 +285,11 @@ impl Renderer {
     }
 }
 
-fn server_vars(service: &Service, server: &Server, health: String) -> Vec<(&'static str, Value)> {
+fn server_vars<'a>(
+    service: &'a Service,
+    server: &'a Server,
+    health: String,
+) -> crate::engine::Vars<'a> {
     let cookie = if service.sticky {
         let digest = Sha1::digest(server.name.as_bytes());
         let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
@@ -307,7 +310,7 @@ fn server_vars(service: &Service, server: &Server, health: String) -> Vec<(&'sta
 }
 
 /// The variables of the health-check templates.
-fn health_vars(check: &ServiceHealthCheck, port: Option<i64>) -> Vec<(&'static str, Value)> {
+fn health_vars(check: &ServiceHealthCheck, port: Option<i64>) -> crate::engine::Vars<'_> {
     vars! {
         "healthCheckPortIndex" => py_opt_int(check.port_index),
         "healthCheckPort" => py_opt_int(port),
