@@ -139,7 +139,7 @@ pub struct Args {
     pub sse_watchdog: f64,
 
     /// SSE mode: minimum seconds between two reloads; changes in between are coalesced.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 0.5)]
     pub min_reload_interval: f64,
 
     /// SSE mode: seconds between full resyncs even without events.
@@ -184,9 +184,6 @@ impl Args {
     /// Refuse flags that are accepted for compatibility but not implemented
     /// yet, instead of silently ignoring them.
     pub fn check_supported(&self) -> Result<(), NotSupported> {
-        if self.sse {
-            return Err(NotSupported("--sse"));
-        }
         if self.dcos_auth_credentials.is_some() {
             return Err(NotSupported(
                 "--dcos-auth-credentials (or DCOS_SERVICE_ACCOUNT_CREDENTIAL)",

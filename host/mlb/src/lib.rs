@@ -11,6 +11,9 @@
 //! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
 //! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
+//! - [`daemon`]: `--sse`: the long-running controller (reconcile loop).
+//! - [`backoff`]: jittered exponential backoff.
+//! - [`haproxy`]: the built-in HAProxy supervisor (master-worker, seamless reloads).
 //! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
 //! - [`trigger`]: what makes the long-running mode regenerate or reload.
 //! - [`metrics`]: the controller's own Prometheus metrics.
@@ -18,8 +21,11 @@
 //! - [`longhelp`]: the generated label and template reference.
 
 pub mod apply;
+pub mod backoff;
 pub mod cleanup;
 pub mod cli;
+pub mod daemon;
+pub mod haproxy;
 pub mod logging;
 pub mod longhelp;
 pub mod marathon;

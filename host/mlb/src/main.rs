@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use marathon_lb::cli::Args;
 use marathon_lb::settings::Settings;
-use marathon_lb::{logging, longhelp, oneshot};
+use marathon_lb::{daemon, logging, longhelp, oneshot};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -36,6 +36,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(oneshot::run(settings))?;
+    if args.sse {
+        let daemon = daemon::DaemonSettings::from_args(&args);
+        runtime.block_on(daemon::run(settings, daemon))?;
+    } else {
+        runtime.block_on(oneshot::run(settings))?;
+    }
     Ok(())
 }

@@ -8,6 +8,8 @@
 //! JSON moves on as well.
 
 mod auth;
+pub mod sse;
+mod sse_decoder;
 
 use std::time::Duration;
 

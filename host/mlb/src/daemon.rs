@@ -1,0 +1,377 @@
+//! SSE mode: the long-running controller.
+//!
+//! One reconcile loop owns all state (plugin, renderer, resolver, Marathon
+//! client, HAProxy supervisor) and consumes [`Trigger`]s from the event
+//! stream, signals and the resync timer. Triggers are coalesced: after the
+//! first one the loop waits a short debounce, then takes everything pending
+//! (a `Reset` beats a `Reload`), and never reloads more often than
+//! `--min-reload-interval` — a burst of a thousand events during a deployment
+//! becomes a handful of reconciles, not a thousand.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mlb_core::Templates;
+use mlb_core::render::Renderer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{Instrument, info_span};
+
+use crate::apply::{self, ApplyError, Outcome};
+use crate::haproxy::{Supervisor, SupervisorConfig};
+use crate::marathon::MarathonClient;
+use crate::marathon::sse::{self, SseConfig};
+use crate::metrics::Metrics;
+use crate::oneshot::{RunError, apply_with_cleanup, log_diagnostics};
+use crate::pipeline;
+use crate::plugin::{PluginLimits, WasmLabelPlugin};
+use crate::resolve::Resolver;
+use crate::settings::Settings;
+use crate::trigger::{Cause, Trigger};
+
+/// How long the loop waits after a trigger for more to arrive.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Settings of the long-running mode.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// Reopen a silent event stream after this long.
+    pub watchdog: Duration,
+    /// Minimum time between two reloads.
+    pub min_reload_interval: Duration,
+    /// Full resync period.
+    pub resync_interval: Duration,
+    /// Reconnect backoff cap.
+    pub max_backoff: Duration,
+    /// Run HAProxy as a child.
+    pub supervise: Option<SupervisorConfig>,
+    /// Where to serve the controller's metrics.
+    pub metrics_address: Option<std::net::SocketAddr>,
+    /// Where to write our PID.
+    pub pid_file: Option<PathBuf>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Everything the reconcile loop owns.
+struct Controller {
+    settings: Settings,
+    client: MarathonClient,
+    plugin: WasmLabelPlugin,
+    renderer: Renderer,
+    resolver: Resolver,
+    supervisor: Option<Supervisor>,
+    supervise: Option<SupervisorConfig>,
+    metrics: Arc<Metrics>,
+    last_reload: Option<Instant>,
+}
+
+impl Controller {
+    /// Refetch, regenerate, apply, reload.
+    async fn reset(&mut self, cause: Cause) -> Result<(), RunError> {
+        let body = self.client.fetch_apps().await?;
+        let generated = tokio::task::block_in_place(|| {
+            pipeline::generate(
+                &body,
+                &mut self.resolver,
+                &mut self.plugin,
+                &mut self.renderer,
+                &self.settings.interpret,
+                &self.settings.render,
+            )
+        })?;
+        log_diagnostics(&generated.diagnostics);
+        let m = &self.metrics;
+        m.apps.store(generated.apps as u64, Ordering::Relaxed);
+        m.services.store(generated.services as u64, Ordering::Relaxed);
+        m.servers.store(
+            generated.interpreted.iter().map(|s| s.servers.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
+        m.rejected.store(
+            generated
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == mlb_model::Severity::Error)
+                .count() as u64,
+            Ordering::Relaxed,
+        );
+        let span = tracing::Span::current();
+        span.record("apps", generated.apps);
+        span.record("services", generated.services);
+        let outcome = tokio::task::block_in_place(|| {
+            apply_with_cleanup(&self.settings, &generated, &mut self.renderer)
+        })?;
+        span.record("changed", outcome != Outcome::Unchanged);
+        m.last_apply.store(unix_now(), Ordering::Relaxed);
+        if outcome != Outcome::Unchanged || self.supervisor.is_none() {
+            self.reload_haproxy(cause).await?;
+        }
+        Ok(())
+    }
+
+    /// SIGUSR1: validate the file on disk, then reload.
+    async fn revalidate(&mut self, cause: Cause) -> Result<(), RunError> {
+        if !self.settings.apply.skip_validation {
+            apply::validate(&self.settings.haproxy_config)?;
+        }
+        if self.supervise.is_none() {
+            let opts = self.settings.apply.clone();
+            tokio::task::block_in_place(|| apply::reload(&opts))?;
+            return Ok(());
+        }
+        self.reload_haproxy(cause).await
+    }
+
+    /// Reload (or first start) the supervised HAProxy.
+    async fn reload_haproxy(&mut self, cause: Cause) -> Result<(), RunError> {
+        let Some(cfg) = &self.supervise else {
+            return Ok(());
+        };
+        self.last_reload = Some(Instant::now());
+        match &self.supervisor {
+            None => {
+                if !self.settings.haproxy_config.exists() {
+                    return Ok(());
+                }
+                let sup = Supervisor::start(cfg.clone(), self.metrics.clone())
+                    .await
+                    .map_err(|e| RunError::Apply(ApplyError::Reload {
+                        command: "haproxy (supervised start)".into(),
+                        message: e.to_string(),
+                    }))?;
+                tracing::info!(cause = cause.as_str(), "HAProxy started");
+                self.supervisor = Some(sup);
+            }
+            Some(sup) => {
+                let report = sup.reload().await.map_err(|e| {
+                    RunError::Apply(ApplyError::Reload {
+                        command: "haproxy reload (master socket)".into(),
+                        message: e.to_string(),
+                    })
+                })?;
+                tracing::info!(cause = cause.as_str(), report = ?report, "HAProxy reloaded");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Collect every trigger already queued; returns (reset, reload, cause).
+fn drain(rx: &mut mpsc::Receiver<Trigger>, mut reset: Option<Cause>, mut reload: Option<Cause>) -> (Option<Cause>, Option<Cause>) {
+    while let Ok(t) = rx.try_recv() {
+        match t {
+            Trigger::Reset(c) => reset = reset.or(Some(c)),
+            Trigger::Reload(c) => reload = reload.or(Some(c)),
+        }
+    }
+    (reset, reload)
+}
+
+/// Run until SIGTERM/SIGINT.
+pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(path) = &daemon.pid_file {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file");
+        }
+    }
+    let templates = Templates::resolve(&settings.templates)?;
+    let mut ctl = Controller {
+        client: MarathonClient::new(settings.client.clone())?,
+        plugin: WasmLabelPlugin::default_plugin(PluginLimits::default())?,
+        renderer: Renderer::new(templates),
+        resolver: Resolver::new(settings.cache_capacity),
+        supervisor: None,
+        supervise: daemon.supervise.clone(),
+        metrics: metrics.clone(),
+        last_reload: None,
+        settings,
+    };
+    if let Some(cfg) = &ctl.supervise {
+        ctl.settings.apply.run_reload = false;
+        // The HEAD lua-loads these; they must exist before the first `haproxy -c`.
+        if let Some(dir) = &cfg.lua_dir {
+            crate::haproxy::install_lua(dir).map_err(|e| {
+                RunError::Apply(ApplyError::Io {
+                    path: dir.display().to_string(),
+                    error: e,
+                })
+            })?;
+        }
+    }
+
+    let (tx, mut rx) = mpsc::channel::<Trigger>(256);
+    let _ = tx.try_send(Trigger::Reset(Cause::Start));
+
+    let sse_config = SseConfig {
+        urls: ctl.settings.client.urls.clone(),
+        credentials: ctl.settings.client.credentials.clone(),
+        ca_cert_pem: ctl.settings.client.ca_cert_pem.clone(),
+        insecure: ctl.settings.client.insecure,
+        watchdog: daemon.watchdog,
+        max_backoff: daemon.max_backoff,
+        connect_timeout: ctl.settings.client.connect_timeout,
+    };
+    tokio::spawn(sse::follow(sse_config, tx.clone(), metrics.clone()));
+    tokio::spawn(resync(tx.clone(), daemon.resync_interval));
+    tokio::spawn(signals(tx.clone()));
+    if let Some(addr) = daemon.metrics_address {
+        tokio::spawn(serve_metrics(addr, metrics.clone()));
+    }
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+
+    loop {
+        let first = tokio::select! {
+            t = rx.recv() => match t { Some(t) => t, None => break },
+            _ = &mut shutdown => break,
+        };
+        let (mut reset, mut reload) = match first {
+            Trigger::Reset(c) => (Some(c), None),
+            Trigger::Reload(c) => (None, Some(c)),
+        };
+        tokio::time::sleep(DEBOUNCE).await;
+        (reset, reload) = drain(&mut rx, reset, reload);
+        if let Some(last) = ctl.last_reload {
+            let ready = last + daemon.min_reload_interval;
+            if Instant::now() < ready {
+                tokio::time::sleep_until(ready).await;
+                (reset, reload) = drain(&mut rx, reset, reload);
+            }
+        }
+        let cause = reset.or(reload).unwrap_or(Cause::Start);
+        let span = info_span!(
+            "reconcile",
+            trigger = cause.as_str(),
+            apps = tracing::field::Empty,
+            services = tracing::field::Empty,
+            changed = tracing::field::Empty,
+            elapsed_ms = tracing::field::Empty
+        );
+        let started = Instant::now();
+        let result = async {
+            if reset.is_some() {
+                ctl.reset(cause).await
+            } else {
+                ctl.revalidate(cause).await
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let elapsed = started.elapsed().as_millis() as u64;
+        span.record("elapsed_ms", elapsed);
+        metrics.reconcile(cause.as_str(), elapsed);
+        if let Err(e) = result {
+            metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(parent: &span, error = %e, "reconcile failed; the running config is kept");
+        }
+    }
+    tracing::info!("shutting down");
+    if let Some(sup) = ctl.supervisor.take() {
+        sup.stop().await;
+    }
+    Ok(())
+}
+
+async fn resync(tx: mpsc::Sender<Trigger>, every: Duration) {
+    let mut ticker = tokio::time::interval_at(Instant::now() + every, every);
+    loop {
+        ticker.tick().await;
+        if tx.send(Trigger::Reset(Cause::Resync)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// SIGHUP → reset, SIGUSR1 → reload.
+async fn signals(tx: mpsc::Sender<Trigger>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut hup), Ok(mut usr1)) = (signal(SignalKind::hangup()), signal(SignalKind::user_defined1())) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        let trigger = tokio::select! {
+            _ = hup.recv() => Trigger::Reset(Cause::Hup),
+            _ = usr1.recv() => Trigger::Reload(Cause::Usr1),
+        };
+        tracing::info!(trigger = ?trigger, "signal received");
+        if tx.send(trigger).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// A minimal HTTP endpoint: `GET /metrics` in the Prometheus text format.
+async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) {
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(%addr, error = %e, "cannot serve metrics");
+            return;
+        }
+    };
+    tracing::info!(%addr, "serving controller metrics on /metrics");
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let (status, body) = if request.starts_with("GET /metrics") {
+                ("200 OK", metrics.render())
+            } else {
+                ("404 Not Found", "not found\n".to_owned())
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+impl DaemonSettings {
+    /// The long-running settings of `args`.
+    pub fn from_args(args: &crate::cli::Args) -> Self {
+        let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        Self {
+            watchdog: secs(args.sse_watchdog),
+            min_reload_interval: secs(args.min_reload_interval),
+            resync_interval: secs(args.resync_interval.max(1.0)),
+            max_backoff: Duration::from_secs(args.max_backoff.max(1)),
+            supervise: args.supervise_haproxy.then(|| SupervisorConfig {
+                haproxy: PathBuf::from("haproxy"),
+                config: args.haproxy_config.clone(),
+                run_dir: args.haproxy_run_dir.clone(),
+                state_file: args.server_state_file.clone(),
+                lua_dir: Some(args.lua_dir.clone()),
+            }),
+            metrics_address: args.metrics_address,
+            pid_file: args.pid_file.clone(),
+        }
+    }
+}

@@ -1,0 +1,709 @@
+//! The supervisor: starts HAProxy in master-worker mode, restarts it when it
+//! dies, reloads it one reload at a time with confirmation, stops it
+//! gracefully. See the [module documentation](super) for the protocol.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::master::{self, CLI_TIMEOUT, Processes};
+use super::state::{is_server_state, write_atomic};
+use super::{
+    FIRST_RESTART_DELAY, HaproxyError, MAX_RESTART_DELAY, RELOAD_TIMEOUT, ReloadReport,
+    START_TIMEOUT, STOP_TIMEOUT, SupervisorConfig, lua,
+};
+use crate::metrics::Metrics;
+
+/// How often the monitor refreshes the old-workers gauge.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
+/// Poll interval while waiting for the master socket or a new worker.
+const POLL: Duration = Duration::from_millis(20);
+/// HAProxy output lines kept for error messages.
+const OUTPUT_LINES: usize = 400;
+
+/// How [`Supervisor::stop`] ended HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// The master exited after the soft stop (SIGUSR1): every worker
+    /// finished its connections.
+    Graceful,
+    /// The timeout passed; the master was killed (its workers exit with it).
+    Killed,
+    /// HAProxy was not running (it had died and was waiting for a restart).
+    NotRunning,
+}
+
+/// Recent HAProxy output lines with sequence numbers, so a reload can pick
+/// the `[ALERT]` lines written after it began.
+#[derive(Debug, Default)]
+struct OutputLog {
+    lines: StdMutex<VecDeque<(u64, String)>>,
+    next: AtomicU64,
+}
+
+impl OutputLog {
+    fn push(&self, line: String) {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut lines) = self.lines.lock() {
+            if lines.len() == OUTPUT_LINES {
+                lines.pop_front();
+            }
+            lines.push_back((seq, line));
+        }
+    }
+
+    /// The sequence number the next line will get.
+    fn mark(&self) -> u64 {
+        self.next.load(Ordering::SeqCst)
+    }
+
+    /// `[ALERT]` lines since `mark`, without their `[ALERT] (pid) :` prefix,
+    /// joined with "; " (the last lines of output when there are none).
+    fn alerts_since(&self, mark: u64) -> String {
+        let Ok(lines) = self.lines.lock() else {
+            return String::new();
+        };
+        let recent: Vec<&str> = lines
+            .iter()
+            .filter(|(seq, _)| *seq >= mark)
+            .map(|(_, l)| l.as_str())
+            .collect();
+        let alerts: Vec<&str> = recent
+            .iter()
+            .filter(|l| l.starts_with("[ALERT]"))
+            .map(|l| {
+                let message = l.split_once(" : ").map_or(*l, |(_, m)| m);
+                message.strip_prefix("config : ").unwrap_or(message).trim()
+            })
+            .filter(|l| {
+                !l.contains("Error(s) found in configuration file")
+                    && !l.contains("Fatal errors found in configuration")
+            })
+            .collect();
+        if alerts.is_empty() {
+            let tail = &recent[recent.len().saturating_sub(5)..];
+            tail.join("; ")
+        } else {
+            alerts.join("; ")
+        }
+    }
+}
+
+/// State shared by the [`Supervisor`] handle and its monitor task.
+#[derive(Debug)]
+struct Shared {
+    cfg: SupervisorConfig,
+    metrics: Arc<Metrics>,
+    /// The running master's PID (`None` while HAProxy is down).
+    master_pid: StdMutex<Option<u32>>,
+    output: OutputLog,
+}
+
+impl Shared {
+    fn master_pid(&self) -> Option<u32> {
+        self.master_pid.lock().ok().and_then(|p| *p)
+    }
+
+    fn set_master_pid(&self, pid: Option<u32>) {
+        if let Ok(mut p) = self.master_pid.lock() {
+            *p = pid;
+        }
+    }
+
+    fn socket_display(&self) -> String {
+        self.cfg.master_socket().display().to_string()
+    }
+
+    async fn cli(&self, command: &str) -> Result<String, HaproxyError> {
+        master::command(&self.cfg.master_socket(), command, CLI_TIMEOUT)
+            .await
+            .map_err(|error| HaproxyError::Master {
+                socket: self.socket_display(),
+                error,
+            })
+    }
+
+    async fn show_proc(&self) -> Result<Processes, HaproxyError> {
+        let answer = self.cli("show proc").await?;
+        master::parse_show_proc(&answer).ok_or_else(|| HaproxyError::Master {
+            socket: self.socket_display(),
+            error: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unexpected answer to `show proc`: {}", answer.trim()),
+            ),
+        })
+    }
+
+    fn update_old_workers(&self, procs: &Processes) {
+        self.metrics
+            .haproxy_old_workers
+            .store(procs.old_workers.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// A stop request for the monitor task.
+#[derive(Debug)]
+struct StopRequest {
+    timeout: Duration,
+    done: oneshot::Sender<StopOutcome>,
+}
+
+/// HAProxy running under the controller.
+///
+/// Dropping the supervisor without [`stop`](Self::stop) kills HAProxy
+/// (SIGKILL to the master; its workers exit with it).
+#[derive(Debug)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+    reload_lock: Mutex<()>,
+    stop_tx: Option<mpsc::Sender<StopRequest>>,
+    monitor: Option<JoinHandle<()>>,
+}
+
+impl Supervisor {
+    /// Install the Lua files (when [`SupervisorConfig::lua_dir`] is set),
+    /// create the run and state directories, start HAProxy and wait until
+    /// the master socket answers and lists a worker. Must be called within a
+    /// tokio runtime; a background task then watches HAProxy and restarts it
+    /// when it dies.
+    pub async fn start(
+        cfg: SupervisorConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Supervisor, HaproxyError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |error| HaproxyError::Io { path, error }
+        };
+        if let Some(dir) = &cfg.lua_dir {
+            lua::install_lua(dir).map_err(io(dir))?;
+        }
+        std::fs::create_dir_all(&cfg.run_dir).map_err(io(&cfg.run_dir))?;
+        if let Some(dir) = cfg
+            .state_file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let shared = Arc::new(Shared {
+            cfg,
+            metrics,
+            master_pid: StdMutex::new(None),
+            output: OutputLog::default(),
+        });
+        if shared.show_proc().await.is_ok() {
+            return Err(HaproxyError::AlreadyRunning(shared.socket_display()));
+        }
+        let child = start_haproxy(&shared).await?;
+        let (stop_tx, stop_rx) = mpsc::channel(1);
+        let monitor = tokio::spawn(monitor(shared.clone(), child, stop_rx));
+        Ok(Supervisor {
+            shared,
+            reload_lock: Mutex::new(()),
+            stop_tx: Some(stop_tx),
+            monitor: Some(monitor),
+        })
+    }
+
+    /// The supervised files and paths.
+    pub fn config(&self) -> &SupervisorConfig {
+        &self.shared.cfg
+    }
+
+    /// The running master's PID (`None` while HAProxy is down and a restart
+    /// is pending).
+    pub fn master_pid(&self) -> Option<u32> {
+        self.shared.master_pid()
+    }
+
+    /// `show proc`: the master, the current and the old workers.
+    pub async fn processes(&self) -> Result<Processes, HaproxyError> {
+        self.shared.show_proc().await
+    }
+
+    /// Send a command to the master CLI and return its answer.
+    pub async fn master_command(&self, command: &str) -> Result<String, HaproxyError> {
+        self.shared.cli(command).await
+    }
+
+    /// Send a runtime-API command to the current worker (`@1 <command>`
+    /// through the master), e.g. `set server app/srv1 addr 10.0.0.5 port
+    /// 31000`, and return its answer.
+    pub async fn worker_command(&self, command: &str) -> Result<String, HaproxyError> {
+        self.shared.cli(&format!("@1 {command}")).await
+    }
+
+    /// Save the current worker's server state (`show servers state`) to
+    /// [`SupervisorConfig::state_file`], atomically. An answer that is not a
+    /// state dump is an error and leaves the file alone.
+    pub async fn save_server_state(&self) -> Result<(), HaproxyError> {
+        let dump = self.worker_command("show servers state").await?;
+        if !is_server_state(&dump) {
+            return Err(HaproxyError::Master {
+                socket: self.shared.socket_display(),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("unexpected answer to `show servers state`: {}", dump.trim()),
+                ),
+            });
+        }
+        let path = &self.shared.cfg.state_file;
+        write_atomic(path, dump.as_bytes()).map_err(|error| HaproxyError::Io {
+            path: path.display().to_string(),
+            error,
+        })
+    }
+
+    /// Reload HAProxy with the config file as it is on disk now: save the
+    /// server state, send `reload` to the master, and wait until a new
+    /// worker is listed (see the [module documentation](super)). Reloads
+    /// are serialised: a second caller waits for the first to be confirmed.
+    ///
+    /// A config HAProxy refuses is [`HaproxyError::ReloadRejected`]; the
+    /// previous worker keeps serving. Counts
+    /// [`reloads_ok`](Metrics::reloads_ok) /
+    /// [`reloads_failed`](Metrics::reloads_failed).
+    pub async fn reload(&self) -> Result<ReloadReport, HaproxyError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let started = Instant::now();
+        let result = self.reload_locked(started).await;
+        let metrics = &self.shared.metrics;
+        match &result {
+            Ok(report) => {
+                metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    elapsed_ms = report.duration.as_millis() as u64,
+                    new_worker = report.new_worker_pid,
+                    old_workers = report.old_workers.len(),
+                    "HAProxy reloaded"
+                );
+            }
+            Err(e) => {
+                metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "HAProxy reload failed");
+            }
+        }
+        result
+    }
+
+    async fn reload_locked(&self, started: Instant) -> Result<ReloadReport, HaproxyError> {
+        let shared = &self.shared;
+        let Some(master_pid) = shared.master_pid() else {
+            return Err(HaproxyError::NotRunning);
+        };
+        let before = shared.show_proc().await?;
+        if before.master_pid != master_pid {
+            return Err(HaproxyError::Restarted);
+        }
+        let state_saved = match self.save_server_state().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "server state not saved before the reload");
+                false
+            }
+        };
+        let mark = shared.output.mark();
+        // The master answers nothing to `reload` and closes the connection
+        // once it re-executes itself: an empty answer is success.
+        shared.cli("reload").await?;
+        let deadline = Instant::now() + RELOAD_TIMEOUT;
+        loop {
+            tokio::time::sleep(POLL).await;
+            if shared.master_pid() != Some(master_pid) {
+                return Err(HaproxyError::Restarted);
+            }
+            // Refused connections are expected while the master re-executes.
+            if let Ok(now) = shared.show_proc().await {
+                if now.master_pid != master_pid {
+                    return Err(HaproxyError::Restarted);
+                }
+                if now.reloads > before.reloads {
+                    let failed = match (now.failed_reloads, before.failed_reloads) {
+                        (Some(n), Some(b)) => n > b,
+                        _ => false,
+                    };
+                    if failed {
+                        // Let the output reader catch up with the alerts.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        shared.update_old_workers(&now);
+                        return Err(HaproxyError::ReloadRejected(
+                            shared.output.alerts_since(mark),
+                        ));
+                    }
+                    if let Some(new_worker_pid) = now
+                        .current_worker()
+                        .filter(|pid| !before.workers.iter().any(|w| w.pid == *pid))
+                    {
+                        shared.update_old_workers(&now);
+                        return Ok(ReloadReport {
+                            duration: started.elapsed(),
+                            new_worker_pid,
+                            old_workers: now.old_workers.iter().map(|w| w.pid).collect(),
+                            state_saved,
+                        });
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    output = %shared.output.alerts_since(mark),
+                    "no new HAProxy worker after the reload"
+                );
+                return Err(HaproxyError::ReloadTimeout(RELOAD_TIMEOUT));
+            }
+        }
+    }
+
+    /// Stop HAProxy gracefully: SIGUSR1 to the master (soft stop: listeners
+    /// close, connections finish), wait up to [`STOP_TIMEOUT`], then SIGKILL.
+    pub async fn stop(self) -> StopOutcome {
+        self.stop_with_timeout(STOP_TIMEOUT).await
+    }
+
+    /// [`stop`](Self::stop) with another timeout before the kill.
+    pub async fn stop_with_timeout(mut self, timeout: Duration) -> StopOutcome {
+        let Some(tx) = self.stop_tx.take() else {
+            return StopOutcome::NotRunning;
+        };
+        let (done, outcome) = oneshot::channel();
+        let outcome = if tx.send(StopRequest { timeout, done }).await.is_ok() {
+            outcome.await.unwrap_or(StopOutcome::NotRunning)
+        } else {
+            StopOutcome::NotRunning
+        };
+        if let Some(task) = self.monitor.take() {
+            let _ = task.await;
+        }
+        let _ = std::fs::remove_file(self.shared.cfg.pid_file());
+        outcome
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Closing the channel tells the monitor to kill HAProxy; when the
+        // runtime is gone, `kill_on_drop` on the child does it.
+        self.stop_tx.take();
+    }
+}
+
+/// Spawn HAProxy and forward its output to `tracing`.
+fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
+    let cfg = &shared.cfg;
+    let mut socket = cfg.master_socket().into_os_string();
+    socket.push(",mode,600");
+    let mut child = Command::new(&cfg.haproxy)
+        .arg("-W")
+        .arg("-db")
+        .arg("-S")
+        .arg(socket)
+        .arg("-p")
+        .arg(cfg.pid_file())
+        .arg("-f")
+        .arg(&cfg.config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group: a Ctrl-C meant for the controller must not
+        // hard-stop HAProxy behind the controller's back.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| HaproxyError::Spawn {
+            haproxy: cfg.haproxy.display().to_string(),
+            error,
+        })?;
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(forward_output(out, shared.clone()));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(forward_output(err, shared.clone()));
+    }
+    Ok(child)
+}
+
+/// Log HAProxy's output lines by their level and keep them for errors.
+/// Invalid UTF-8 is replaced, never a reason to stop reading (a full pipe
+/// would block HAProxy).
+async fn forward_output(stream: impl AsyncRead + Unpin, shared: Arc<Shared>) {
+    let mut reader = BufReader::new(stream);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf).trim_end().to_owned();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("[ALERT]") {
+            tracing::error!(target: "haproxy", "{line}");
+        } else if line.starts_with("[WARNING]") {
+            tracing::warn!(target: "haproxy", "{line}");
+        } else {
+            tracing::info!(target: "haproxy", "{line}");
+        }
+        shared.output.push(line);
+    }
+}
+
+/// Spawn HAProxy and wait until its master answers with a worker; count the
+/// start.
+async fn start_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
+    let mark = shared.output.mark();
+    let mut child = spawn_haproxy(shared)?;
+    let pid = child.id().unwrap_or_default();
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            // Let the output reader catch up with the alerts.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            return Err(HaproxyError::StartFailed(format!(
+                "exited with {status}: {}",
+                shared.output.alerts_since(mark)
+            )));
+        }
+        if let Ok(procs) = shared.show_proc().await
+            && procs.master_pid == pid
+            && let Some(worker) = procs.current_worker()
+        {
+            shared.set_master_pid(Some(pid));
+            shared.update_old_workers(&procs);
+            shared
+                .metrics
+                .haproxy_starts
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(master = pid, worker, "HAProxy started");
+            return Ok(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(HaproxyError::StartFailed(format!(
+                "no worker on {} within {START_TIMEOUT:?}: {}",
+                shared.socket_display(),
+                shared.output.alerts_since(mark)
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Restart delays: 1 s, doubling, at most 30 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            next: FIRST_RESTART_DELAY,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = FIRST_RESTART_DELAY;
+    }
+
+    fn delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(MAX_RESTART_DELAY);
+        delay
+    }
+}
+
+/// Watch the child: restart it when it exits on its own, stop it on request
+/// (or kill it when the supervisor is dropped), refresh the old-workers gauge.
+async fn monitor(shared: Arc<Shared>, mut child: Child, mut stop_rx: mpsc::Receiver<StopRequest>) {
+    let mut backoff = Backoff::new();
+    let mut running_since = Instant::now();
+    let mut gauge = tokio::time::interval(GAUGE_INTERVAL);
+    gauge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            request = stop_rx.recv() => {
+                let outcome = match &request {
+                    Some(r) => graceful_stop(&shared, &mut child, r.timeout).await,
+                    None => kill(&shared, &mut child).await,
+                };
+                shared.set_master_pid(None);
+                if let Some(r) = request {
+                    let _ = r.done.send(outcome);
+                }
+                return;
+            }
+            status = child.wait() => {
+                shared.set_master_pid(None);
+                log_exit(status);
+                if running_since.elapsed() >= MAX_RESTART_DELAY {
+                    backoff.reset();
+                }
+                loop {
+                    let delay = backoff.delay();
+                    tracing::warn!(delay_ms = delay.as_millis() as u64, "restarting HAProxy");
+                    let restart = async {
+                        tokio::time::sleep(delay).await;
+                        start_haproxy(&shared).await
+                    };
+                    tokio::select! {
+                        request = stop_rx.recv() => {
+                            // Nothing is running (an unfinished start is
+                            // dropped, which kills it).
+                            if let Some(r) = request {
+                                let _ = r.done.send(StopOutcome::NotRunning);
+                            }
+                            return;
+                        }
+                        started = restart => match started {
+                            Ok(c) => {
+                                child = c;
+                                running_since = Instant::now();
+                                break;
+                            }
+                            Err(e) => tracing::error!(error = %e, "HAProxy restart failed"),
+                        }
+                    }
+                }
+            }
+            _ = gauge.tick() => {
+                if let Ok(procs) = shared.show_proc().await {
+                    shared.update_old_workers(&procs);
+                }
+            }
+        }
+    }
+}
+
+fn log_exit(status: std::io::Result<ExitStatus>) {
+    match status {
+        Ok(s) => tracing::error!(status = %s, "HAProxy exited unexpectedly"),
+        Err(e) => tracing::error!(error = %e, "waiting for HAProxy failed"),
+    }
+}
+
+/// Send `signal` to `pid`.
+fn signal(pid: u32, signal: rustix::process::Signal) -> std::io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    rustix::process::kill_process(pid, signal).map_err(std::io::Error::from)
+}
+
+/// Whether `pid` is still a running (not zombie) `haproxy` process.
+fn is_live_haproxy(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    comm.trim() == "haproxy" && !matches!(state, Some("Z" | "X") | None)
+}
+
+/// Workers left running after their master is gone are killed (they exit
+/// by themselves when they notice the master died; this is the backstop).
+async fn reap_workers(workers: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while workers.iter().any(|&w| is_live_haproxy(w)) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for &w in workers.iter().filter(|&&w| is_live_haproxy(w)) {
+        tracing::warn!(worker = w, "killing a HAProxy worker left behind");
+        let _ = signal(w, rustix::process::Signal::KILL);
+    }
+}
+
+async fn graceful_stop(shared: &Shared, child: &mut Child, timeout: Duration) -> StopOutcome {
+    let workers: Vec<u32> = match shared.show_proc().await {
+        Ok(p) => p.all_workers().collect(),
+        Err(_) => Vec::new(),
+    };
+    let Some(pid) = child.id() else {
+        return StopOutcome::NotRunning;
+    };
+    tracing::info!(master = pid, "stopping HAProxy (soft stop)");
+    let outcome = if signal(pid, rustix::process::Signal::USR1).is_ok()
+        && tokio::time::timeout(timeout, child.wait()).await.is_ok()
+    {
+        StopOutcome::Graceful
+    } else {
+        tracing::warn!(master = pid, "HAProxy did not stop in time; killing it");
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        StopOutcome::Killed
+    };
+    reap_workers(&workers).await;
+    outcome
+}
+
+async fn kill(shared: &Shared, child: &mut Child) -> StopOutcome {
+    let workers: Vec<u32> = match shared.show_proc().await {
+        Ok(p) => p.all_workers().collect(),
+        Err(_) => Vec::new(),
+    };
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    reap_workers(&workers).await;
+    StopOutcome::Killed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_the_cap_and_resets() {
+        let mut b = Backoff::new();
+        let secs: Vec<u64> = (0..8).map(|_| b.delay().as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 30, 30, 30]);
+        b.reset();
+        assert_eq!(b.delay(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn alerts_are_condensed() {
+        let log = OutputLog::default();
+        log.push("[NOTICE]   (1) : Reloading HAProxy".into());
+        let mark = log.mark();
+        log.push("[ALERT]    (1) : config : parsing [h.cfg:15] : unknown keyword 'bogus' in 'frontend' section".into());
+        log.push("[ALERT]    (1) : config : Error(s) found in configuration file : h.cfg".into());
+        log.push("[ALERT]    (1) : config : Fatal errors found in configuration.".into());
+        log.push("[WARNING]  (1) : Loading failure!".into());
+        assert_eq!(
+            log.alerts_since(mark),
+            "parsing [h.cfg:15] : unknown keyword 'bogus' in 'frontend' section"
+        );
+        assert_eq!(log.alerts_since(log.mark()), "");
+    }
+
+    #[test]
+    fn output_log_is_bounded() {
+        let log = OutputLog::default();
+        for i in 0..(OUTPUT_LINES + 10) {
+            log.push(format!("line {i}"));
+        }
+        assert_eq!(log.lines.lock().unwrap().len(), OUTPUT_LINES);
+        assert_eq!(
+            log.alerts_since(0),
+            format!(
+                "line {}; line {}; line {}; line {}; line {}",
+                OUTPUT_LINES + 5,
+                OUTPUT_LINES + 6,
+                OUTPUT_LINES + 7,
+                OUTPUT_LINES + 8,
+                OUTPUT_LINES + 9
+            )
+        );
+    }
+}

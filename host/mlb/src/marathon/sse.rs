@@ -1,0 +1,471 @@
+//! Following Marathon's event stream (`--sse`): every relevant event, and
+//! every (re)connect of the stream, asks the reconcile loop for a full
+//! refetch ([`Trigger::Reset`]).
+//!
+//! # Behaviour
+//! * `GET <url>/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event`
+//!   with exactly `Accept: text/event-stream`, `Cache-Control: no-cache`
+//!   and basic auth when configured. Anything but 200 is a failed attempt.
+//! * After each successful (re)connect: [`Cause::StreamConnected`] (events
+//!   may have been missed while disconnected). Each `api_post_event`,
+//!   `health_status_changed_event` and `status_update_event`:
+//!   [`Cause::Event`]. Triggers are sent with `try_send`, so a slow consumer
+//!   never stalls the stream: when the channel is full a reset is already
+//!   pending and the consumer coalesces them.
+//! * Every event is counted by type (the JSON `eventType`, else the SSE
+//!   `event:` name); every received byte, keep-alives included, updates
+//!   `stream_last_activity`.
+//! * The URL is taken round-robin from the list on each (re)connect,
+//!   starting with the first (as marathon-lb's `itertools.cycle`).
+//! * Between failed attempts: [`Backoff::marathon_lb`] (`random() × wait`,
+//!   wait from 3 s ×1.5 up to `--max-backoff`, back to 3 s after a stream
+//!   that lived more than 600 s).
+//!
+//! # Deviations from marathon-lb
+//! * **Watchdog instead of the 300 s low-speed abort.** Marathon writes a
+//!   keep-alive every 10 s, so a stream silent for [`SseConfig::watchdog`]
+//!   (default 15 s) is dead (half-open TCP, a stuck proxy, a frozen leader):
+//!   it is dropped and the next URL is tried at once, without backoff (as
+//!   marathon-lb does after its curl timeout). A server that accepts but sends
+//!   no response headers within the watchdog counts as a failed attempt.
+//! * **Rotation without waiting on every failure.** A failed attempt (or an
+//!   ended stream) moves on to the next URL immediately; the backoff is slept
+//!   once per round, i.e. after every `urls.len()`-th failure, so one dead or
+//!   hanging Marathon never delays the others while a flapping cluster still
+//!   backs off. With a single URL this is marathon-lb's behaviour. A stream
+//!   that lived more than 600 s resets the count and the backoff.
+//! * **Redirects with auth.** Non-leaders (Marathon 1.7+) answer 30x to the
+//!   leader. Redirects are followed here (up to [`MAX_REDIRECTS`] hops; the
+//!   original: 1) and the credentials are re-sent to the new host, as
+//!   marathon-lb's curl `UNRESTRICTED_AUTH` does (reqwest would strip them),
+//!   except on a redirect from `https` to plain `http`, which is refused.
+//! * **TLS is verified** (against `--marathon-ca-cert` when given); skipping
+//!   verification needs the explicit [`SseConfig::insecure`].
+//! * No `Accept-Encoding: gzip`: Marathon 1.6+ never compresses the stream.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{ACCEPT, CACHE_CONTROL, LOCATION};
+use reqwest::{StatusCode, Url};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
+
+pub use super::sse_decoder::{
+    DecodeError, MAX_EVENT_BYTES, MarathonEvent, SseDecoder, SseEvent, marathon_events,
+};
+use super::{Credentials, MarathonError, describe};
+use crate::backoff::Backoff;
+use crate::metrics::Metrics;
+use crate::trigger::{Cause, Trigger};
+
+/// Path and query of the event stream (server-side filtering, light plans).
+pub const EVENTS_PATH: &str = "/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event";
+
+/// The event types that trigger a reset.
+pub const RELEVANT_EVENTS: [&str; 3] = [
+    "api_post_event",
+    "health_status_changed_event",
+    "status_update_event",
+];
+
+/// Most redirects followed per connection attempt.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Whether an event of `event_type` triggers a reset.
+pub fn is_relevant(event_type: &str) -> bool {
+    RELEVANT_EVENTS.contains(&event_type)
+}
+
+/// Settings of the event-stream follower.
+#[derive(Clone)]
+pub struct SseConfig {
+    /// Marathon base URLs, used round-robin.
+    pub urls: Vec<String>,
+    /// Basic-auth credentials (re-sent on redirects).
+    pub credentials: Option<Credentials>,
+    /// PEM CA bundle used instead of the system roots.
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// Accept any TLS certificate. Only when explicitly asked for.
+    pub insecure: bool,
+    /// Reconnect when nothing at all (not even a keep-alive) arrived for
+    /// this long; also the limit for the response headers. Default 15 s.
+    pub watchdog: Duration,
+    /// Cap of the reconnect backoff (`--max-backoff`, default 300 s).
+    pub max_backoff: Duration,
+    /// TCP (and TLS) connect timeout (marathon-lb: 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for SseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SseConfig")
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>(),
+            )
+            .field("credentials", &self.credentials)
+            .field(
+                "ca_cert_pem",
+                &self
+                    .ca_cert_pem
+                    .as_ref()
+                    .map(|p| format!("{} bytes", p.len())),
+            )
+            .field("insecure", &self.insecure)
+            .field("watchdog", &self.watchdog)
+            .field("max_backoff", &self.max_backoff)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl SseConfig {
+    /// Defaults for `urls`: no auth, system CA roots, watchdog 15 s, max
+    /// backoff 300 s, connect timeout 10 s.
+    pub fn new(urls: Vec<String>) -> Self {
+        Self {
+            urls,
+            credentials: None,
+            ca_cert_pem: None,
+            insecure: false,
+            watchdog: Duration::from_secs(15),
+            max_backoff: Duration::from_secs(300),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Checks what [`follow`] would otherwise only report in its log: at
+    /// least one URL, and a usable CA bundle.
+    pub fn validate(&self) -> Result<(), MarathonError> {
+        if self.urls.is_empty() {
+            return Err(MarathonError::Client("no Marathon URL".into()));
+        }
+        self.http_client().map(|_| ())
+    }
+
+    fn http_client(&self) -> Result<reqwest::Client, MarathonError> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .user_agent("marathon-lb")
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = &self.ca_cert_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| MarathonError::Client(format!("--marathon-ca-cert: {e}")))?;
+            if certs.is_empty() {
+                return Err(MarathonError::Client(
+                    "--marathon-ca-cert: no PEM certificate found".into(),
+                ));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if self.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        builder
+            .build()
+            .map_err(|e| MarathonError::Client(e.to_string()))
+    }
+}
+
+/// Follows the event stream, sending triggers, until `triggers` is closed.
+///
+/// Never returns an error: every failure is logged and retried (see the
+/// module documentation). An unusable configuration (no URL, bad CA bundle;
+/// check with [`SseConfig::validate`]) is logged once, and then this only
+/// waits for the channel to close.
+pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics: Arc<Metrics>) {
+    let http = match config.validate().and_then(|()| config.http_client()) {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(cause = %e, "cannot follow the Marathon event stream");
+            triggers.closed().await;
+            return;
+        }
+    };
+    let urls: Vec<String> = config
+        .urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .collect();
+    let follower = Follower {
+        http,
+        config: &config,
+        triggers: &triggers,
+        metrics: &metrics,
+    };
+    let mut backoff = Backoff::marathon_lb(config.max_backoff);
+    let mut failures = 0usize;
+    for base in urls.iter().cycle() {
+        let url = redact(base);
+        let end = tokio::select! {
+            _ = triggers.closed() => return,
+            end = follower.attempt(base, &url) => end,
+        };
+        match end {
+            End::Closed => return,
+            End::Watchdog { lived } => {
+                if backoff.lived(lived) {
+                    failures = 0;
+                }
+                metrics
+                    .stream_watchdog_reconnects
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    %url,
+                    cause = "watchdog",
+                    silence_ms = config.watchdog.as_millis() as u64,
+                    "event stream silent, reconnecting"
+                );
+            }
+            End::Failed { lived, cause } => {
+                if lived.is_some_and(|l| backoff.lived(l)) {
+                    failures = 0;
+                }
+                failures += 1;
+                if failures.is_multiple_of(urls.len()) {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        %url,
+                        %cause,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "event stream failed"
+                    );
+                    tokio::select! {
+                        _ = triggers.closed() => return,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                } else {
+                    tracing::warn!(%url, %cause, "event stream failed, trying the next Marathon");
+                }
+            }
+        }
+    }
+}
+
+/// How one connection attempt ended.
+#[derive(Debug)]
+enum End {
+    /// The trigger channel is closed: stop.
+    Closed,
+    /// The stream was up but went silent for the watchdog period.
+    Watchdog {
+        /// How long the stream had been up.
+        lived: Duration,
+    },
+    /// The attempt failed, or the stream ended or broke.
+    Failed {
+        /// How long the stream had been up, if it was.
+        lived: Option<Duration>,
+        /// What happened (no credentials).
+        cause: String,
+    },
+}
+
+struct Follower<'a> {
+    http: reqwest::Client,
+    config: &'a SseConfig,
+    triggers: &'a mpsc::Sender<Trigger>,
+    metrics: &'a Metrics,
+}
+
+impl Follower<'_> {
+    /// Connects to `base` and reads the stream until it ends.
+    async fn attempt(&self, base: &str, url: &str) -> End {
+        tracing::debug!(%url, "connecting to the event stream");
+        let resp = match tokio::time::timeout(self.config.watchdog, self.open(base)).await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(cause)) => return End::Failed { lived: None, cause },
+            Err(_) => {
+                return End::Failed {
+                    lived: None,
+                    cause: format!("no response within {} ms", self.config.watchdog.as_millis()),
+                };
+            }
+        };
+        self.read(resp).await
+    }
+
+    /// `GET` the stream, following redirects with the credentials re-sent.
+    async fn open(&self, base: &str) -> Result<reqwest::Response, String> {
+        let mut url = Url::parse(&format!("{base}{EVENTS_PATH}"))
+            .map_err(|e| format!("bad Marathon URL: {e}"))?;
+        for hop in 0..=MAX_REDIRECTS {
+            let mut req = self
+                .http
+                .get(url.clone())
+                .header(ACCEPT, "text/event-stream")
+                .header(CACHE_CONTROL, "no-cache");
+            if let Some(c) = &self.config.credentials {
+                req = req.basic_auth(&c.user, Some(&c.password));
+            }
+            let resp = req.send().await.map_err(|e| describe(e.without_url()))?;
+            let status = resp.status();
+            if status.is_redirection() {
+                if hop == MAX_REDIRECTS {
+                    return Err(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                let next = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| format!("{status} without a usable Location"))
+                    .and_then(|l| {
+                        url.join(l)
+                            .map_err(|e| format!("{status} to a bad Location: {e}"))
+                    })?;
+                if self.config.credentials.is_some()
+                    && url.scheme() == "https"
+                    && next.scheme() != "https"
+                {
+                    return Err(format!(
+                        "refusing to send credentials over a redirect from https to {}",
+                        redact(next.as_str())
+                    ));
+                }
+                tracing::info!(
+                    from = %redact(url.as_str()),
+                    to = %redact(next.as_str()),
+                    status = status.as_u16(),
+                    "event stream redirected (leader)"
+                );
+                url = next;
+                continue;
+            }
+            if status != StatusCode::OK {
+                return Err(format!("{} answered {status}", redact(url.as_str())));
+            }
+            if hop > 0 {
+                tracing::info!(leader = %redact(url.as_str()), "event stream via redirect");
+            }
+            return Ok(resp);
+        }
+        Err(format!("more than {MAX_REDIRECTS} redirects"))
+    }
+
+    /// Reads an open stream, sending triggers, until it ends, breaks or
+    /// goes silent.
+    async fn read(&self, mut resp: reqwest::Response) -> End {
+        let connected = Instant::now();
+        self.metrics.stream_connects.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        tracing::info!(url = %redact(resp.url().as_str()), "event stream connected");
+        if !self.send(Cause::StreamConnected) {
+            return End::Closed;
+        }
+        let mut decoder = SseDecoder::new();
+        let mut events = Vec::new();
+        loop {
+            let lived = connected.elapsed();
+            let chunk = match tokio::time::timeout(self.config.watchdog, resp.chunk()).await {
+                Err(_) => return End::Watchdog { lived },
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => {
+                    return End::Failed {
+                        lived: Some(lived),
+                        cause: "the stream ended".into(),
+                    };
+                }
+                Ok(Err(e)) => {
+                    return End::Failed {
+                        lived: Some(lived),
+                        cause: describe(e.without_url()),
+                    };
+                }
+            };
+            self.touch();
+            if let Err(e) = decoder.feed(&chunk, &mut events) {
+                return End::Failed {
+                    lived: Some(lived),
+                    cause: e.to_string(),
+                };
+            }
+            for ev in events.drain(..) {
+                for m in marathon_events(&ev) {
+                    self.metrics.event(&m.event_type);
+                    if is_relevant(&m.event_type) {
+                        tracing::debug!(event_type = %m.event_type, "relevant Marathon event");
+                        if !self.send(Cause::Event) {
+                            return End::Closed;
+                        }
+                    } else {
+                        tracing::debug!(event_type = %m.event_type, "Marathon event ignored");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a reset without waiting; `false` when the channel is closed.
+    fn send(&self, cause: Cause) -> bool {
+        match self.triggers.try_send(Trigger::Reset(cause)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                tracing::trace!(
+                    cause = cause.as_str(),
+                    "trigger channel full, a reset is pending"
+                );
+                true
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
+
+    fn touch(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        self.metrics
+            .stream_last_activity
+            .store(now, Ordering::Relaxed);
+    }
+}
+
+/// `url` without user info (for logs).
+fn redact(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_user_info() {
+        assert_eq!(redact("http://bob:s3cret@m1:8080/x"), "http://m1:8080/x");
+        assert_eq!(redact("http://m1:8080"), "http://m1:8080");
+        assert!(!format!("{:?}", SseConfig::new(vec!["http://a:b@h".into()])).contains("a:b"));
+    }
+
+    #[test]
+    fn relevant_types() {
+        assert!(is_relevant("status_update_event"));
+        assert!(!is_relevant("deployment_info"));
+        assert!(EVENTS_PATH.contains("plan-format=light"));
+    }
+
+    #[test]
+    fn validate_rejects_bad_settings() {
+        assert!(SseConfig::new(vec![]).validate().is_err());
+        let mut c = SseConfig::new(vec!["http://m:8080".into()]);
+        assert!(c.validate().is_ok());
+        c.ca_cert_pem = Some(b"not a certificate".to_vec());
+        assert!(c.validate().is_err());
+        c.ca_cert_pem = Some(
+            b"-----BEGIN CERTIFICATE-----\n!!notbase64!!\n-----END CERTIFICATE-----\n".to_vec(),
+        );
+        assert!(c.validate().is_err());
+    }
+}

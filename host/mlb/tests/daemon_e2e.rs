@@ -1,0 +1,299 @@
+//! SSE mode end to end: the simulator's event stream drives `marathon-lb
+//! --sse --supervise-haproxy`, which runs a real HAProxy on loopback in front
+//! of real HTTP backends.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+fn backend(name: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{name}",
+                    name.len()
+                );
+                let _ = stream.write_all(resp.as_bytes());
+            });
+        }
+    });
+    port
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn http(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        status,
+        resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned(),
+    ))
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn task(port: u16) -> Map<String, Value> {
+    json!({"host": "127.0.0.1", "ports": [port], "state": "TASK_RUNNING"})
+        .as_object()
+        .unwrap()
+        .clone()
+}
+
+fn metric(port: u16, name: &str) -> u64 {
+    let Some((200, body)) = http(port, "x", "/metrics") else {
+        return 0;
+    };
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn signal(pid: u32, sig: &str) {
+    assert!(
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn sse_mode_follows_marathon_with_a_supervised_haproxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b, c) = (
+        backend("backend-a"),
+        backend("backend-b"),
+        backend("backend-c"),
+    );
+    let (http_port, stats, metrics, service) = (free_port(), free_port(), free_port(), free_port());
+    let lua = d.join("lua");
+    let head = format!(
+        "global\n  maxconn 200\n  stats socket {dir}/haproxy.sock mode 600 expose-fd listeners level admin\n  hard-stop-after 10s\n\
+         \x20 lua-load {lua}/getpids.lua\n  lua-load {lua}/getconfig.lua\n  lua-load {lua}/getmaps.lua\n  lua-load {lua}/signalmlb.lua\n\
+         defaults\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n  option idle-close-on-response\n\
+         listen stats\n  bind 127.0.0.1:{stats}\n  mode http\n  stats enable\n  monitor-uri /_haproxy_health_check\n\
+         \x20 acl getpid path /_haproxy_getpids\n  http-request use-service lua.getpids if getpid\n\
+         \x20 acl signalmlbhup path /_mlb_signal/hup\n  http-request use-service lua.signalmlbhup if signalmlbhup\n",
+        dir = d.display(),
+        lua = lua.display()
+    );
+    let frontend = |name: &str| {
+        format!(
+            "\nfrontend {name}\n  bind 127.0.0.1:{}\n  mode http\n",
+            if name == "marathon_http_in" {
+                http_port
+            } else {
+                free_port()
+            }
+        )
+    };
+    let doc = json!({"apps": [{
+        "id": "/e2e/web", "instances": 1,
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "web.e2e.test", "HAPROXY_0_BIND_ADDR": "127.0.0.1"},
+        "portDefinitions": [{"port": service}],
+        "tasks": [{"id": "e2e_web.a", "host": "127.0.0.1", "ports": [a], "state": "TASK_RUNNING"}]
+    }]});
+
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, doc.clone());
+    let sim_addr = sim.addr();
+    let pid_file = d.join("marathon-lb.pid");
+    let mut cmd = Command::new(support::binary());
+    cmd.current_dir(d)
+        .args([
+            "--sse",
+            "--supervise-haproxy",
+            "--group",
+            "external",
+            "--log-level",
+            "INFO",
+            "--syslog-socket",
+            "/dev/null",
+        ])
+        .arg("--marathon")
+        .arg(sim.base_url())
+        .arg("--haproxy-config")
+        .arg(d.join("haproxy.cfg"))
+        .arg("--haproxy-run-dir")
+        .arg(d)
+        .arg("--server-state-file")
+        .arg(d.join("server-state"))
+        .arg("--lua-dir")
+        .arg(&lua)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--metrics-address")
+        .arg(format!("127.0.0.1:{metrics}"))
+        .env("MLB_PID_FILE", &pid_file)
+        .env("HAPROXY_HEAD", &head)
+        .env("HAPROXY_HTTP_FRONTEND_HEAD", frontend("marathon_http_in"))
+        .env(
+            "HAPROXY_HTTP_FRONTEND_APPID_HEAD",
+            frontend("marathon_http_appid_in"),
+        )
+        .env("HAPROXY_HTTPS_FRONTEND_HEAD", frontend("marathon_https_in"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("marathon-lb.log")).unwrap());
+    let daemon = Daemon(cmd.spawn().unwrap());
+    let log = || std::fs::read_to_string(d.join("marathon-lb.log")).unwrap_or_default();
+    let pid = daemon.0.id();
+
+    let served = |who: &str| {
+        http(http_port, "web.e2e.test", "/").is_some_and(|(s, body)| s == 200 && body == who)
+    };
+    wait_for(
+        "HAProxy to serve backend-a",
+        Duration::from_secs(20),
+        || served("backend-a"),
+    );
+
+    // Scale up: the new task serves within 1 s of the event.
+    let t0 = Instant::now();
+    sim.sim()
+        .mutate(|list, ctx, out| marathon_sim::ops::add_task(list, "/e2e/web", task(b), ctx, out))
+        .unwrap();
+    wait_for("backend-b", Duration::from_secs(5), || served("backend-b"));
+    let latency = t0.elapsed();
+    println!("event -> serving latency: {} ms", latency.as_millis());
+    assert!(
+        latency <= Duration::from_secs(1),
+        "new task served after {latency:?}\n{}",
+        log()
+    );
+
+    // Scale down: the killed task is gone.
+    sim.sim()
+        .mutate(|list, _, out| {
+            marathon_sim::ops::remove_task(list, "/e2e/web", "e2e_web.a", false, out)
+        })
+        .unwrap();
+    wait_for("backend-a to be gone", Duration::from_secs(5), || {
+        (0..6).all(|_| served("backend-b"))
+    });
+
+    // A burst of changes becomes a handful of reconciles.
+    let before = metric(metrics, "mlb_reconciles_total");
+    for _ in 0..200 {
+        sim.sim()
+            .mutate(|list, ctx, out| {
+                marathon_sim::ops::add_task(list, "/e2e/web", task(b), ctx, out)
+            })
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let burst = metric(metrics, "mlb_reconciles_total") - before;
+    println!("reconciles for a burst of 200 task additions: {burst}");
+    assert!((1..=10).contains(&burst), "{burst} reconciles\n{}", log());
+
+    // SIGHUP refetches; SIGUSR1 re-validates and reloads; /_mlb_signal/hup signals us.
+    let hups = metric(metrics, "mlb_reconciles_total{trigger=\"sighup\"}");
+    signal(pid, "-HUP");
+    wait_for("a SIGHUP reconcile", Duration::from_secs(5), || {
+        metric(metrics, "mlb_reconciles_total{trigger=\"sighup\"}") > hups
+    });
+    let reloads = metric(metrics, "mlb_reloads_ok_total");
+    signal(pid, "-USR1");
+    wait_for("a SIGUSR1 reload", Duration::from_secs(5), || {
+        metric(metrics, "mlb_reloads_ok_total") > reloads
+    });
+    let (status, body) = http(stats, "x", "/_mlb_signal/hup").unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "a /_mlb_signal/hup reconcile",
+        Duration::from_secs(5),
+        || metric(metrics, "mlb_reconciles_total{trigger=\"sighup\"}") > hups + 1,
+    );
+
+    // Marathon down: the last config keeps serving.
+    rt.block_on(sim.shutdown());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(served("backend-b"));
+    // Marathon back (same address) with a different task: converges.
+    let mut doc2 = doc;
+    doc2["apps"][0]["tasks"][0]["ports"] = json!([c]);
+    let sim = rt.block_on(async {
+        let config = marathon_sim::SimConfig {
+            listen: sim_addr,
+            ..marathon_sim::SimConfig::default()
+                .with_apps_json(doc2)
+                .unwrap()
+        };
+        marathon_sim::start(config).await.unwrap()
+    });
+    wait_for("convergence to backend-c", Duration::from_secs(30), || {
+        served("backend-c")
+    });
+
+    // HAProxy killed: restarted by the supervisor, traffic resumes.
+    let pids = std::fs::read_to_string(d.join("haproxy.pid")).unwrap_or_default();
+    if let Some(master) = pids.split_whitespace().next() {
+        signal(master.parse().unwrap(), "-KILL");
+        wait_for("HAProxy restart", Duration::from_secs(20), || {
+            served("backend-c")
+        });
+    }
+    assert!(Path::new(&pid_file).exists());
+    drop(daemon);
+    rt.block_on(sim.shutdown());
+}
