@@ -98,9 +98,15 @@ fn task(port: u16) -> Map<String, Value> {
 }
 
 fn metric(port: u16, name: &str) -> u64 {
-    let Some((200, body)) = http(port, "x", "/metrics") else {
-        return 0;
-    };
+    let body = (0..50)
+        .find_map(|_| match http(port, "x", "/metrics") {
+            Some((200, body)) if body.contains("mlb_reconciles_total") => Some(body),
+            _ => {
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            }
+        })
+        .expect("metrics endpoint answers");
     body.lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
@@ -242,7 +248,7 @@ fn sse_mode_follows_marathon_with_a_supervised_haproxy() {
             .unwrap();
     }
     std::thread::sleep(Duration::from_secs(3));
-    let burst = metric(metrics, "mlb_reconciles_total") - before;
+    let burst = metric(metrics, "mlb_reconciles_total").saturating_sub(before);
     println!("reconciles for a burst of 200 task additions: {burst}");
     assert!((1..=10).contains(&burst), "{burst} reconciles\n{}", log());
 
@@ -293,6 +299,13 @@ fn sse_mode_follows_marathon_with_a_supervised_haproxy() {
             served("backend-c")
         });
     }
+    // App deleted: its vhost is gone.
+    sim.sim()
+        .mutate(|list, _, out| marathon_sim::ops::remove_app(list, "/e2e/web", out).map(|_| ()))
+        .unwrap();
+    wait_for("the deleted app to be gone", Duration::from_secs(5), || {
+        http(http_port, "web.e2e.test", "/").is_some_and(|(s, _)| s == 503)
+    });
     assert!(Path::new(&pid_file).exists());
     drop(daemon);
     rt.block_on(sim.shutdown());
