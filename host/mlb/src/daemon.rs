@@ -91,9 +91,14 @@ impl Controller {
         log_diagnostics(&generated.diagnostics);
         let m = &self.metrics;
         m.apps.store(generated.apps as u64, Ordering::Relaxed);
-        m.services.store(generated.services as u64, Ordering::Relaxed);
+        m.services
+            .store(generated.services as u64, Ordering::Relaxed);
         m.servers.store(
-            generated.interpreted.iter().map(|s| s.servers.len() as u64).sum(),
+            generated
+                .interpreted
+                .iter()
+                .map(|s| s.servers.len() as u64)
+                .sum(),
             Ordering::Relaxed,
         );
         m.rejected.store(
@@ -144,10 +149,12 @@ impl Controller {
                 }
                 let sup = Supervisor::start(cfg.clone(), self.metrics.clone())
                     .await
-                    .map_err(|e| RunError::Apply(ApplyError::Reload {
-                        command: "haproxy (supervised start)".into(),
-                        message: e.to_string(),
-                    }))?;
+                    .map_err(|e| {
+                        RunError::Apply(ApplyError::Reload {
+                            command: "haproxy (supervised start)".into(),
+                            message: e.to_string(),
+                        })
+                    })?;
                 tracing::info!(cause = cause.as_str(), "HAProxy started");
                 self.supervisor = Some(sup);
             }
@@ -166,7 +173,11 @@ impl Controller {
 }
 
 /// Collect every trigger already queued; returns (reset, reload, cause).
-fn drain(rx: &mut mpsc::Receiver<Trigger>, mut reset: Option<Cause>, mut reload: Option<Cause>) -> (Option<Cause>, Option<Cause>) {
+fn drain(
+    rx: &mut mpsc::Receiver<Trigger>,
+    mut reset: Option<Cause>,
+    mut reload: Option<Cause>,
+) -> (Option<Cause>, Option<Cause>) {
     while let Ok(t) = rx.try_recv() {
         match t {
             Trigger::Reset(c) => reset = reset.or(Some(c)),
@@ -179,10 +190,10 @@ fn drain(rx: &mut mpsc::Receiver<Trigger>, mut reset: Option<Cause>, mut reload:
 /// Run until SIGTERM/SIGINT.
 pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
-    if let Some(path) = &daemon.pid_file {
-        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file");
-        }
+    if let Some(path) = &daemon.pid_file
+        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file");
     }
     let templates = Templates::resolve(&settings.templates)?;
     let mut ctl = Controller {
@@ -215,6 +226,8 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
     let sse_config = SseConfig {
         urls: ctl.settings.client.urls.clone(),
         credentials: ctl.settings.client.credentials.clone(),
+        // A clone shares the REST client's DC/OS token.
+        dcos: ctl.settings.client.dcos.clone(),
         ca_cert_pem: ctl.settings.client.ca_cert_pem.clone(),
         insecure: ctl.settings.client.insecure,
         watchdog: daemon.watchdog,
@@ -294,7 +307,10 @@ async fn resync(tx: mpsc::Sender<Trigger>, every: Duration) {
 /// SIGHUP → reset, SIGUSR1 → reload.
 async fn signals(tx: mpsc::Sender<Trigger>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut hup), Ok(mut usr1)) = (signal(SignalKind::hangup()), signal(SignalKind::user_defined1())) else {
+    let (Ok(mut hup), Ok(mut usr1)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::user_defined1()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return;
     };
@@ -312,7 +328,10 @@ async fn signals(tx: mpsc::Sender<Trigger>) {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {},
@@ -334,7 +353,9 @@ async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) {
     };
     tracing::info!(%addr, "serving controller metrics on /metrics");
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else { continue };
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];

@@ -28,7 +28,13 @@
 //!    `server-state-file` / `load-server-state-from-file global` in the HEAD,
 //!    so health-check and drain states survive the reload (what marathon-lb's
 //!    `reload_haproxy.sh` did with socat). A failure here is logged, never
-//!    fatal, and never overwrites the last good file.
+//!    fatal, and never overwrites the last good file. HAProxy applies a
+//!    saved state to the server *of the same name*, its saved address and
+//!    port included (haproxy/haproxy#985): server names must identify the
+//!    address, as marathon-lb's `<ip>_<port>` names do — a custom
+//!    `HAPROXY_BACKEND_SERVER_OPTIONS` that keeps a name while the address
+//!    changes would keep sending traffic to the old address. A missing state
+//!    file is created empty at start (`1\n`), so HAProxy does not warn.
 //! 3. **`reload` on the master socket.** The master re-parses the config on
 //!    disk. An invalid config does not stop HAProxy: the master keeps the
 //!    old worker (and counts a failed reload).

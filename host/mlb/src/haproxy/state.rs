@@ -38,6 +38,10 @@ pub fn write_if_changed(path: &Path, content: &[u8]) -> io::Result<bool> {
     Ok(true)
 }
 
+/// A server-state file without servers (format version 1). Written at start
+/// when the file is missing, so HAProxy does not warn that it cannot open it.
+pub const EMPTY_SERVER_STATE: &str = "1\n";
+
 /// Whether `text` is a `show servers state` dump HAProxy can load again: a
 /// format version line (`1`) followed by the `# be_id ...` header. Anything
 /// else (an error message, an empty answer from a worker that is going away)

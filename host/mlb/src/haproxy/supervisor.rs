@@ -15,7 +15,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::master::{self, CLI_TIMEOUT, Processes};
-use super::state::{is_server_state, write_atomic};
+use super::state::{EMPTY_SERVER_STATE, is_server_state, write_atomic};
 use super::{
     FIRST_RESTART_DELAY, HaproxyError, MAX_RESTART_DELAY, RELOAD_TIMEOUT, ReloadReport,
     START_TIMEOUT, STOP_TIMEOUT, SupervisorConfig, lua,
@@ -131,8 +131,31 @@ impl Shared {
             })
     }
 
+    /// [`cli`](Self::cli), retried for up to 2 s while the master refuses
+    /// connections (it does while it re-executes itself for a reload that
+    /// was not ours, e.g. a SIGUSR2).
+    async fn cli_patient(&self, command: &str) -> Result<String, HaproxyError> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match self.cli(command).await {
+                Err(HaproxyError::Master { error, .. })
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+                    ) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(POLL).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn show_proc(&self) -> Result<Processes, HaproxyError> {
-        let answer = self.cli("show proc").await?;
+        self.parse_proc(self.cli("show proc").await?)
+    }
+
+    fn parse_proc(&self, answer: String) -> Result<Processes, HaproxyError> {
         master::parse_show_proc(&answer).ok_or_else(|| HaproxyError::Master {
             socket: self.socket_display(),
             error: std::io::Error::new(
@@ -186,12 +209,9 @@ impl Supervisor {
             lua::install_lua(dir).map_err(io(dir))?;
         }
         std::fs::create_dir_all(&cfg.run_dir).map_err(io(&cfg.run_dir))?;
-        if let Some(dir) = cfg
-            .state_file
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        if !cfg.state_file.exists() {
+            write_atomic(&cfg.state_file, EMPTY_SERVER_STATE.as_bytes())
+                .map_err(io(&cfg.state_file))?;
         }
         let shared = Arc::new(Shared {
             cfg,
@@ -299,7 +319,7 @@ impl Supervisor {
         let Some(master_pid) = shared.master_pid() else {
             return Err(HaproxyError::NotRunning);
         };
-        let before = shared.show_proc().await?;
+        let before = shared.parse_proc(shared.cli_patient("show proc").await?)?;
         if before.master_pid != master_pid {
             return Err(HaproxyError::Restarted);
         }
@@ -313,7 +333,7 @@ impl Supervisor {
         let mark = shared.output.mark();
         // The master answers nothing to `reload` and closes the connection
         // once it re-executes itself: an empty answer is success.
-        shared.cli("reload").await?;
+        shared.cli_patient("reload").await?;
         let deadline = Instant::now() + RELOAD_TIMEOUT;
         loop {
             tokio::time::sleep(POLL).await;

@@ -1,0 +1,172 @@
+//! Every class of bad app costs only that app: the config equals the config
+//! rendered without it, byte for byte, and a diagnostic names the app and the
+//! label at fault.
+
+use marathon_lb::plugin::{PluginLimits, WasmLabelPlugin};
+use mlb_core::render::Renderer;
+use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
+use mlb_model::{Diagnostic, InterpretOptions, Severity};
+use serde_json::{Value, json};
+
+fn good_apps() -> Vec<Value> {
+    vec![
+        json!({"id": "/shop/web", "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "shop.test"},
+               "portDefinitions": [{"port": 10001}],
+               "healthChecks": [{"protocol": "HTTP", "path": "/health", "portIndex": 0, "timeoutSeconds": 2,
+                                 "intervalSeconds": 5, "gracePeriodSeconds": 10, "maxConsecutiveFailures": 3}],
+               "tasks": [{"id": "w1", "host": "10.0.0.1", "ports": [31001]}, {"id": "w2", "host": "10.0.0.2", "ports": [31002]}]}),
+        json!({"id": "/db", "labels": {"HAPROXY_GROUP": "external"},
+               "portDefinitions": [{"port": 10002}],
+               "tasks": [{"id": "d1", "host": "10.0.0.3", "ports": [31003]}]}),
+    ]
+}
+
+fn bad_app(labels: Value) -> Value {
+    let mut l = json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "bad.test"});
+    for (k, v) in labels.as_object().unwrap() {
+        l[k] = v.clone();
+    }
+    json!({"id": "/bad", "labels": l,
+           "portDefinitions": [{"port": 10003}, {"port": 10004}],
+           "healthChecks": [{"protocol": "HTTP", "path": "/", "port": 8080, "timeoutSeconds": 2,
+                             "intervalSeconds": 5, "gracePeriodSeconds": 10, "maxConsecutiveFailures": 3}],
+           "tasks": [{"id": "b1", "host": "10.0.0.4", "ports": [31004, 31005]}]})
+}
+
+fn generate(apps: Vec<Value>) -> (String, Vec<Diagnostic>) {
+    let body = json!({ "apps": apps }).to_string();
+    let normalized = normalize_apps(body.as_bytes(), |h| Some(h.to_owned())).unwrap();
+    let options = InterpretOptions {
+        groups: vec!["external".into()],
+        ..InterpretOptions::default()
+    };
+    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap();
+    let out = plugin.interpret(&normalized.apps, &options).unwrap();
+    let rendered =
+        Renderer::new(Templates::defaults()).render(&out.services, &RenderSettings::default());
+    let mut diagnostics = normalized.diagnostics;
+    diagnostics.extend(out.diagnostics);
+    diagnostics.extend(rendered.diagnostics);
+    (rendered.config, diagnostics)
+}
+
+#[test]
+fn each_bad_app_class_costs_only_that_app() {
+    let (expected, _) = generate(good_apps());
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "malformed AUTH",
+            json!({"HAPROXY_0_AUTH": "realm:user-only"}),
+            "HAPROXY_0_AUTH",
+        ),
+        (
+            "AUTH with too many parts",
+            json!({"HAPROXY_0_AUTH": "r:u:p:x"}),
+            "HAPROXY_0_AUTH",
+        ),
+        (
+            "non-integer PORT",
+            json!({"HAPROXY_0_PORT": "80a"}),
+            "HAPROXY_0_PORT",
+        ),
+        (
+            "non-integer BACKEND_WEIGHT",
+            json!({"HAPROXY_0_BACKEND_WEIGHT": "heavy"}),
+            "HAPROXY_0_BACKEND_WEIGHT",
+        ),
+        (
+            "non-integer BACKEND_HEALTHCHECK_PORT_INDEX",
+            json!({"HAPROXY_0_BACKEND_HEALTHCHECK_PORT_INDEX": "one"}),
+            "HAPROXY_0_BACKEND_HEALTHCHECK_PORT_INDEX",
+        ),
+        (
+            "health-check port index equal to the service count (marathon-lb: IndexError)",
+            json!({"HAPROXY_0_BACKEND_HEALTHCHECK_PORT_INDEX": "2"}),
+            "HAPROXY_0_BACKEND_HEALTHCHECK_PORT_INDEX",
+        ),
+        (
+            "unknown placeholder",
+            json!({"HAPROXY_0_BACKEND_HEAD": "\nbackend {backend}\n  balance {nope}\n"}),
+            "HAPROXY_0_BACKEND_HEAD",
+        ),
+        (
+            "unclosed placeholder",
+            json!({"HAPROXY_0_FRONTEND_HEAD": "\nfrontend {backend\n"}),
+            "HAPROXY_0_FRONTEND_HEAD",
+        ),
+        (
+            "newline in VHOST",
+            json!({"HAPROXY_0_VHOST": "bad.test\n  use_backend x"}),
+            "HAPROXY_0_VHOST",
+        ),
+        (
+            "newline in BIND_OPTIONS",
+            json!({"HAPROXY_0_BIND_OPTIONS": "ssl\n  bind :1"}),
+            "HAPROXY_0_BIND_OPTIONS",
+        ),
+        (
+            "brace in VHOST",
+            json!({"HAPROXY_0_VHOST": "bad.test }"}),
+            "HAPROXY_0_VHOST",
+        ),
+    ];
+    for (what, labels, label) in cases {
+        let mut apps = good_apps();
+        // A second bad port is disabled so only the labelled port matters.
+        let mut bad = bad_app(labels);
+        if bad["labels"]
+            .get("HAPROXY_1_BACKEND_HEALTHCHECK_PORT_INDEX")
+            .is_none()
+        {
+            bad["labels"]["HAPROXY_1_ENABLED"] = json!("false");
+        }
+        apps.insert(1, bad);
+        let (config, diagnostics) = generate(apps);
+        assert_eq!(
+            config, expected,
+            "{what}: other apps changed or the bad app leaked"
+        );
+        assert!(
+            diagnostics.iter().any(|d| d.severity == Severity::Error
+                && d.app_id == "/bad"
+                && d.label.as_deref() == Some(label)),
+            "{what}: no diagnostic naming /bad and {label}: {diagnostics:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_keys_cost_only_that_app() {
+    let (expected, _) = generate(good_apps());
+    for (what, app, label) in [
+        ("no labels", json!({"id": "/bad", "tasks": []}), "labels"),
+        ("no tasks", json!({"id": "/bad", "labels": {}}), "tasks"),
+        (
+            "task without host",
+            json!({"id": "/bad", "labels": {"HAPROXY_GROUP": "external"}, "portDefinitions": [{"port": 10009}], "tasks": [{"id": "t", "ports": [1]}]}),
+            "tasks[].host",
+        ),
+        (
+            "health check without protocol",
+            json!({"id": "/bad", "labels": {}, "tasks": [], "healthChecks": [{"portIndex": 0}]}),
+            "healthChecks[].protocol",
+        ),
+        (
+            "labels that are not strings",
+            json!({"id": "/bad", "labels": {"HAPROXY_GROUP": 7}, "tasks": []}),
+            "",
+        ),
+    ] {
+        let mut apps = good_apps();
+        apps.push(app);
+        let (config, diagnostics) = generate(apps);
+        assert_eq!(config, expected, "{what}");
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.app_id == "/bad"
+                    && (label.is_empty() || d.label.as_deref() == Some(label))),
+            "{what}: {diagnostics:?}"
+        );
+    }
+}
