@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser};
 
 /// marathon-lb: keep HAProxy in step with Marathon.
-#[derive(Debug, Clone, Parser)]
+#[derive(Clone, Parser)]
 #[command(
     name = "marathon-lb",
     version,
@@ -122,7 +122,7 @@ pub struct Args {
     #[arg(long)]
     pub auth_credentials: Option<String>,
 
-    /// DC/OS service-account credentials (JSON).
+    /// DC/OS service-account credentials: JSON with uid, private_key (PEM RSA), login_endpoint and optionally scheme (RS256); used when no basic credentials are given.
     #[arg(long, env = "DCOS_SERVICE_ACCOUNT_CREDENTIAL", hide_env_values = true)]
     pub dcos_auth_credentials: Option<String>,
 
@@ -175,20 +175,20 @@ pub struct Args {
     pub marathon_insecure: bool,
 }
 
-/// A flag this build does not implement yet.
-#[derive(Debug, thiserror::Error)]
-#[error("not supported yet: {0}")]
-pub struct NotSupported(pub &'static str);
-
-impl Args {
-    /// Refuse flags that are accepted for compatibility but not implemented
-    /// yet, instead of silently ignoring them.
-    pub fn check_supported(&self) -> Result<(), NotSupported> {
-        if self.dcos_auth_credentials.is_some() {
-            return Err(NotSupported(
-                "--dcos-auth-credentials (or DCOS_SERVICE_ACCOUNT_CREDENTIAL)",
-            ));
-        }
-        Ok(())
+/// Secrets (`--auth-credentials`, `--dcos-auth-credentials`) are never printed.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |set: bool| if set { "<hidden>" } else { "<unset>" };
+        f.debug_struct("Args")
+            .field("marathon", &self.marathon)
+            .field("haproxy_config", &self.haproxy_config)
+            .field("group", &self.group)
+            .field("sse", &self.sse)
+            .field("auth_credentials", &hidden(self.auth_credentials.is_some()))
+            .field(
+                "dcos_auth_credentials",
+                &hidden(self.dcos_auth_credentials.is_some()),
+            )
+            .finish_non_exhaustive()
     }
 }

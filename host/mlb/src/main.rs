@@ -28,7 +28,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
-    args.check_supported()?;
     let settings = Settings::from_args(&args, &std::env::vars().collect::<Vec<_>>())
         .context("invalid arguments")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,7 @@ use mlb_core::templates::{TEMPLATE_NAMES, TemplateSources};
 use mlb_model::InterpretOptions;
 
 use crate::cli::Args;
-use crate::marathon::{ClientConfig, Credentials};
+use crate::marathon::{ClientConfig, Credentials, DcosAuth};
 
 /// Everything a run needs, checked.
 #[derive(Debug, Clone)]
@@ -50,6 +50,9 @@ pub enum SettingsError {
     /// Credentials problem.
     #[error(transparent)]
     Credentials(#[from] crate::marathon::CredentialsError),
+    /// Unusable DC/OS service-account credentials.
+    #[error(transparent)]
+    Dcos(#[from] crate::marathon::DcosError),
     /// A file could not be read.
     #[error("cannot read {path}: {error}")]
     Read {
@@ -130,23 +133,33 @@ impl Settings {
             None
         };
         let mut client = ClientConfig::new(args.marathon.clone());
-        client.credentials = credentials;
         client.ca_cert_pem = args.marathon_ca_cert.as_deref().map(read).transpose()?;
         client.insecure = args.marathon_insecure;
+        // Precedence as marathon-lb: DC/OS credentials only without basic ones.
+        if credentials.is_none()
+            && let Some(json) = &args.dcos_auth_credentials
+        {
+            client.dcos = Some(DcosAuth::from_json(
+                json,
+                client.ca_cert_pem.as_deref(),
+                client.insecure,
+            )?);
+        }
+        client.credentials = credentials;
 
         let framework_name = env
             .iter()
             .find(|(k, _)| k == "FRAMEWORK_NAME")
             .map(|(_, v)| v.clone());
         let (env_templates, mut global_default_options) = template_env(env.iter().cloned());
-        if args.supervise_haproxy && global_default_options.is_none() {
-            // Measured: without it, keep-alive clients see errors on every
-            // reload (notes/platform-facts.md). Only when we run HAProxy, so
-            // the one-shot default output stays byte-identical.
-            global_default_options = Some(format!(
-                "{},idle-close-on-response",
-                mlb_core::templates::DEFAULT_GLOBAL_OPTIONS
-            ));
+        if args.supervise_haproxy {
+            // Measured: without `idle-close-on-response`, keep-alive clients
+            // see errors on reloads (notes/platform-facts.md). Added only when
+            // we run HAProxy, so the one-shot output stays byte-identical.
+            let options = global_default_options
+                .as_deref()
+                .unwrap_or(mlb_core::templates::DEFAULT_GLOBAL_OPTIONS);
+            global_default_options = Some(crate::haproxy::with_supervised_options(options));
         }
         let templates_dir = args
             .templates_dir

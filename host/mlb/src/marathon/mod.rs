@@ -1,19 +1,25 @@
 //! Talking to Marathon's REST API: `GET /v2/apps?embed=apps.tasks` with
-//! failover across several `--marathon` URLs and basic auth.
+//! failover across several `--marathon` URLs, and basic or DC/OS auth
+//! ([`dcos`]).
 //!
 //! Failover follows marathon-lb: URLs are tried in order; a connection error
 //! or timeout moves on to the next; when a later URL answers, the list is
 //! rotated so it is tried first next time. An HTTP error status is not a
 //! failover trigger (that Marathon answered), except that a body which is not
 //! JSON moves on as well.
+//!
+//! With DC/OS auth, a 401 drops the token; the request is retried once
+//! after a new login.
 
 mod auth;
+pub mod dcos;
 pub mod sse;
 mod sse_decoder;
 
 use std::time::Duration;
 
 pub use auth::{Credentials, CredentialsError};
+pub use dcos::{Auth, DcosAuth, DcosError};
 
 /// Why apps could not be fetched.
 ///
@@ -37,6 +43,9 @@ pub enum MarathonError {
     /// The HTTP client could not be built (bad CA file, ...).
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
+    /// The DC/OS login failed.
+    #[error(transparent)]
+    Auth(#[from] DcosError),
 }
 
 /// Settings of the Marathon client.
@@ -44,8 +53,10 @@ pub enum MarathonError {
 pub struct ClientConfig {
     /// Base URLs in failover order.
     pub urls: Vec<String>,
-    /// Basic-auth credentials.
+    /// Basic-auth credentials (beat `dcos`).
     pub credentials: Option<Credentials>,
+    /// DC/OS service account (used when `credentials` is `None`).
+    pub dcos: Option<DcosAuth>,
     /// PEM CA bundle used instead of the system roots.
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Skip TLS verification (`--marathon-insecure`; never the default).
@@ -62,6 +73,7 @@ impl ClientConfig {
         Self {
             urls,
             credentials: None,
+            dcos: None,
             ca_cert_pem: None,
             insecure: false,
             connect_timeout: Duration::from_millis(3050),
@@ -75,7 +87,7 @@ impl ClientConfig {
 pub struct MarathonClient {
     http: reqwest::Client,
     urls: Vec<String>,
-    credentials: Option<Credentials>,
+    auth: Auth,
 }
 
 impl MarathonClient {
@@ -106,7 +118,7 @@ impl MarathonClient {
                 .into_iter()
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .collect(),
-            credentials: config.credentials,
+            auth: Auth::new(config.credentials, config.dcos),
         })
     }
 
@@ -139,15 +151,32 @@ impl MarathonClient {
 
     /// One request. `Err` = try the next host; `Ok(Err)` = final answer.
     async fn get(&self, url: &str) -> Result<Result<Vec<u8>, MarathonError>, String> {
-        let mut req = self
-            .http
-            .get(url)
-            .header("Accept", "application/json")
-            .header("Content-Type", "application/json");
-        if let Some(c) = &self.credentials {
-            req = req.basic_auth(&c.user, Some(&c.password));
-        }
-        let resp = req.send().await.map_err(describe)?;
+        let mut renewed = false;
+        let resp = loop {
+            let header = match self.auth.header().await {
+                Ok(header) => header,
+                Err(e) => return Ok(Err(e.into())),
+            };
+            let mut req = self
+                .http
+                .get(url)
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json");
+            if let Some(h) = &header {
+                req = req.header(reqwest::header::AUTHORIZATION, h.clone());
+            }
+            let resp = req.send().await.map_err(describe)?;
+            if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+                && !renewed
+                && self.auth.renews_on_401()
+                && let Some(h) = &header
+            {
+                self.auth.invalidate(h).await;
+                renewed = true;
+                continue;
+            }
+            break resp;
+        };
         let status = resp.status();
         let body = resp.bytes().await.map_err(describe)?.to_vec();
         // A body that is not JSON is treated like a connection problem

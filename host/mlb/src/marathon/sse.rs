@@ -5,7 +5,9 @@
 //! # Behaviour
 //! * `GET <url>/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event`
 //!   with exactly `Accept: text/event-stream`, `Cache-Control: no-cache`
-//!   and basic auth when configured. Anything but 200 is a failed attempt.
+//!   and basic auth or a DC/OS token when configured. Anything but 200 is a
+//!   failed attempt, except that a 401 with a DC/OS token drops the token
+//!   and is retried once, within the attempt, after a new login.
 //! * After each successful (re)connect: [`Cause::StreamConnected`] (events
 //!   may have been missed while disconnected). Each `api_post_event`,
 //!   `health_status_changed_event` and `status_update_event`:
@@ -36,9 +38,10 @@
 //!   that lived more than 600 s resets the count and the backoff.
 //! * **Redirects with auth.** Non-leaders (Marathon 1.7+) answer 30x to the
 //!   leader. Redirects are followed here (up to [`MAX_REDIRECTS`] hops; the
-//!   original: 1) and the credentials are re-sent to the new host, as
-//!   marathon-lb's curl `UNRESTRICTED_AUTH` does (reqwest would strip them),
-//!   except on a redirect from `https` to plain `http`, which is refused.
+//!   original: 1) and the credentials (basic or DC/OS token) are re-sent
+//!   to the new host, as marathon-lb's curl `UNRESTRICTED_AUTH` does
+//!   (reqwest would strip them), except on a redirect from `https` to plain
+//!   `http`, which is refused.
 //! * **TLS is verified** (against `--marathon-ca-cert` when given); skipping
 //!   verification needs the explicit [`SseConfig::insecure`].
 //! * No `Accept-Encoding: gzip`: Marathon 1.6+ never compresses the stream.
@@ -47,7 +50,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use reqwest::header::{ACCEPT, CACHE_CONTROL, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, LOCATION};
 use reqwest::{StatusCode, Url};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
@@ -55,7 +58,7 @@ use tokio::time::Instant;
 pub use super::sse_decoder::{
     DecodeError, MAX_EVENT_BYTES, MarathonEvent, SseDecoder, SseEvent, marathon_events,
 };
-use super::{Credentials, MarathonError, describe};
+use super::{Auth, Credentials, DcosAuth, MarathonError, describe};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::trigger::{Cause, Trigger};
@@ -83,8 +86,11 @@ pub fn is_relevant(event_type: &str) -> bool {
 pub struct SseConfig {
     /// Marathon base URLs, used round-robin.
     pub urls: Vec<String>,
-    /// Basic-auth credentials (re-sent on redirects).
+    /// Basic-auth credentials (re-sent on redirects; beat `dcos`).
     pub credentials: Option<Credentials>,
+    /// DC/OS service account (its token is re-sent on redirects). Clone the
+    /// REST client's to share its token.
+    pub dcos: Option<DcosAuth>,
     /// PEM CA bundle used instead of the system roots.
     pub ca_cert_pem: Option<Vec<u8>>,
     /// Accept any TLS certificate. Only when explicitly asked for.
@@ -106,6 +112,7 @@ impl std::fmt::Debug for SseConfig {
                 &self.urls.iter().map(|u| redact(u)).collect::<Vec<_>>(),
             )
             .field("credentials", &self.credentials)
+            .field("dcos", &self.dcos)
             .field(
                 "ca_cert_pem",
                 &self
@@ -128,6 +135,7 @@ impl SseConfig {
         Self {
             urls,
             credentials: None,
+            dcos: None,
             ca_cert_pem: None,
             insecure: false,
             watchdog: Duration::from_secs(15),
@@ -193,6 +201,7 @@ pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics:
         .collect();
     let follower = Follower {
         http,
+        auth: Auth::new(config.credentials.clone(), config.dcos.clone()),
         config: &config,
         triggers: &triggers,
         metrics: &metrics,
@@ -267,6 +276,7 @@ enum End {
 
 struct Follower<'a> {
     http: reqwest::Client,
+    auth: Auth,
     config: &'a SseConfig,
     triggers: &'a mpsc::Sender<Trigger>,
     metrics: &'a Metrics,
@@ -293,17 +303,29 @@ impl Follower<'_> {
     async fn open(&self, base: &str) -> Result<reqwest::Response, String> {
         let mut url = Url::parse(&format!("{base}{EVENTS_PATH}"))
             .map_err(|e| format!("bad Marathon URL: {e}"))?;
-        for hop in 0..=MAX_REDIRECTS {
+        let mut renewed = false;
+        let mut hop = 0;
+        while hop <= MAX_REDIRECTS {
+            let header = self.auth.header().await.map_err(|e| e.to_string())?;
             let mut req = self
                 .http
                 .get(url.clone())
                 .header(ACCEPT, "text/event-stream")
                 .header(CACHE_CONTROL, "no-cache");
-            if let Some(c) = &self.config.credentials {
-                req = req.basic_auth(&c.user, Some(&c.password));
+            if let Some(h) = &header {
+                req = req.header(AUTHORIZATION, h.clone());
             }
             let resp = req.send().await.map_err(|e| describe(e.without_url()))?;
             let status = resp.status();
+            if status == StatusCode::UNAUTHORIZED
+                && !renewed
+                && self.auth.renews_on_401()
+                && let Some(h) = &header
+            {
+                self.auth.invalidate(h).await;
+                renewed = true;
+                continue;
+            }
             if status.is_redirection() {
                 if hop == MAX_REDIRECTS {
                     return Err(format!("more than {MAX_REDIRECTS} redirects"));
@@ -317,10 +339,7 @@ impl Follower<'_> {
                         url.join(l)
                             .map_err(|e| format!("{status} to a bad Location: {e}"))
                     })?;
-                if self.config.credentials.is_some()
-                    && url.scheme() == "https"
-                    && next.scheme() != "https"
-                {
+                if header.is_some() && url.scheme() == "https" && next.scheme() != "https" {
                     return Err(format!(
                         "refusing to send credentials over a redirect from https to {}",
                         redact(next.as_str())
@@ -333,6 +352,7 @@ impl Follower<'_> {
                     "event stream redirected (leader)"
                 );
                 url = next;
+                hop += 1;
                 continue;
             }
             if status != StatusCode::OK {
