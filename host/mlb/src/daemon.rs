@@ -22,6 +22,7 @@ use tracing::{Instrument, info_span};
 
 use crate::apply::{self, ApplyError, Outcome};
 use crate::haproxy::{Supervisor, SupervisorConfig};
+use crate::health_cache::HealthCache;
 use crate::marathon::MarathonClient;
 use crate::marathon::sse::{self, SseConfig};
 use crate::metrics::Metrics;
@@ -68,6 +69,7 @@ struct Controller {
     plugin: WasmLabelPlugin,
     renderer: Renderer,
     resolver: Resolver,
+    health: HealthCache,
     supervisor: Option<Supervisor>,
     supervise: Option<SupervisorConfig>,
     metrics: Arc<Metrics>,
@@ -79,9 +81,10 @@ impl Controller {
     async fn reset(&mut self, cause: Cause) -> Result<(), RunError> {
         let body = self.client.fetch_apps().await?;
         let generated = tokio::task::block_in_place(|| {
-            pipeline::generate(
+            pipeline::generate_with(
                 &body,
                 &mut self.resolver,
+                &mut self.health,
                 &mut self.plugin,
                 &mut self.renderer,
                 &self.settings.interpret,
@@ -201,6 +204,7 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         plugin: WasmLabelPlugin::default_plugin(PluginLimits::default())?,
         renderer: Renderer::new(templates),
         resolver: Resolver::new(settings.cache_capacity),
+        health: HealthCache::new(settings.cache_capacity),
         supervisor: None,
         supervise: daemon.supervise.clone(),
         metrics: metrics.clone(),

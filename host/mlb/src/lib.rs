@@ -6,6 +6,7 @@
 //! - [`cli`]: every marathon-lb flag (same names and defaults).
 //! - [`settings`]: flags validated into what the run needs.
 //! - [`marathon`]: `GET /v2/apps` with failover and basic auth.
+//! - [`health_cache`]: last health verdict per task (`--health-check`).
 //! - [`resolve`]: agent host names → IPv4 addresses, cached.
 //! - [`plugin`]: wasmtime host for label plugins; the embedded default plugin.
 //! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
@@ -26,6 +27,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod daemon;
 pub mod haproxy;
+pub mod health_cache;
 pub mod logging;
 pub mod longhelp;
 pub mod marathon;

@@ -7,6 +7,7 @@ use mlb_core::render::Renderer;
 use mlb_core::{InterpretError, LabelInterpreter, NormalizeError, RenderSettings, Rendered};
 use mlb_model::{Diagnostic, InterpretOptions};
 
+use crate::health_cache::HealthCache;
 use crate::resolve::Resolver;
 
 /// Why nothing could be generated. Retryable: the next trigger may succeed;
@@ -49,7 +50,8 @@ pub struct Generated {
     pub timings: Timings,
 }
 
-/// Run the pure path on one `/v2/apps` body.
+/// Run the pure path on one `/v2/apps` body (without a health-result cache
+/// carried over from earlier runs).
 pub fn generate(
     body: &[u8],
     resolver: &mut Resolver,
@@ -58,8 +60,33 @@ pub fn generate(
     options: &InterpretOptions,
     settings: &RenderSettings,
 ) -> Result<Generated, PipelineError> {
+    let mut health = HealthCache::new(1);
+    generate_with(
+        body,
+        resolver,
+        &mut health,
+        interpreter,
+        renderer,
+        options,
+        settings,
+    )
+}
+
+/// [`generate`] with the health-result cache of a long-running controller.
+pub fn generate_with(
+    body: &[u8],
+    resolver: &mut Resolver,
+    health: &mut HealthCache,
+    interpreter: &mut dyn LabelInterpreter,
+    renderer: &mut Renderer,
+    options: &InterpretOptions,
+    settings: &RenderSettings,
+) -> Result<Generated, PipelineError> {
     let t0 = Instant::now();
-    let normalized = normalize_apps(body, |host| resolver.resolve(host))?;
+    let mut normalized = normalize_apps(body, |host| resolver.resolve(host))?;
+    if options.health_check {
+        health.apply(&mut normalized.apps);
+    }
     let t1 = Instant::now();
     let interpretation = interpreter.interpret(&normalized.apps, options)?;
     let t2 = Instant::now();

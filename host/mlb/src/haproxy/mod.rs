@@ -60,7 +60,9 @@
 //!   (see [`with_supervised_options`]).
 //! * Bounded old workers: `hard-stop-after` (old workers are killed that
 //!   long after a reload) and `mworker-max-reloads` (a worker that survived
-//!   that many reloads gets SIGTERM), see [`RECOMMENDED_GLOBAL_LINES`]. At
+//!   that many reloads gets SIGTERM), see [`RECOMMENDED_GLOBAL_LINES`]; the
+//!   supervisor loads them from a second config file (`supervised-globals.cfg`
+//!   in the run directory) unless the config sets them itself. At
 //!   10,000 backends a worker takes 250–385 MB, ~3× that during a reload:
 //!   unbounded old workers from frequent reloads exhaust memory.
 //! * A `maxconn` whose file descriptors fit the open-files limit (the HEAD's

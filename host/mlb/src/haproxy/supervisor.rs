@@ -415,9 +415,38 @@ impl Drop for Supervisor {
     }
 }
 
+/// The `global` lines that bound old workers ([`super::RECOMMENDED_GLOBAL_LINES`]),
+/// minus those whose directive the config sets itself, as a second config
+/// file loaded after the main one (HAProxy merges `global` sections).
+fn write_supervised_globals(
+    cfg: &super::SupervisorConfig,
+) -> Result<std::path::PathBuf, HaproxyError> {
+    let main = std::fs::read_to_string(&cfg.config).unwrap_or_default();
+    let mut text =
+        String::from("# Written by marathon-lb --supervise-haproxy: bounds old workers.\nglobal\n");
+    for line in super::RECOMMENDED_GLOBAL_LINES {
+        let directive = line.split_whitespace().next().unwrap_or_default();
+        let set_by_config = main
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some(directive));
+        if !set_by_config {
+            text.push_str("  ");
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    let path = cfg.run_dir.join("supervised-globals.cfg");
+    std::fs::write(&path, text).map_err(|error| HaproxyError::Io {
+        path: path.display().to_string(),
+        error,
+    })?;
+    Ok(path)
+}
+
 /// Spawn HAProxy and forward its output to `tracing`.
 fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
     let cfg = &shared.cfg;
+    let globals = write_supervised_globals(cfg)?;
     let mut socket = cfg.master_socket().into_os_string();
     socket.push(",mode,600");
     let mut child = Command::new(&cfg.haproxy)
@@ -429,6 +458,8 @@ fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
         .arg(cfg.pid_file())
         .arg("-f")
         .arg(&cfg.config)
+        .arg("-f")
+        .arg(&globals)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
