@@ -20,3 +20,17 @@ pub use app::{App, HealthCheck, PortMapping, Task};
 pub use diagnostic::{Diagnostic, Severity};
 pub use options::InterpretOptions;
 pub use service::{Auth, Server, Service, ServiceHealthCheck};
+
+/// marathon-lb's name rule: every character outside `[a-zA-Z0-9-]` becomes `_`
+/// (server names, ACL names, grouped-vhost frontends).
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -5,18 +5,7 @@ use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
-/// Replace every character outside `[a-zA-Z0-9-]` with `_`.
-pub(crate) fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+use mlb_model::sanitize;
 
 /// `host_ip_port` when the agent host and the address differ, else `ip_port`,
 /// sanitised.

@@ -108,18 +108,7 @@ pub fn render(services: &[Service], settings: &RenderSettings, templates: Templa
     Renderer::new(templates).render(services, settings)
 }
 
-/// Replace every character outside `[a-zA-Z0-9-]` with `_`.
-pub(crate) fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub(crate) use mlb_model::sanitize;
 
 #[cfg(test)]
 mod tests;
