@@ -34,12 +34,6 @@ struct Document<'a> {
     apps: Vec<&'a RawValue>,
 }
 
-/// The whole document decoded in one pass (the fast path when every app is
-/// well-formed).
-#[derive(Deserialize)]
-struct TypedDocument {
-    apps: Vec<RawApp>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -141,20 +135,6 @@ pub fn normalize_apps(
     body: &[u8],
     mut resolve: impl FnMut(&str) -> Option<String>,
 ) -> Result<Normalized, NormalizeError> {
-    if let Ok(doc) = serde_json::from_slice::<TypedDocument>(body) {
-        let mut out = Normalized {
-            apps: Vec::with_capacity(doc.apps.len()),
-            diagnostics: Vec::new(),
-        };
-        for app in doc.apps {
-            match convert_app(app, &mut resolve, &mut out.diagnostics) {
-                Ok(app) => out.apps.push(app),
-                Err(diag) => out.diagnostics.push(diag),
-            }
-        }
-        return Ok(out);
-    }
-    // Some app is malformed: decode app by app so only that one is lost.
     let doc: Document<'_> = serde_json::from_slice(body)?;
     let mut out = Normalized {
         apps: Vec::with_capacity(doc.apps.len()),
