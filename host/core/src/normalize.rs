@@ -34,7 +34,6 @@ struct Document<'a> {
     apps: Vec<&'a RawValue>,
 }
 
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawApp {
