@@ -227,17 +227,8 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
     let (tx, mut rx) = mpsc::channel::<Trigger>(256);
     let _ = tx.try_send(Trigger::Reset(Cause::Start));
 
-    let sse_config = SseConfig {
-        urls: ctl.settings.client.urls.clone(),
-        credentials: ctl.settings.client.credentials.clone(),
-        // A clone shares the REST client's DC/OS token.
-        dcos: ctl.settings.client.dcos.clone(),
-        ca_cert_pem: ctl.settings.client.ca_cert_pem.clone(),
-        insecure: ctl.settings.client.insecure,
-        watchdog: daemon.watchdog,
-        max_backoff: daemon.max_backoff,
-        connect_timeout: ctl.settings.client.connect_timeout,
-    };
+    let sse_config =
+        SseConfig::from_client(&ctl.settings.client, daemon.watchdog, daemon.max_backoff);
     tokio::spawn(sse::follow(sse_config, tx.clone(), metrics.clone()));
     tokio::spawn(resync(tx.clone(), daemon.resync_interval));
     tokio::spawn(signals(tx.clone()));

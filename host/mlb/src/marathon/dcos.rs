@@ -481,29 +481,13 @@ pub(crate) fn parse_private_key(text: &str) -> Result<RsaKeyPair, DcosError> {
 }
 
 fn login_client(ca_cert_pem: Option<&[u8]>, insecure: bool) -> Result<reqwest::Client, DcosError> {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .connect_timeout(LOGIN_CONNECT_TIMEOUT)
         .timeout(LOGIN_TIMEOUT)
         .user_agent("marathon-lb")
         .redirect(reqwest::redirect::Policy::none());
-    if let Some(pem) = ca_cert_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| DcosError::Client(format!("--marathon-ca-cert: {e}")))?;
-        if certs.is_empty() {
-            return Err(DcosError::Client(
-                "--marathon-ca-cert: no PEM certificate found".into(),
-            ));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if insecure {
-        tracing::warn!(
-            "--marathon-insecure: the DC/OS login endpoint's TLS certificate is not verified"
-        );
-        builder = builder.danger_accept_invalid_certs(true);
-    }
+    let builder =
+        super::tls::configure(builder, ca_cert_pem, insecure).map_err(DcosError::Client)?;
     builder
         .build()
         .map_err(|e| DcosError::Client(e.to_string()))

@@ -15,6 +15,7 @@ mod auth;
 pub mod dcos;
 pub mod sse;
 mod sse_decoder;
+mod tls;
 
 use std::time::Duration;
 
@@ -99,15 +100,8 @@ impl MarathonClient {
             .timeout(config.request_timeout)
             .user_agent("marathon-lb")
             .redirect(reqwest::redirect::Policy::limited(1));
-        if config.insecure {
-            tracing::warn!("--marathon-insecure: Marathon's TLS certificate is not verified");
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        if let Some(pem) = &config.ca_cert_pem {
-            let cert = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| MarathonError::Client(format!("--marathon-ca-cert: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
+        builder = tls::configure(builder, config.ca_cert_pem.as_deref(), config.insecure)
+            .map_err(MarathonError::Client)?;
         let http = builder
             .build()
             .map_err(|e| MarathonError::Client(e.to_string()))?;

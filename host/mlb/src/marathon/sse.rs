@@ -144,6 +144,26 @@ impl SseConfig {
         }
     }
 
+    /// The connection settings of the REST client (`urls`, auth, TLS, connect
+    /// timeout) with the stream's own `watchdog` and `max_backoff`; sharing
+    /// `dcos` shares the REST client's token.
+    pub fn from_client(
+        client: &super::ClientConfig,
+        watchdog: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        Self {
+            urls: client.urls.clone(),
+            credentials: client.credentials.clone(),
+            dcos: client.dcos.clone(),
+            ca_cert_pem: client.ca_cert_pem.clone(),
+            insecure: client.insecure,
+            watchdog,
+            max_backoff,
+            connect_timeout: client.connect_timeout,
+        }
+    }
+
     /// Checks what [`follow`] would otherwise only report in its log: at
     /// least one URL, and a usable CA bundle.
     pub fn validate(&self) -> Result<(), MarathonError> {
@@ -158,21 +178,8 @@ impl SseConfig {
             .connect_timeout(self.connect_timeout)
             .user_agent("marathon-lb")
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = &self.ca_cert_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| MarathonError::Client(format!("--marathon-ca-cert: {e}")))?;
-            if certs.is_empty() {
-                return Err(MarathonError::Client(
-                    "--marathon-ca-cert: no PEM certificate found".into(),
-                ));
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if self.insecure {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
+        builder = super::tls::configure(builder, self.ca_cert_pem.as_deref(), self.insecure)
+            .map_err(MarathonError::Client)?;
         builder
             .build()
             .map_err(|e| MarathonError::Client(e.to_string()))
