@@ -17,6 +17,7 @@
 //! - [`format`]: marathon-lb's `{name}` template syntax, translated to minijinja.
 //! - [`engine`]: the minijinja environment that renders translated templates.
 //! - [`render`]: services → config text and map files (marathon-lb's `config`).
+//! - [`validate`]: checks on services a custom label plugin returned.
 
 pub mod engine;
 pub mod format;
@@ -24,6 +25,7 @@ pub mod interpreter;
 pub mod normalize;
 pub mod render;
 pub mod templates;
+pub mod validate;
 
 pub use interpreter::{InterpretError, Interpretation, LabelInterpreter};
 pub use normalize::{NormalizeError, Normalized, normalize_apps};

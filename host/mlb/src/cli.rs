@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
+
+use crate::plugin::PluginSpec;
 
 /// marathon-lb: keep HAProxy in step with Marathon.
 #[derive(Clone, Parser)]
@@ -173,6 +175,53 @@ pub struct Args {
     /// Do not verify Marathon's TLS certificate (unsafe; marathon-lb's old default).
     #[arg(long)]
     pub marathon_insecure: bool,
+
+    /// Load a WASM plugin: `PATH.wasm[,key=value…]`. Repeatable. Label
+    /// plugins run after the default rules, in the order given; policies run
+    /// last; filter plugins add template filters. Host keys: `name`,
+    /// `memory-mib` (default 256), `timeout-ms` (default 2000), `allow-clock`,
+    /// `allow-dir=/abs/path` (read-only), `allow-env=NAME`,
+    /// `stub=files,clock,network` (link inert WASI); every other key is
+    /// passed to the plugin.
+    #[arg(long = "plugin", value_name = "PATH[,KEY=VALUE…]", action = ArgAction::Append, global = true)]
+    pub plugins: Vec<PluginSpec>,
+
+    /// Directory for compiled plugins (default: `$XDG_CACHE_HOME/marathon-lb`
+    /// or `~/.cache/marathon-lb`; an empty value disables the cache).
+    #[arg(long, env = "MLB_PLUGIN_CACHE_DIR", global = true)]
+    pub plugin_cache_dir: Option<PathBuf>,
+
+    /// A tool instead of the load balancer.
+    #[command(subcommand)]
+    pub tool: Option<Tool>,
+}
+
+/// Tools (`marathon-lb plugin …`).
+#[derive(Clone, Debug, Subcommand)]
+pub enum Tool {
+    /// Inspect and try plugins.
+    #[command(subcommand)]
+    Plugin(PluginTool),
+}
+
+/// `marathon-lb plugin …`.
+#[derive(Clone, Debug, Subcommand)]
+pub enum PluginTool {
+    /// Load one plugin (world, WIT version, imports and capabilities), run
+    /// it on sample apps (or `--apps`) and print the result and timings.
+    /// Exit status 1 if it cannot be loaded or fails.
+    Check {
+        /// The plugin, with the same syntax as `--plugin`.
+        plugin: PluginSpec,
+        /// A Marathon `/v2/apps?embed=apps.tasks` document to run on
+        /// instead of the built-in samples.
+        #[arg(long)]
+        apps: Option<PathBuf>,
+    },
+    /// List the plugins a controller with these flags would load (the
+    /// default label plugin and every `--plugin`), with world, version,
+    /// capabilities and cache state.
+    List,
 }
 
 /// Secrets (`--auth-credentials`, `--dcos-auth-credentials`) are never printed.

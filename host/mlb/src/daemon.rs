@@ -28,7 +28,7 @@ use crate::marathon::sse::{self, SseConfig};
 use crate::metrics::Metrics;
 use crate::oneshot::{RunError, apply_with_cleanup, log_diagnostics};
 use crate::pipeline;
-use crate::plugin::{PluginLimits, WasmLabelPlugin};
+use crate::plugin::PluginSet;
 use crate::resolve::Resolver;
 use crate::settings::Settings;
 use crate::trigger::{Cause, Trigger};
@@ -66,7 +66,7 @@ fn unix_now() -> i64 {
 struct Controller {
     settings: Settings,
     client: MarathonClient,
-    plugin: WasmLabelPlugin,
+    plugin: PluginSet,
     renderer: Renderer,
     resolver: Resolver,
     health: HealthCache,
@@ -93,6 +93,7 @@ impl Controller {
         })?;
         log_diagnostics(&generated.diagnostics);
         let m = &self.metrics;
+        m.plugin_outcomes(&generated.denied, &generated.plugin_failures);
         m.apps.store(generated.apps as u64, Ordering::Relaxed);
         m.services
             .store(generated.services as u64, Ordering::Relaxed);
@@ -199,10 +200,13 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file");
     }
     let templates = Templates::resolve(&settings.templates)?;
+    let (plugin, _) = crate::plugin::load_for(&settings)?;
+    let mut renderer = Renderer::new(templates);
+    plugin.register_filters(&mut renderer);
     let mut ctl = Controller {
         client: MarathonClient::new(settings.client.clone())?,
-        plugin: WasmLabelPlugin::default_plugin(PluginLimits::default())?,
-        renderer: Renderer::new(templates),
+        plugin,
+        renderer,
         resolver: Resolver::new(settings.cache_capacity),
         health: HealthCache::new(settings.cache_capacity),
         supervisor: None,

@@ -8,7 +8,9 @@
 //! - [`marathon`]: `GET /v2/apps` with failover and basic auth.
 //! - [`health_cache`]: last health verdict per task (`--health-check`).
 //! - [`resolve`]: agent host names → IPv4 addresses, cached.
-//! - [`plugin`]: wasmtime host for label plugins; the embedded default plugin.
+//! - [`plugin`]: wasmtime host for label, filter and policy plugins; the
+//!   embedded default plugin; the plugin chain with failure isolation.
+//! - [`tools`]: `marathon-lb plugin check` and `plugin list`.
 //! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
 //! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
@@ -37,4 +39,5 @@ pub mod pipeline;
 pub mod plugin;
 pub mod resolve;
 pub mod settings;
+pub mod tools;
 pub mod trigger;

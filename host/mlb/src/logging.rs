@@ -278,8 +278,26 @@ pub fn init(level: &str, format: &str, syslog_socket: &Path) -> Result<(), Loggi
             .map(Mutex::new)
     };
     let missing_syslog = syslog.is_none() && syslog_socket != Path::new("/dev/null");
+    // Dependencies' debug chatter (wasmtime's code loader, HTTP internals,
+    // everything bridged from the `log` crate) stays out even at DEBUG.
+    let quiet = filter.min(LevelFilter::INFO);
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(filter)
+        .with_targets(
+            [
+                "log",
+                "wasmtime",
+                "cranelift",
+                "h2",
+                "hyper",
+                "hyper_util",
+                "reqwest",
+                "rustls",
+            ]
+            .map(|t| (t, quiet)),
+        );
     tracing_subscriber::registry()
-        .with(LineLayer { format, syslog }.with_filter(filter))
+        .with(LineLayer { format, syslog }.with_filter(targets))
         .init();
     if missing_syslog {
         tracing::warn!(socket = %syslog_socket.display(), "syslog socket not available; logging to stderr only");

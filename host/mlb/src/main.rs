@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use marathon_lb::cli::Args;
-use marathon_lb::settings::Settings;
-use marathon_lb::{daemon, logging, longhelp, oneshot};
+use marathon_lb::cli::{Args, PluginTool, Tool};
+use marathon_lb::settings::{Settings, plugin_cache_dir};
+use marathon_lb::{daemon, logging, longhelp, oneshot, tools};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -14,14 +14,45 @@ fn main() -> ExitCode {
         print!("{}", longhelp::text());
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = logging::init(&args.log_level, &args.log_format, &args.syslog_socket) {
+    // The tools print a report; the controller's DEBUG default would bury it.
+    let level = if args.tool.is_some() && args.log_level == "DEBUG" {
+        "INFO"
+    } else {
+        args.log_level.as_str()
+    };
+    if let Err(e) = logging::init(level, &args.log_format, &args.syslog_socket) {
         eprintln!("marathon-lb: {e}");
         return ExitCode::from(2);
+    }
+    if let Some(Tool::Plugin(tool)) = &args.tool {
+        return run_tool(&args, tool);
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `marathon-lb plugin check|list`.
+fn run_tool(args: &Args, tool: &PluginTool) -> ExitCode {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let cache = plugin_cache_dir(args.plugin_cache_dir.as_deref(), &env);
+    let mut out = String::new();
+    let result = match tool {
+        PluginTool::Check { plugin, apps } => {
+            tools::check(plugin, apps.as_deref(), cache.as_deref(), &mut out)
+        }
+        PluginTool::List => tools::list(&args.plugins, cache.as_deref(), &mut out).map(|()| true),
+    };
+    print!("{out}");
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("marathon-lb: {e}");
             ExitCode::FAILURE
         }
     }

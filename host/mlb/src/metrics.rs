@@ -37,6 +37,10 @@ pub struct Metrics {
     pub haproxy_old_workers: AtomicU64,
     /// Services rejected (diagnostics of severity error) in the last reconcile.
     pub rejected: AtomicU64,
+    /// Services denied by policy plugins, by policy.
+    pub policy_denials: Mutex<BTreeMap<String, u64>>,
+    /// Failed plugin calls (trap, timeout, error), by plugin.
+    pub plugin_failures: Mutex<BTreeMap<String, u64>>,
     /// Apps in the last reconcile.
     pub apps: AtomicU64,
     /// Services rendered in the last reconcile.
@@ -175,6 +179,20 @@ impl Metrics {
                 let _ = writeln!(out, "mlb_reconciles_total{{trigger=\"{cause}\"}} {n}");
             }
         }
+        labelled(
+            &mut out,
+            "mlb_policy_denials_total",
+            "Services denied by policy plugins.",
+            "policy",
+            &self.policy_denials,
+        );
+        labelled(
+            &mut out,
+            "mlb_plugin_failures_total",
+            "Failed plugin calls (trap, timeout, memory, error).",
+            "plugin",
+            &self.plugin_failures,
+        );
         let _ = writeln!(
             out,
             "# HELP mlb_events_total Marathon events by type.\n# TYPE mlb_events_total counter"
@@ -192,6 +210,42 @@ impl Metrics {
     }
 }
 
+/// A counter family with one label (values reduced to `[A-Za-z0-9_.-]`).
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: &Mutex<BTreeMap<String, u64>>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    if let Ok(m) = counts.lock() {
+        for (key, n) in m.iter() {
+            let key: String = key
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                .collect();
+            let _ = writeln!(out, "{name}{{{label}=\"{key}\"}} {n}");
+        }
+    }
+}
+
+impl Metrics {
+    /// Count policy denials and plugin failures of one interpretation.
+    pub fn plugin_outcomes(&self, denied: &[(String, String)], failures: &[String]) {
+        if let Ok(mut m) = self.policy_denials.lock() {
+            for (policy, _) in denied {
+                *m.entry(policy.clone()).or_default() += 1;
+            }
+        }
+        if let Ok(mut m) = self.plugin_failures.lock() {
+            for plugin in failures {
+                *m.entry(plugin.clone()).or_default() += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +256,10 @@ mod tests {
         m.event("status_update_event");
         m.reconcile("event", 12);
         m.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        m.plugin_outcomes(&[("vhost-domains".into(), "a_1".into())], &["chaos".into()]);
         let text = m.render();
+        assert!(text.contains("mlb_policy_denials_total{policy=\"vhost-domains\"} 1"));
+        assert!(text.contains("mlb_plugin_failures_total{plugin=\"chaos\"} 1"));
         assert!(text.contains("mlb_events_total{type=\"status_update_event\"} 1"));
         assert!(text.contains("mlb_reconciles_total{trigger=\"event\"} 1"));
         assert!(text.contains("mlb_reloads_ok_total 1"));

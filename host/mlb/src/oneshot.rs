@@ -12,7 +12,7 @@ use crate::apply::{self, ApplyError, Outcome};
 use crate::cleanup;
 use crate::marathon::{MarathonClient, MarathonError};
 use crate::pipeline::{self, PipelineError};
-use crate::plugin::{PluginError, PluginLimits, WasmLabelPlugin};
+use crate::plugin::PluginError;
 use crate::resolve::Resolver;
 use crate::settings::Settings;
 
@@ -123,10 +123,11 @@ pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
 async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
     let start = Instant::now();
     let templates = Templates::resolve(&settings.templates)?;
+    let (mut plugin, _) = crate::plugin::load_for(&settings)?;
+    let mut renderer = Renderer::new(templates);
+    plugin.register_filters(&mut renderer);
     let mut client = MarathonClient::new(settings.client.clone())?;
     let body = client.fetch_apps().await?;
-    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default())?;
-    let mut renderer = Renderer::new(templates);
     let mut resolver = Resolver::new(settings.cache_capacity);
     let generated = tokio::task::block_in_place(|| {
         pipeline::generate(

@@ -42,6 +42,10 @@ pub struct Generated {
     pub interpreted: Vec<mlb_model::Service>,
     /// Every diagnostic of every stage.
     pub diagnostics: Vec<Diagnostic>,
+    /// Services denied by policy plugins: (policy, backend).
+    pub denied: Vec<(String, String)>,
+    /// Plugins that failed during interpretation (once per failed call).
+    pub plugin_failures: Vec<String>,
     /// Apps read.
     pub apps: usize,
     /// Services rendered.
@@ -101,6 +105,8 @@ pub fn generate_with(
         rendered,
         interpreted: interpretation.services,
         diagnostics,
+        denied: interpretation.denied,
+        plugin_failures: interpretation.plugin_failures,
         timings: Timings {
             parse_us: (t1 - t0).as_micros(),
             interpret_us: (t2 - t1).as_micros(),

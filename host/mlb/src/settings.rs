@@ -31,6 +31,25 @@ pub struct Settings {
     pub cache_capacity: usize,
     /// `--skip-config-cleanup`.
     pub skip_config_cleanup: bool,
+    /// `--plugin`, in order.
+    pub plugins: Vec<crate::plugin::PluginSpec>,
+    /// Where compiled plugins are cached (`None`: no cache).
+    pub plugin_cache_dir: Option<PathBuf>,
+}
+
+/// `--plugin-cache-dir`, or the user's cache directory (`None` disables).
+pub fn plugin_cache_dir(flag: Option<&Path>, env: &[(String, String)]) -> Option<PathBuf> {
+    if let Some(dir) = flag {
+        return (!dir.as_os_str().is_empty()).then(|| dir.to_owned());
+    }
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, v)| n == k && !v.is_empty())
+            .map(|(_, v)| PathBuf::from(v))
+    };
+    get("XDG_CACHE_HOME")
+        .or_else(|| get("HOME").map(|h| h.join(".cache")))
+        .map(|d| d.join("marathon-lb"))
 }
 
 /// Flags that contradict each other or files that cannot be read.
@@ -205,6 +224,8 @@ impl Settings {
             dry: args.dry,
             cache_capacity: args.lru_cache_capacity,
             skip_config_cleanup: args.skip_config_cleanup || args.skip_validation,
+            plugins: args.plugins.clone(),
+            plugin_cache_dir: plugin_cache_dir(args.plugin_cache_dir.as_deref(), env),
         })
     }
 }

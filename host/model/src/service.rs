@@ -56,6 +56,12 @@ pub struct Service {
     pub servers: Vec<Server>,
     /// Per-service template overrides: template name (without `HAPROXY_`) → text.
     pub templates: Vec<(String, String)>,
+    /// Extra template variables set by a label plugin: name → value.
+    pub vars: Vec<(String, String)>,
+    /// Lines a label plugin adds to this service's own frontend section.
+    pub frontend_snippets: Vec<String>,
+    /// Lines a label plugin adds to this service's backend section.
+    pub backend_snippets: Vec<String>,
 }
 
 impl Service {

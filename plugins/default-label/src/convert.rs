@@ -142,6 +142,9 @@ impl From<mlb_model::Service> for wit::Service {
                 })
                 .collect(),
             templates: s.templates,
+            vars: s.vars,
+            frontend_snippets: s.frontend_snippets,
+            backend_snippets: s.backend_snippets,
         }
     }
 }

@@ -17,7 +17,7 @@ wit_bindgen::generate!({
 });
 
 use exports::mlb::plugins::label_interpreter::{Guest, LabelOutput};
-use mlb::plugins::types::{App, InterpretOptions, Service};
+use mlb::plugins::types::{App, Config, InterpretOptions, Service};
 
 struct DefaultLabels;
 
@@ -26,6 +26,7 @@ impl Guest for DefaultLabels {
         apps: Vec<App>,
         _services: Vec<Service>,
         options: InterpretOptions,
+        _config: Config,
     ) -> Result<LabelOutput, String> {
         let apps: Vec<mlb_model::App> = apps.into_iter().map(Into::into).collect();
         let out = mlb_label_rules::interpret(&apps, &options.into());

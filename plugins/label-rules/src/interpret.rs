@@ -417,5 +417,6 @@ fn build_service(
         servers,
         templates: labels.templates.clone(),
         app_id,
+        ..Service::default()
     })
 }

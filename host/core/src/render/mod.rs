@@ -92,6 +92,15 @@ impl Renderer {
         }
     }
 
+    /// Make a plugin filter available to every template (`{name|filter}`).
+    pub fn add_filter(
+        &mut self,
+        name: &str,
+        provider: std::sync::Arc<dyn crate::engine::TemplateFilter>,
+    ) {
+        self.engine.add_filter(name, provider);
+    }
+
     /// The global templates in use.
     pub fn templates(&self) -> &Templates {
         &self.templates

@@ -48,7 +48,7 @@ impl Renderer {
             None => (self.templates.get(name), false),
         };
         self.engine
-            .render_into(out, text, &vars)
+            .render_into_with(out, text, &vars, &service.vars)
             .map_err(|error| TemplateFailure {
                 template: if from_label && label != name {
                     leak_name(label)
@@ -146,6 +146,8 @@ impl Renderer {
         }
 
         self.backend_body(service, &mut parts)?;
+        push_snippets(&mut parts.backend, &service.backend_snippets);
+        push_snippets(&mut parts.frontend, &service.frontend_snippets);
         self.emit(
             &mut parts.frontend,
             service,
@@ -266,7 +268,12 @@ impl Renderer {
                 && !text.is_empty()
             {
                 self.engine
-                    .render_into(&mut health, text, &health_vars(check, server.health_port))
+                    .render_into_with(
+                        &mut health,
+                        text,
+                        &health_vars(check, server.health_port),
+                        &service.vars,
+                    )
                     .map_err(|error| TemplateFailure {
                         template: name,
                         from_label: service.template(name).is_some(),
@@ -282,6 +289,16 @@ impl Renderer {
             )?;
         }
         Ok(())
+    }
+}
+
+/// A label plugin's config lines, indented like the templates' own lines
+/// (the host checked them: one line each, no section keyword).
+fn push_snippets(out: &mut String, snippets: &[String]) {
+    for line in snippets {
+        out.push_str("  ");
+        out.push_str(line.trim());
+        out.push('\n');
     }
 }
 

@@ -2,7 +2,7 @@
 
 use mlb_model as m;
 
-use super::bindings::mlb::plugins::types as wit;
+use super::bindings::label::mlb::plugins::types as wit;
 
 pub(super) fn app_to_wit(a: &m::App) -> wit::App {
     wit::App {
@@ -132,5 +132,65 @@ pub(super) fn service_from_wit(s: wit::Service) -> m::Service {
             })
             .collect(),
         templates: s.templates,
+        vars: s.vars,
+        frontend_snippets: s.frontend_snippets,
+        backend_snippets: s.backend_snippets,
+    }
+}
+
+pub(super) fn service_to_wit(s: &m::Service) -> wit::Service {
+    wit::Service {
+        app_id: s.app_id.clone(),
+        port_index: s.port_index,
+        backend: s.backend.clone(),
+        service_port: s.service_port,
+        mode: s.mode.clone(),
+        balance: s.balance.clone(),
+        hostname: s.hostname.clone(),
+        path: s.path.clone(),
+        auth: s.auth.as_ref().map(|a| wit::Auth {
+            realm: a.realm.clone(),
+            user: a.user.clone(),
+            password: a.password.clone(),
+        }),
+        sticky: s.sticky,
+        redirect_to_https: s.redirect_to_https,
+        use_hsts: s.use_hsts,
+        ssl_cert: s.ssl_cert.clone(),
+        bind_addr: s.bind_addr.clone(),
+        bind_options: s.bind_options.clone(),
+        backend_weight: s.backend_weight,
+        proxypath: s.proxypath.clone(),
+        revproxypath: s.revproxypath.clone(),
+        redirpath: s.redirpath.clone(),
+        network_allowed: s.network_allowed.clone(),
+        health_check: s.health_check.as_ref().map(|c| wit::ServiceHealthCheck {
+            protocol: c.protocol.clone(),
+            path: c.path.clone(),
+            port_index: c.port_index,
+            timeout_seconds: c.timeout_seconds,
+            interval_seconds: c.interval_seconds,
+            grace_period_seconds: c.grace_period_seconds,
+            max_consecutive_failures: c.max_consecutive_failures,
+            backend_port: c.backend_port,
+        }),
+        groups: s.groups.clone(),
+        servers: s
+            .servers
+            .iter()
+            .map(|v| wit::Server {
+                host: v.host.clone(),
+                ip: v.ip.clone(),
+                port: v.port,
+                name: v.name.clone(),
+                id: v.id,
+                draining: v.draining,
+                health_port: v.health_port,
+            })
+            .collect(),
+        templates: s.templates.clone(),
+        vars: s.vars.clone(),
+        frontend_snippets: s.frontend_snippets.clone(),
+        backend_snippets: s.backend_snippets.clone(),
     }
 }

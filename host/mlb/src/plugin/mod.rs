@@ -1,36 +1,82 @@
-//! The WASM plugin host: the one place that generates bindings for
-//! `wit/mlb-plugins.wit` and runs label plugins under wasmtime.
+//! The WASM plugin host: loads label, filter and policy plugins (WIT
+//! package `mlb:plugins`, `wit/mlb-plugins.wit`) and runs them under
+//! wasmtime with no capabilities unless granted.
 //!
-//! A plugin is compiled once and pre-instantiated; every call gets a fresh
-//! store with a memory cap and an epoch deadline, and no capabilities: an
-//! empty WASI context (no files, environment, network or arguments), with
-//! the guest's stderr captured so a panic message can be reported. A trap
-//! (panic, out of memory, deadline) becomes an [`InterpretError`], never a
-//! crash of the host.
+//! A plugin is compiled once (or loaded from the on-disk compile cache),
+//! inspected — world and WIT version from its exports, capabilities from
+//! its imports — and pre-linked; every call gets a fresh store with a
+//! memory cap and an epoch deadline. A trap (panic, out of memory,
+//! deadline) becomes an error of that call, never a crash of the host.
+//!
+//! # Layout
+//! - [`spec`]: the `--plugin PATH[,key=value…]` flag.
+//! - [`inspect`]: world, version and import checks.
+//! - `runtime`: the shared engine, linker and compile path.
+//! - `cache`: the on-disk compile cache (the crate's one `unsafe` block).
+//! - `sandbox`: stores, limits and the empty WASI context.
+//! - `label`, `filter`, `policy`: one type per world.
+//! - `chain`: default rules → custom label plugins → policies, with failure
+//!   isolation ([`PluginSet`]).
+//! - `isolate`: re-running on halves to find failing apps.
+//! - `native`: the default rules compiled natively (benchmarks, tests).
+//! - `convert`: model records ↔ WIT records.
 
+mod cache;
+mod chain;
 mod convert;
+mod filter;
+pub mod inspect;
+mod isolate;
+mod label;
 mod native;
+mod policy;
+mod runtime;
+mod sandbox;
+pub mod spec;
 
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use mlb_core::{InterpretError, Interpretation, LabelInterpreter};
-use mlb_model::{App, InterpretOptions};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
-
+pub use cache::CompileCache;
+pub use chain::PluginSet;
+pub use filter::WasmFilterPlugin;
+pub use inspect::{Inspection, WIT_VERSION, World, inspect};
+pub use label::WasmLabelPlugin;
 pub use native::NativeLabelRules;
+pub use policy::WasmPolicyPlugin;
+pub use runtime::{CompileSource, Compiled, PluginRuntime};
+pub use spec::{Capability, Grants, PluginSpec, SpecError};
 
+/// Bindings for the three worlds; the shared `types` and `host-log`
+/// interfaces are generated once (in `label`) and reused.
 mod bindings {
-    wasmtime::component::bindgen!({
-        world: "label-plugin",
-        path: "../../wit",
-    });
+    pub mod label {
+        wasmtime::component::bindgen!({
+            world: "label-plugin",
+            path: "../../wit",
+        });
+    }
+    pub mod filter {
+        wasmtime::component::bindgen!({
+            world: "filter-plugin",
+            path: "../../wit",
+            with: {
+                "mlb:plugins/types": super::label::mlb::plugins::types,
+                "mlb:plugins/host-log": super::label::mlb::plugins::host_log,
+            },
+        });
+    }
+    pub mod policy {
+        wasmtime::component::bindgen!({
+            world: "policy-plugin",
+            path: "../../wit",
+            with: {
+                "mlb:plugins/types": super::label::mlb::plugins::types,
+                "mlb:plugins/host-log": super::label::mlb::plugins::host_log,
+            },
+        });
+    }
 }
-
-use bindings::mlb::plugins::types as wit;
 
 /// The default label plugin, built from `plugins/default-label` and embedded.
 pub const DEFAULT_LABEL_PLUGIN: &[u8] = include_bytes!(env!("MLB_DEFAULT_LABEL_WASM"));
@@ -39,11 +85,8 @@ pub const DEFAULT_LABEL_PLUGIN: &[u8] = include_bytes!(env!("MLB_DEFAULT_LABEL_W
 /// (`built`) or taken from `plugins/prebuilt/` (`prebuilt`).
 pub const DEFAULT_LABEL_ORIGIN: &str = env!("MLB_DEFAULT_LABEL_ORIGIN");
 
-/// Epoch ticks are 10 ms apart.
-const TICK: Duration = Duration::from_millis(10);
-
 /// Resource limits of one plugin call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PluginLimits {
     /// Linear-memory cap in bytes.
     pub memory_bytes: usize,
@@ -63,7 +106,7 @@ impl Default for PluginLimits {
 /// A plugin that cannot be loaded. Fatal at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    /// Compilation, linking or pre-instantiation failed.
+    /// Reading, compiling, linking or pre-instantiation failed.
     #[error("plugin {plugin}: {message}")]
     Load {
         /// Which plugin.
@@ -71,179 +114,178 @@ pub enum PluginError {
         /// What went wrong.
         message: String,
     },
-}
-
-/// Per-call store data: WASI context (empty), resource table and limits.
-struct State {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    limits: StoreLimits,
-    plugin: Arc<str>,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
+    /// Built against another version of the WIT package.
+    #[error(
+        "plugin {plugin}: built for {interface} (version {found}), but this marathon-lb speaks \
+         mlb:plugins@{expected}; rebuild it against wit/mlb-plugins.wit",
+        expected = inspect::WIT_VERSION
+    )]
+    Version {
+        /// Which plugin.
+        plugin: String,
+        /// The interface carrying the version.
+        interface: String,
+        /// Its version.
+        found: String,
+    },
+    /// Not one of the three worlds.
+    #[error("plugin {plugin}: {message}")]
+    World {
+        /// Which plugin.
+        plugin: String,
+        /// What it is instead.
+        message: String,
+    },
+    /// Imports something the host does not provide.
+    #[error("plugin {plugin}: imports {import}: {reason}")]
+    Import {
+        /// Which plugin.
+        plugin: String,
+        /// The import.
+        import: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Imports a capability it was not granted.
+    #[error(
+        "plugin {plugin}: imports {import} ({cap}) but was not granted it; grant it with {hint} \
+         or link an inert stub with stub={cap}",
+        cap = capability.word(),
+        hint = match capability {
+            Capability::Clock => "allow-clock",
+            Capability::Files => "allow-dir=/path",
+            Capability::Network => "nothing (network is never granted)",
         }
-    }
+    )]
+    Capability {
+        /// Which plugin.
+        plugin: String,
+        /// The import.
+        import: String,
+        /// What it would reach.
+        capability: Capability,
+    },
 }
 
-impl wit::Host for State {}
+/// A loaded plugin of any world.
+#[derive(Debug)]
+pub enum LoadedPlugin {
+    /// A label plugin.
+    Label(WasmLabelPlugin),
+    /// A filter plugin.
+    Filter(WasmFilterPlugin),
+    /// A policy plugin.
+    Policy(WasmPolicyPlugin),
+}
 
-impl bindings::mlb::plugins::host_log::Host for State {
-    fn log(&mut self, level: wit::Severity, message: String) {
-        let plugin = &*self.plugin;
-        match level {
-            wit::Severity::Info => tracing::info!(plugin, "{message}"),
-            wit::Severity::Warning => tracing::warn!(plugin, "{message}"),
-            wit::Severity::Error => tracing::error!(plugin, "{message}"),
+/// What loading a plugin found and cost.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Plugin name.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// World, imports, exports, capabilities.
+    pub inspection: Inspection,
+    /// Compiled now or loaded from the cache.
+    pub source: CompileSource,
+    /// Compile or cache-load time.
+    pub compile: Duration,
+    /// Inspection and pre-linking (and, for filters, asking for their names).
+    pub link: Duration,
+}
+
+/// Read, compile (or load from the cache), inspect and pre-link one plugin.
+pub fn load_plugin(
+    runtime: &PluginRuntime,
+    spec: &PluginSpec,
+) -> Result<(LoadedPlugin, LoadReport), PluginError> {
+    let bytes = std::fs::read(&spec.path).map_err(|e| PluginError::Load {
+        plugin: spec.name.clone(),
+        message: format!("cannot read {}: {e}", spec.path.display()),
+    })?;
+    load_plugin_bytes(runtime, spec, &bytes)
+}
+
+/// [`load_plugin`] for bytes already in memory.
+pub fn load_plugin_bytes(
+    runtime: &PluginRuntime,
+    spec: &PluginSpec,
+    bytes: &[u8],
+) -> Result<(LoadedPlugin, LoadReport), PluginError> {
+    let compiled = runtime.compile(&spec.name, bytes)?;
+    let start = std::time::Instant::now();
+    let inspection = inspect(
+        &spec.name,
+        runtime.engine(),
+        &compiled.component,
+        &spec.grants,
+    )?;
+    let sandbox = sandbox::Sandbox::new(&spec.name, spec.limits, &spec.grants)?;
+    let config = spec.config.clone();
+    let component = &compiled.component;
+    let loaded = match inspection.world {
+        World::Label => {
+            LoadedPlugin::Label(WasmLabelPlugin::new(runtime, component, sandbox, config)?)
         }
-    }
-}
-
-/// A label plugin compiled and pre-linked, ready to be called.
-pub struct WasmLabelPlugin {
-    name: Arc<str>,
-    engine: Engine,
-    pre: bindings::LabelPluginPre<State>,
-    limits: PluginLimits,
-}
-
-impl std::fmt::Debug for WasmLabelPlugin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WasmLabelPlugin")
-            .field("name", &self.name)
-            .field("limits", &self.limits)
-            .finish()
-    }
-}
-
-fn load_error(plugin: &str, e: impl std::fmt::Display) -> PluginError {
-    PluginError::Load {
-        plugin: plugin.to_owned(),
-        message: e.to_string(),
-    }
-}
-
-/// An engine with epoch interruption and a background ticker (the thread
-/// ends when the engine is dropped).
-fn new_engine() -> Result<Engine, PluginError> {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    config.wasm_component_model(true);
-    let engine = Engine::new(&config).map_err(|e| load_error("(engine)", e))?;
-    let weak = engine.weak();
-    std::thread::Builder::new()
-        .name("wasm-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                std::thread::sleep(TICK);
-            }
-        })
-        .map_err(|e| load_error("(engine)", e))?;
-    Ok(engine)
-}
-
-impl WasmLabelPlugin {
-    /// Compile and pre-link the component `bytes`.
-    pub fn load(name: &str, bytes: &[u8], limits: PluginLimits) -> Result<Self, PluginError> {
-        let engine = new_engine()?;
-        let component = Component::new(&engine, bytes).map_err(|e| load_error(name, e))?;
-        let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_error(name, e))?;
-        bindings::LabelPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(|e| load_error(name, e))?;
-        let instance_pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| load_error(name, format!("{e:#}")))?;
-        let pre = bindings::LabelPluginPre::new(instance_pre)
-            .map_err(|e| load_error(name, format!("not a label plugin: {e:#}")))?;
-        Ok(Self {
-            name: name.into(),
-            engine,
-            pre,
-            limits,
-        })
-    }
-
-    /// The embedded default plugin.
-    pub fn default_plugin(limits: PluginLimits) -> Result<Self, PluginError> {
-        Self::load("default-label", DEFAULT_LABEL_PLUGIN, limits)
-    }
-
-    fn fail(&self, message: String) -> InterpretError {
-        InterpretError::Plugin {
-            plugin: self.name.to_string(),
-            message,
+        World::Filter => {
+            LoadedPlugin::Filter(WasmFilterPlugin::new(runtime, component, sandbox, config)?)
         }
-    }
+        World::Policy => {
+            LoadedPlugin::Policy(WasmPolicyPlugin::new(runtime, component, sandbox, config)?)
+        }
+    };
+    let report = LoadReport {
+        name: spec.name.clone(),
+        path: spec.path.clone(),
+        inspection,
+        source: compiled.source,
+        compile: compiled.elapsed,
+        link: start.elapsed(),
+    };
+    Ok((loaded, report))
 }
 
-impl LabelInterpreter for WasmLabelPlugin {
-    fn interpret(
-        &mut self,
-        apps: &[App],
-        options: &InterpretOptions,
-    ) -> Result<Interpretation, InterpretError> {
-        let stderr = MemoryOutputPipe::new(64 << 10);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .build();
-        let mut store = Store::new(
-            &self.engine,
-            State {
-                wasi,
-                table: ResourceTable::new(),
-                limits,
-                plugin: self.name.clone(),
-            },
+/// The controller's plugins: the embedded default label plugin (compiled
+/// through `runtime`'s cache), then every `--plugin` in order. Label
+/// plugins run in the order given, after the default; policies run after
+/// every label plugin, in the order given.
+pub fn load_set(
+    runtime: &PluginRuntime,
+    specs: &[PluginSpec],
+) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
+    let default = WasmLabelPlugin::with_runtime(
+        runtime,
+        "default-label",
+        DEFAULT_LABEL_PLUGIN,
+        PluginLimits::default(),
+    )?;
+    let mut set = PluginSet::new(Box::new(default));
+    let mut reports = Vec::new();
+    for spec in specs {
+        let (plugin, report) = load_plugin(runtime, spec)?;
+        tracing::info!(
+            plugin = %report.name,
+            world = report.inspection.world.name(),
+            source = ?report.source,
+            compile_ms = report.compile.as_secs_f64() * 1e3,
+            "plugin loaded"
         );
-        store.limiter(|s| &mut s.limits);
-        let ticks = (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
-
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| self.fail(format!("cannot instantiate: {e:#}")))?;
-        let apps: Vec<wit::App> = apps.iter().map(convert::app_to_wit).collect();
-        let options = convert::options_to_wit(options);
-        let result = instance.mlb_plugins_label_interpreter().call_interpret(
-            &mut store,
-            &apps,
-            &[],
-            &options,
-        );
-        match result {
-            Ok(Ok(out)) => Ok(Interpretation {
-                services: out
-                    .services
-                    .into_iter()
-                    .map(convert::service_from_wit)
-                    .collect(),
-                diagnostics: out
-                    .diagnostics
-                    .into_iter()
-                    .map(convert::diagnostic_from_wit)
-                    .collect(),
-            }),
-            Ok(Err(message)) => Err(self.fail(message)),
-            Err(trap) => {
-                let guest = String::from_utf8_lossy(&stderr.contents())
-                    .trim()
-                    .to_owned();
-                let mut message = format!("trapped: {trap:#}");
-                if !guest.is_empty() {
-                    message.push_str(&format!(" (guest stderr: {guest})"));
-                }
-                Err(self.fail(message))
-            }
+        match plugin {
+            LoadedPlugin::Label(p) => set.push_label(p),
+            LoadedPlugin::Filter(p) => set.push_filter(p)?,
+            LoadedPlugin::Policy(p) => set.push_policy(p),
         }
+        reports.push(report);
     }
+    Ok((set, reports))
+}
+
+/// [`load_set`] for a controller's settings: a runtime with the configured
+/// compile cache, the default plugin and every `--plugin`.
+pub fn load_for(
+    settings: &crate::settings::Settings,
+) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
+    let runtime = PluginRuntime::new(settings.plugin_cache_dir.as_deref())?;
+    load_set(&runtime, &settings.plugins)
 }

@@ -19,6 +19,7 @@ impl LabelInterpreter for NativeLabelRules {
         Ok(Interpretation {
             services: out.services,
             diagnostics: out.diagnostics,
+            ..Interpretation::default()
         })
     }
 }

@@ -1,0 +1,188 @@
+//! Filter plugins: template filters registered in the renderer.
+//!
+//! One instance serves many calls (a call costs ~1 µs, an instantiation
+//! ~30 µs, and a generation may apply a filter thousands of times); it is
+//! discarded after a trap and instantiated again on the next call. After
+//! [`TRAPS_BEFORE_BACKOFF`] traps in a row the plugin is backed off: calls
+//! fail at once (the services using it are left out with a diagnostic)
+//! until the backoff expires.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mlb_core::engine::TemplateFilter;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store};
+
+use super::PluginError;
+use super::bindings::filter::{FilterPlugin, FilterPluginPre};
+use super::runtime::PluginRuntime;
+use super::sandbox::{Call, Sandbox, State, trap_message};
+
+/// Consecutive traps that back a filter plugin off.
+pub const TRAPS_BEFORE_BACKOFF: u32 = 3;
+
+/// Longest backoff.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// A live instance and its store.
+struct Live {
+    store: Store<State>,
+    instance: FilterPlugin,
+    output: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+}
+
+#[derive(Default)]
+struct Session {
+    live: Option<Live>,
+    traps: u32,
+    backoff_until: Option<Instant>,
+}
+
+/// A filter plugin compiled and pre-linked.
+pub struct WasmFilterPlugin {
+    engine: Engine,
+    pre: FilterPluginPre<State>,
+    sandbox: Sandbox,
+    config: Vec<(String, String)>,
+    filters: Vec<String>,
+    session: Mutex<Session>,
+}
+
+impl std::fmt::Debug for WasmFilterPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmFilterPlugin")
+            .field("name", self.sandbox.plugin())
+            .field("filters", &self.filters)
+            .finish_non_exhaustive()
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+impl WasmFilterPlugin {
+    /// Pre-link `component` (already inspected as a filter plugin) and ask
+    /// it for its filter names.
+    pub(crate) fn new(
+        runtime: &PluginRuntime,
+        component: &Component,
+        sandbox: Sandbox,
+        config: Vec<(String, String)>,
+    ) -> Result<Self, PluginError> {
+        let name = sandbox.plugin().to_string();
+        let load = |message: String| PluginError::Load {
+            plugin: name.clone(),
+            message,
+        };
+        let instance_pre = runtime
+            .linker()
+            .instantiate_pre(component)
+            .map_err(|e| load(format!("{e:#}")))?;
+        let pre = FilterPluginPre::new(instance_pre).map_err(|e| PluginError::World {
+            plugin: name.clone(),
+            message: format!("not a filter plugin: {e:#}"),
+        })?;
+        let mut plugin = Self {
+            engine: runtime.engine().clone(),
+            pre,
+            sandbox,
+            config,
+            filters: Vec::new(),
+            session: Mutex::new(Session::default()),
+        };
+        let mut live = plugin.instantiate().map_err(load)?;
+        let filters = match live
+            .instance
+            .mlb_plugins_template_filter()
+            .call_filters(&mut live.store, &plugin.config)
+        {
+            Ok(Ok(filters)) => filters,
+            Ok(Err(message)) => return Err(load(format!("refused its configuration: {message}"))),
+            Err(trap) => return Err(load(trap_message(&trap, &live.output))),
+        };
+        if let Some(bad) = filters.iter().find(|f| !is_identifier(f)) {
+            return Err(load(format!("filter name '{bad}' is not an identifier")));
+        }
+        plugin.filters = filters;
+        plugin.session.get_mut().expect("not shared yet").live = Some(live);
+        Ok(plugin)
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.sandbox.plugin()
+    }
+
+    /// The filters it provides.
+    pub fn filters(&self) -> &[String] {
+        &self.filters
+    }
+
+    fn instantiate(&self) -> Result<Live, String> {
+        let Call { mut store, output } = self.sandbox.store(&self.engine)?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        Ok(Live {
+            store,
+            instance,
+            output,
+        })
+    }
+}
+
+impl TemplateFilter for WasmFilterPlugin {
+    fn apply(&self, filter: &str, value: &str, args: &[String]) -> Result<String, String> {
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = session.backoff_until {
+            if Instant::now() < until {
+                return Err(format!(
+                    "filter plugin {} is backed off after {} failures in a row",
+                    self.name(),
+                    session.traps
+                ));
+            }
+            session.backoff_until = None;
+        }
+        let mut live = match session.live.take() {
+            Some(live) => live,
+            None => self.instantiate()?,
+        };
+        self.sandbox.arm(&mut live.store);
+        let result = live.instance.mlb_plugins_template_filter().call_apply(
+            &mut live.store,
+            filter,
+            value,
+            args,
+            &self.config,
+        );
+        match result {
+            Ok(out) => {
+                session.traps = 0;
+                session.live = Some(live);
+                out
+            }
+            Err(trap) => {
+                // The instance is poisoned: drop it, count, maybe back off.
+                session.traps += 1;
+                if session.traps >= TRAPS_BEFORE_BACKOFF {
+                    let exp = (session.traps - TRAPS_BEFORE_BACKOFF).min(8);
+                    let wait = (Duration::from_secs(1) * 2u32.pow(exp)).min(MAX_BACKOFF);
+                    session.backoff_until = Some(Instant::now() + wait);
+                    tracing::warn!(
+                        plugin = self.name(),
+                        traps = session.traps,
+                        backoff_ms = wait.as_millis() as u64,
+                        "filter plugin keeps failing; backing off"
+                    );
+                }
+                Err(trap_message(&trap, &live.output))
+            }
+        }
+    }
+}

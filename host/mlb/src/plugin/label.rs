@@ -1,0 +1,155 @@
+//! Label plugins: apps (and the services so far) in, services out.
+
+use mlb_core::{InterpretError, Interpretation, LabelInterpreter};
+use mlb_model::{App, InterpretOptions, Service};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::bindings::label::LabelPluginPre;
+use super::bindings::label::mlb::plugins::types as wit;
+use super::runtime::PluginRuntime;
+use super::sandbox::{Sandbox, State, trap_message};
+use super::{PluginError, PluginLimits, convert};
+
+/// A label plugin compiled and pre-linked, ready to be called.
+pub struct WasmLabelPlugin {
+    engine: Engine,
+    pre: LabelPluginPre<State>,
+    sandbox: Sandbox,
+    config: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for WasmLabelPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmLabelPlugin")
+            .field("name", self.sandbox.plugin())
+            .field("limits", &self.sandbox.limits())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmLabelPlugin {
+    /// Pre-link `component` (already inspected as a label plugin).
+    pub(crate) fn new(
+        runtime: &PluginRuntime,
+        component: &Component,
+        sandbox: Sandbox,
+        config: Vec<(String, String)>,
+    ) -> Result<Self, PluginError> {
+        let name = sandbox.plugin().to_string();
+        let instance_pre =
+            runtime
+                .linker()
+                .instantiate_pre(component)
+                .map_err(|e| PluginError::Load {
+                    plugin: name.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        let pre = LabelPluginPre::new(instance_pre).map_err(|e| PluginError::World {
+            plugin: name,
+            message: format!("not a label plugin: {e:#}"),
+        })?;
+        Ok(Self {
+            engine: runtime.engine().clone(),
+            pre,
+            sandbox,
+            config,
+        })
+    }
+
+    /// Compile and pre-link the label plugin `bytes` with a private engine
+    /// and no disk cache, granting nothing.
+    pub fn load(name: &str, bytes: &[u8], limits: PluginLimits) -> Result<Self, PluginError> {
+        let runtime = PluginRuntime::new(None)?;
+        Self::with_runtime(&runtime, name, bytes, limits)
+    }
+
+    /// Compile (or load from the cache) and pre-link the label plugin
+    /// `bytes` on `runtime`, granting nothing.
+    pub fn with_runtime(
+        runtime: &PluginRuntime,
+        name: &str,
+        bytes: &[u8],
+        limits: PluginLimits,
+    ) -> Result<Self, PluginError> {
+        let compiled = runtime.compile(name, bytes)?;
+        let grants = super::Grants::default();
+        let inspection = super::inspect(name, runtime.engine(), &compiled.component, &grants)?;
+        if inspection.world != super::World::Label {
+            return Err(PluginError::World {
+                plugin: name.to_owned(),
+                message: format!("is a {}, not a label plugin", inspection.world.name()),
+            });
+        }
+        let sandbox = Sandbox::new(name, limits, &grants)?;
+        Self::new(runtime, &compiled.component, sandbox, Vec::new())
+    }
+
+    /// The embedded default plugin.
+    pub fn default_plugin(limits: PluginLimits) -> Result<Self, PluginError> {
+        Self::load("default-label", super::DEFAULT_LABEL_PLUGIN, limits)
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.sandbox.plugin()
+    }
+
+    fn fail(&self, message: String) -> InterpretError {
+        InterpretError::Plugin {
+            plugin: self.name().to_owned(),
+            message,
+        }
+    }
+
+    /// Interpret `apps`, given the services of the previous plugin.
+    pub fn call(
+        &self,
+        apps: &[App],
+        services: &[Service],
+        options: &InterpretOptions,
+    ) -> Result<Interpretation, InterpretError> {
+        let mut call = self.sandbox.store(&self.engine).map_err(|e| self.fail(e))?;
+        let instance = self
+            .pre
+            .instantiate(&mut call.store)
+            .map_err(|e| self.fail(format!("cannot instantiate: {e:#}")))?;
+        let apps: Vec<wit::App> = apps.iter().map(convert::app_to_wit).collect();
+        let services: Vec<wit::Service> = services.iter().map(convert::service_to_wit).collect();
+        let options = convert::options_to_wit(options);
+        let result = instance.mlb_plugins_label_interpreter().call_interpret(
+            &mut call.store,
+            &apps,
+            &services,
+            &options,
+            &self.config,
+        );
+        match result {
+            Ok(Ok(out)) => Ok(Interpretation {
+                services: out
+                    .services
+                    .into_iter()
+                    .map(convert::service_from_wit)
+                    .collect(),
+                diagnostics: out
+                    .diagnostics
+                    .into_iter()
+                    .map(convert::diagnostic_from_wit)
+                    .collect(),
+                ..Interpretation::default()
+            }),
+            Ok(Err(message)) => Err(self.fail(format!("returned an error: {message}"))),
+            Err(trap) => Err(self.fail(trap_message(&trap, &call.output))),
+        }
+    }
+}
+
+impl LabelInterpreter for WasmLabelPlugin {
+    fn interpret(
+        &mut self,
+        apps: &[App],
+        options: &InterpretOptions,
+    ) -> Result<Interpretation, InterpretError> {
+        self.call(apps, &[], options)
+    }
+}

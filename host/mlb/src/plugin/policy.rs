@@ -1,0 +1,100 @@
+//! Policy plugins: a verdict for each final service.
+
+use mlb_model::{App, Service};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use super::bindings::policy::PolicyPluginPre;
+use super::bindings::policy::exports::mlb::plugins::policy::Verdict;
+use super::runtime::PluginRuntime;
+use super::sandbox::{Sandbox, State, trap_message};
+use super::{PluginError, convert};
+
+/// A policy plugin compiled and pre-linked.
+pub struct WasmPolicyPlugin {
+    engine: Engine,
+    pre: PolicyPluginPre<State>,
+    sandbox: Sandbox,
+    config: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for WasmPolicyPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmPolicyPlugin")
+            .field("name", self.sandbox.plugin())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WasmPolicyPlugin {
+    /// Pre-link `component` (already inspected as a policy plugin).
+    pub(crate) fn new(
+        runtime: &PluginRuntime,
+        component: &Component,
+        sandbox: Sandbox,
+        config: Vec<(String, String)>,
+    ) -> Result<Self, PluginError> {
+        let name = sandbox.plugin().to_string();
+        let instance_pre =
+            runtime
+                .linker()
+                .instantiate_pre(component)
+                .map_err(|e| PluginError::Load {
+                    plugin: name.clone(),
+                    message: format!("{e:#}"),
+                })?;
+        let pre = PolicyPluginPre::new(instance_pre).map_err(|e| PluginError::World {
+            plugin: name,
+            message: format!("not a policy plugin: {e:#}"),
+        })?;
+        Ok(Self {
+            engine: runtime.engine().clone(),
+            pre,
+            sandbox,
+            config,
+        })
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.sandbox.plugin()
+    }
+
+    /// One verdict per service: `None` allows, `Some(reason)` denies. An
+    /// error means no verdict at all (the caller fails closed).
+    pub fn review(
+        &self,
+        apps: &[App],
+        services: &[Service],
+    ) -> Result<Vec<Option<String>>, String> {
+        let mut call = self.sandbox.store(&self.engine)?;
+        let instance = self
+            .pre
+            .instantiate(&mut call.store)
+            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        let apps: Vec<_> = apps.iter().map(convert::app_to_wit).collect();
+        let wit_services: Vec<_> = services.iter().map(convert::service_to_wit).collect();
+        let result = instance.mlb_plugins_policy().call_review(
+            &mut call.store,
+            &apps,
+            &wit_services,
+            &self.config,
+        );
+        match result {
+            Ok(Ok(verdicts)) if verdicts.len() == services.len() => Ok(verdicts
+                .into_iter()
+                .map(|v| match v {
+                    Verdict::Allow => None,
+                    Verdict::Deny(reason) => Some(reason),
+                })
+                .collect()),
+            Ok(Ok(verdicts)) => Err(format!(
+                "returned {} verdicts for {} services",
+                verdicts.len(),
+                services.len()
+            )),
+            Ok(Err(message)) => Err(format!("returned an error: {message}")),
+            Err(trap) => Err(trap_message(&trap, &call.output)),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The shared wasmtime engine (one epoch ticker for every plugin), the
+//! linker, and compilation through the on-disk cache.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+use super::PluginError;
+use super::bindings::label::LabelPlugin;
+use super::cache::{CompileCache, Miss, key};
+use super::sandbox::{State, TICK};
+
+/// How a component was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileSource {
+    /// Compiled now (and stored in the cache if there is one).
+    Compiled,
+    /// Loaded from the on-disk cache.
+    Cache,
+}
+
+/// A compiled component and how long it took.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The component.
+    pub component: Component,
+    /// Where it came from.
+    pub source: CompileSource,
+    /// Time to compile or load it.
+    pub elapsed: Duration,
+}
+
+/// The engine and linker every plugin shares.
+pub struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<State>,
+    cache: Option<CompileCache>,
+}
+
+impl std::fmt::Debug for PluginRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRuntime")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+fn engine_error(e: impl std::fmt::Display) -> PluginError {
+    PluginError::Load {
+        plugin: "(engine)".into(),
+        message: e.to_string(),
+    }
+}
+
+impl PluginRuntime {
+    /// An engine with epoch interruption and a background ticker (the thread
+    /// ends when the engine is dropped), and an optional compile cache.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Self, PluginError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(engine_error)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })
+            .map_err(engine_error)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        LabelPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
+            .map_err(engine_error)?;
+        let cache = match cache_dir {
+            Some(dir) => match CompileCache::open(dir) {
+                Ok(cache) => Some(cache),
+                Err(e) => {
+                    tracing::warn!("plugin compile cache disabled: {e}");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Self {
+            engine,
+            linker,
+            cache,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<State> {
+        &self.linker
+    }
+
+    /// The compile cache, if enabled.
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
+    }
+
+    /// Compile `bytes`, or load the cached compilation.
+    pub fn compile(&self, plugin: &str, bytes: &[u8]) -> Result<Compiled, PluginError> {
+        let start = Instant::now();
+        let key = self.cache.as_ref().map(|_| key(&self.engine, bytes));
+        if let (Some(cache), Some(key)) = (&self.cache, &key) {
+            match cache.load(&self.engine, key) {
+                Ok(component) => {
+                    return Ok(Compiled {
+                        component,
+                        source: CompileSource::Cache,
+                        elapsed: start.elapsed(),
+                    });
+                }
+                Err(Miss::Absent) => {}
+                Err(Miss::Rejected(why)) => {
+                    tracing::warn!(plugin, "cached compilation not used ({why}); recompiling")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Load {
+            plugin: plugin.to_owned(),
+            message: format!("not a valid component: {e:#}"),
+        })?;
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Err(e) = cache.store(key, &component)
+        {
+            tracing::warn!(plugin, "cannot store compiled plugin in the cache: {e}");
+        }
+        Ok(Compiled {
+            component,
+            source: CompileSource::Compiled,
+            elapsed: start.elapsed(),
+        })
+    }
+}

@@ -1,0 +1,201 @@
+//! The world a plugin call runs in: a fresh store with a memory cap and an
+//! epoch deadline, and a WASI context that gives nothing unless granted — no
+//! directories, an empty environment, clocks frozen at the Unix epoch, a
+//! network that refuses every address, empty stdin; stdout and stderr are
+//! captured so a panic message can be reported.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{
+    FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+use super::bindings::label::mlb::plugins::{host_log, types as wit};
+use super::spec::Grants;
+use super::{PluginError, PluginLimits};
+
+/// Epoch ticks are 10 ms apart.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+
+/// Bytes of guest output kept per call.
+const CAPTURE_BYTES: usize = 64 << 10;
+
+/// Per-store data: WASI context, resource table, limits, plugin name.
+pub(crate) struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    plugin: Arc<str>,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for State {}
+
+impl host_log::Host for State {
+    fn log(&mut self, level: wit::Severity, message: String) {
+        let plugin = &*self.plugin;
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            wit::Severity::Info => tracing::info!(plugin, "{message}"),
+            wit::Severity::Warning => tracing::warn!(plugin, "{message}"),
+            wit::Severity::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+/// A clock stopped at the Unix epoch (what an ungranted plugin sees).
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// What one plugin's calls may reach, fixed at start-up.
+#[derive(Debug, Clone)]
+pub(crate) struct Sandbox {
+    plugin: Arc<str>,
+    limits: PluginLimits,
+    clock: bool,
+    dirs: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+/// A store ready for one call, and the guest's captured output.
+pub(crate) struct Call {
+    pub(crate) store: Store<State>,
+    pub(crate) output: MemoryOutputPipe,
+}
+
+impl Sandbox {
+    /// A sandbox for `plugin` with `grants` (environment values are read now).
+    pub(crate) fn new(
+        plugin: &str,
+        limits: PluginLimits,
+        grants: &Grants,
+    ) -> Result<Self, PluginError> {
+        let mut dirs = Vec::new();
+        for dir in &grants.dirs {
+            if !dir.is_dir() {
+                return Err(PluginError::Load {
+                    plugin: plugin.to_owned(),
+                    message: format!("allow-dir={}: not a directory", dir.display()),
+                });
+            }
+            dirs.push(dir.to_string_lossy().into_owned());
+        }
+        Ok(Self {
+            plugin: plugin.into(),
+            limits,
+            clock: grants.clock,
+            dirs,
+            env: grants
+                .env
+                .iter()
+                .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+                .collect(),
+        })
+    }
+
+    /// The plugin's name.
+    pub(crate) fn plugin(&self) -> &Arc<str> {
+        &self.plugin
+    }
+
+    /// The plugin's limits.
+    pub(crate) fn limits(&self) -> PluginLimits {
+        self.limits
+    }
+
+    /// A fresh store for one call.
+    pub(crate) fn store(&self, engine: &Engine) -> Result<Call, String> {
+        let output = MemoryOutputPipe::new(CAPTURE_BYTES);
+        let mut builder = WasiCtxBuilder::new();
+        builder.stderr(output.clone()).stdout(output.clone());
+        if !self.clock {
+            builder.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
+        }
+        for (k, v) in &self.env {
+            builder.env(k, v);
+        }
+        for dir in &self.dirs {
+            builder
+                .preopened_dir(dir, dir, FsPerms::ReadOnly)
+                .map_err(|e| format!("cannot open granted directory {dir}: {e}"))?;
+        }
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .instances(64)
+            .build();
+        let mut store = Store::new(
+            engine,
+            State {
+                wasi: builder.build(),
+                table: ResourceTable::new(),
+                limits,
+                plugin: self.plugin.clone(),
+            },
+        );
+        store.limiter(|s| &mut s.limits);
+        self.arm(&mut store);
+        Ok(Call { store, output })
+    }
+
+    /// Reset the call deadline of `store` (before each call on a reused
+    /// instance).
+    pub(crate) fn arm(&self, store: &mut Store<State>) {
+        let ticks = (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+    }
+}
+
+/// Describe a trap, with what the guest printed (its panic message).
+pub(crate) fn trap_message(trap: &wasmtime::Error, output: &MemoryOutputPipe) -> String {
+    let guest = String::from_utf8_lossy(&output.contents())
+        .trim()
+        .to_owned();
+    let mut message = match trap.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => "timed out (call deadline exceeded)".to_owned(),
+        _ => format!("trapped: {trap:#}"),
+    };
+    if !guest.is_empty() {
+        let tail: String = guest
+            .chars()
+            .rev()
+            .take(1000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        message.push_str(&format!(" (guest output: {tail})"));
+    }
+    message
+}
