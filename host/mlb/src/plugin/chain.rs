@@ -152,7 +152,7 @@ impl LabelStage {
         if let Some(p) = self.broken.filter(|p| p.active(now)) {
             out.diagnostics.push(diagnostic(
                 Severity::Warning,
-                "*",
+                "",
                 format!(
                     "label plugin {name} is backed off for {} s after {} failures in a row; \
                      every app keeps its last good output",
@@ -213,7 +213,7 @@ impl LabelStage {
                     self.broken = Some(penalty);
                     out.diagnostics.push(diagnostic(
                         Severity::Error,
-                        "*",
+                        "",
                         format!(
                             "label plugin {name} fails even without apps ({probe}); backed off \
                              for {} s, every app keeps its last good output",
@@ -335,7 +335,7 @@ impl PolicyStage {
         if let Some(p) = backed_off {
             out.diagnostics.push(diagnostic(
                 Severity::Warning,
-                "*",
+                "",
                 format!(
                     "policy {name} is backed off for {} s after {} failures; its last verdicts \
                      apply and services it never reviewed are left out",
@@ -358,7 +358,7 @@ impl PolicyStage {
                         self.broken = Some(penalty);
                         out.diagnostics.push(diagnostic(
                             Severity::Error,
-                            "*",
+                            "",
                             format!(
                                 "policy {name} fails even without services ({probe}); backed \
                                  off for {} s, its last verdicts apply",
