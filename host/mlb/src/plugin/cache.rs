@@ -1,8 +1,8 @@
 //! On-disk cache of compiled components.
 //!
 //! A file is named after the SHA-256 of the component and a hash of the
-//! engine's compilation settings, and ends with a SHA-256 of its own
-//! content. It is used only if it is a regular file owned by this user, not
+//! engine's compilation settings (its key), and ends with a SHA-256 of the
+//! key and its content — so a file renamed to another key is not used. It is used only if it is a regular file owned by this user, not
 //! writable by group or others, in a directory with the same properties, and
 //! its checksum matches; wasmtime then checks that it was produced by this
 //! wasmtime version with these settings. Anything else is recompiled and the
@@ -121,7 +121,7 @@ impl CompileCache {
             return Err(Miss::Rejected("truncated".into()));
         }
         let (artifact, sum) = bytes.split_at(bytes.len() - SUM);
-        if Sha256::digest(artifact).as_slice() != sum {
+        if checksum(key, artifact).as_slice() != sum {
             return Err(Miss::Rejected("checksum mismatch".into()));
         }
         deserialize(engine, artifact).map_err(Miss::Rejected)
@@ -130,7 +130,7 @@ impl CompileCache {
     /// Store the compilation of `component` under `key`.
     pub(crate) fn store(&self, key: &str, component: &Component) -> Result<(), String> {
         let mut artifact = component.serialize().map_err(|e| e.to_string())?;
-        let sum = Sha256::digest(&artifact);
+        let sum = checksum(key, &artifact);
         artifact.extend_from_slice(&sum);
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(|e| e.to_string())?;
         tmp.as_file()
@@ -143,6 +143,15 @@ impl CompileCache {
     }
 }
 
+/// The trailer of a cache file: SHA-256 over its key and its artifact.
+fn checksum(key: &str, artifact: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update([0]);
+    h.update(artifact);
+    h.finalize().into()
+}
+
 /// Turn a cache file back into a component.
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, artifact: &[u8]) -> Result<Component, String> {
@@ -151,8 +160,9 @@ fn deserialize(engine: &Engine, artifact: &[u8]) -> Result<Component, String> {
     // These bytes come from a file this process wrote with
     // `CompileCache::store`: it is owned by our user and not writable by
     // anyone else (as is its directory, checked at open), its SHA-256
-    // trailer matches (so it is complete and unmodified since it was
-    // written), and its name carries the hash of the engine settings. wasmtime
+    // trailer over key and content matches (so it is complete, unmodified
+    // since it was written, and was written for this component and these
+    // engine settings). wasmtime
     // additionally refuses artifacts of another version or configuration.
     unsafe { Component::deserialize(engine, artifact) }.map_err(|e| format!("{e:#}"))
 }
