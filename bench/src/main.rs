@@ -4,6 +4,7 @@
 //! ```text
 //! mlb-bench [--apps 1000,10000] [--input FILE]... [--iterations 5] [--seed 42]
 //! mlb-bench --emit 1000 > apps.json      # just print a synthetic document
+//! mlb-bench --plugins [--apps 10000]      # plugin load and per-app costs
 //! ```
 //!
 //! Each size runs in a child process of this binary (hidden `--single`), so
@@ -14,8 +15,10 @@
 //! - [`synth`]: the seeded synthetic `/v2/apps?embed=apps.tasks` document.
 //! - [`measure`]: one size timed in-process (stages, whole path, RSS).
 //! - [`report`]: the markdown table.
+//! - [`plugins`]: cold/warm plugin loads and per-app plugin costs.
 
 mod measure;
+mod plugins;
 mod report;
 mod synth;
 
@@ -50,6 +53,10 @@ struct Args {
     /// Measure every size in this process (for profilers); RSS is then cumulative.
     #[arg(long)]
     in_process: bool,
+    /// Measure plugin loading (cold, warm from the compile cache) and per-app
+    /// cost of the default and example plugins, on the largest `--apps` size.
+    #[arg(long)]
+    plugins: bool,
     /// Child mode: measure one synthetic size and print the result as JSON.
     #[arg(long, hide = true, value_name = "APPS")]
     single: Option<usize>,
@@ -133,6 +140,11 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.emit {
         let (body, _) = synth::generate(n, args.seed);
         std::io::stdout().lock().write_all(&body)?;
+        return Ok(());
+    }
+    if args.plugins {
+        let apps = args.apps.iter().copied().max().unwrap_or(10_000);
+        print!("{}", plugins::run(apps, args.iterations, args.seed)?);
         return Ok(());
     }
     let single = match (args.single, &args.single_input) {

@@ -23,7 +23,7 @@ pub struct Stat {
 }
 
 impl Stat {
-    fn of(samples: &mut [Duration]) -> Self {
+    pub fn of(samples: &mut [Duration]) -> Self {
         samples.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         let n = samples.len();
@@ -121,7 +121,7 @@ fn stage_peak(enabled: bool, peaks: &mut Vec<u64>, peak_so_far: &mut u64) {
 
 /// The options marathon-lb's default Docker command implies
 /// (`sse --health-check --group external`).
-fn options() -> InterpretOptions {
+pub fn options() -> InterpretOptions {
     InterpretOptions {
         groups: vec!["external".to_owned()],
         strict_mode: false,

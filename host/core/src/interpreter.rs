@@ -12,7 +12,7 @@ pub struct Interpretation {
     /// Services denied by policy plugins: (policy, backend).
     pub denied: Vec<(String, String)>,
     /// Plugins that failed (trapped, timed out, returned an error) during
-    /// this interpretation, once per failed call.
+    /// this interpretation: the plugin's name once per failed call.
     pub plugin_failures: Vec<String>,
 }
 

@@ -231,7 +231,8 @@ mod tests {
 
     #[test]
     fn each_fault_names_its_field() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Service)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut Service)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             ("backend", Box::new(|s| s.backend = "bad name".into())),
             ("backend", Box::new(|s| s.backend = "x\nfrontend y".into())),
             ("service-port", Box::new(|s| s.service_port = 0)),

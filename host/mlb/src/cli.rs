@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{ArgAction, Parser, Subcommand};
 
 use crate::plugin::PluginSpec;
@@ -188,7 +189,7 @@ pub struct Args {
 
     /// Directory for compiled plugins (default: `$XDG_CACHE_HOME/marathon-lb`
     /// or `~/.cache/marathon-lb`; an empty value disables the cache).
-    #[arg(long, env = "MLB_PLUGIN_CACHE_DIR", global = true)]
+    #[arg(long, env = "MLB_PLUGIN_CACHE_DIR", global = true, value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from))]
     pub plugin_cache_dir: Option<PathBuf>,
 
     /// A tool instead of the load balancer.

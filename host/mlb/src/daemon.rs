@@ -94,6 +94,7 @@ impl Controller {
         log_diagnostics(&generated.diagnostics);
         let m = &self.metrics;
         m.plugin_outcomes(&generated.denied, &generated.plugin_failures);
+        m.plugin_outcomes(&[], &self.plugin.take_filter_failures());
         m.apps.store(generated.apps as u64, Ordering::Relaxed);
         m.services
             .store(generated.services as u64, Ordering::Relaxed);

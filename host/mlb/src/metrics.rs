@@ -189,7 +189,7 @@ impl Metrics {
         labelled(
             &mut out,
             "mlb_plugin_failures_total",
-            "Failed plugin calls (trap, timeout, memory, error).",
+            "Failed plugin calls (trap, timeout, memory cap, error; filters: also calls refused while backed off).",
             "plugin",
             &self.plugin_failures,
         );

@@ -20,6 +20,9 @@ pub enum PipelineError {
     /// The label plugin failed.
     #[error(transparent)]
     Interpret(#[from] InterpretError),
+    /// A global template cannot be rendered (see [`Rendered::fatal`]).
+    #[error("{0}; the running config is kept")]
+    Template(String),
 }
 
 /// Durations of the stages, in microseconds.
@@ -95,6 +98,9 @@ pub fn generate_with(
     let interpretation = interpreter.interpret(&normalized.apps, options)?;
     let t2 = Instant::now();
     let rendered = renderer.render(&interpretation.services, settings);
+    if let Some(fatal) = rendered.fatal.clone() {
+        return Err(PipelineError::Template(fatal));
+    }
     let t3 = Instant::now();
     let mut diagnostics = normalized.diagnostics;
     diagnostics.extend(interpretation.diagnostics);

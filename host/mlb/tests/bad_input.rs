@@ -20,6 +20,11 @@ fn run(dir: &Path, urls: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Outpu
         "external",
         "--command",
         "true",
+        // Another test's HAProxy may be running: do not wait for a new one.
+        "--max-reload-retries",
+        "0",
+        "--reload-interval",
+        "0",
         "--log-level",
         "INFO",
         "--syslog-socket",

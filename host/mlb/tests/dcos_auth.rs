@@ -397,6 +397,11 @@ fn run_binary(marathon: &str, creds: Creds, extra: &[&str]) -> Run {
             "--skip-validation",
             "--command",
             "true",
+            // Another test's HAProxy may be running: do not wait for a new one.
+            "--max-reload-retries",
+            "0",
+            "--reload-interval",
+            "0",
             "--syslog-socket",
             "/dev/null",
             "--log-level",

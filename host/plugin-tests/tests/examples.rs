@@ -229,10 +229,16 @@ fn the_python_policy_needs_stubs_and_then_denies_ownerless_apps() {
 }
 
 /// A policy that cannot review fails closed: nothing it did not approve
-/// is served.
+/// is served. (A configuration it refuses is caught at start-up.)
 #[test]
 fn a_failing_policy_fails_closed() {
-    let mut set = plugins(&[python(",stub=files,clock,network,colour=red")]);
+    let bad = python(",stub=files,clock,network,colour=red");
+    let err = load_set(&runtime(), std::slice::from_ref(&bad)).expect_err("refused");
+    assert!(
+        err.to_string().contains("unknown config key 'colour'"),
+        "{err}"
+    );
+    let mut set = plugins_unchecked(&[bad]);
     let mut r = renderer(&set, &[]);
     let g = run(&mut set, &mut r, &doc(&ordinary_apps()));
     assert!(
@@ -240,7 +246,7 @@ fn a_failing_policy_fails_closed() {
         "{}",
         g.rendered.config
     );
-    assert_eq!(g.plugin_failures.len(), 1);
+    assert_eq!(g.plugin_failures.len(), 2, "the batch and the empty probe");
     assert!(
         has_diagnostic(&g, "", "fails even without services"),
         "{}",
@@ -295,4 +301,38 @@ fn a_config_from_every_example_passes_haproxy_check() {
         .unwrap_or_else(|e| panic!("haproxy -c refused the config: {e}\n{}", g.rendered.config));
     assert!(g.rendered.config.contains("X-Chaos"));
     assert!(g.rendered.config.contains("traefik_blog_10050"));
+}
+
+/// A filter failing in a once-per-config template would leave a config
+/// that parses but routes wrongly: the generation fails instead and the
+/// running config stays.
+#[test]
+fn a_filter_failing_in_a_global_template_fails_the_generation() {
+    let set = plugins(&[spec(&example("mlb_example_text_filters"), ",suffix=x")]);
+    let mut r = renderer(
+        &set,
+        &[(
+            "HTTPS_FRONTEND_HEAD",
+            "\nfrontend marathon_https_in\n  bind *:443 ssl {sslCerts|truncate}\n  mode http\n",
+        )],
+    );
+    let mut set = set;
+    let err = marathon_lb::pipeline::generate(
+        &doc(&ordinary_apps()),
+        &mut marathon_lb::resolve::Resolver::new(4),
+        &mut set,
+        &mut r,
+        &mlb_model::InterpretOptions {
+            groups: vec!["external".into()],
+            ..Default::default()
+        },
+        &mlb_core::RenderSettings::default(),
+    )
+    .expect_err("fatal");
+    let m = err.to_string();
+    assert!(
+        m.contains("HAPROXY_HTTPS_FRONTEND_HEAD") && m.contains("truncate"),
+        "{m}"
+    );
+    assert!(m.contains("running config is kept"), "{m}");
 }

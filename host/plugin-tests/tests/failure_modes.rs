@@ -187,15 +187,24 @@ fn a_failing_app_keeps_its_last_good_output_and_is_quarantined() {
 }
 
 /// A plugin that fails without any app (here: it refuses its
-/// configuration) is backed off as a whole, not hammered, and every app
-/// keeps what reached the plugin.
+/// configuration) is refused at start-up; should one start failing on
+/// every batch at run time, it is backed off as a whole, not hammered, and
+/// every app keeps what reached the plugin.
 #[test]
 fn a_plugin_broken_for_every_batch_is_backed_off() {
-    let mut set = plugins(&[spec(&example("mlb_test_chaos"), ",unknown-key=1")]);
+    let bad = spec(&example("mlb_test_chaos"), ",unknown-key=1");
+    let err = marathon_lb::plugin::load_set(&runtime(), std::slice::from_ref(&bad))
+        .expect_err("refused at start-up");
+    assert!(err.to_string().contains("fails on an empty batch"), "{err}");
+    let mut set = plugins_unchecked(&[bad]);
     let mut r = renderer(&set, &[]);
     let body = with_chaos(None);
     let first = run(&mut set, &mut r, &body);
-    assert_eq!(first.plugin_failures.len(), 1);
+    assert_eq!(
+        first.plugin_failures.len(),
+        2,
+        "the batch and the empty probe"
+    );
     assert!(
         has_diagnostic(&first, "", "fails even without apps"),
         "{}",
@@ -248,4 +257,33 @@ fn snippets_and_variables_stay_in_their_service() {
         2,
         "snippets appear once each"
     );
+}
+
+/// Blue/green services (merged by the default rules under the deployment
+/// group's id) pass through custom label plugins and policies like any
+/// other: the golden deployment-groups case renders byte-identically with a
+/// pass-through plugin and an allow-all policy in the chain.
+#[test]
+fn blue_green_services_survive_the_chain() {
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/golden/deployment-groups.json"
+    ))
+    .unwrap();
+    let expected = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/golden/deployment-groups.expected.cfg"
+    ))
+    .unwrap();
+    let mut set = plugins(&[
+        spec(&example("mlb_test_chaos"), ""),
+        spec(
+            &example("mlb_example_policy_template_prefixes"),
+            ",prefixes=/",
+        ),
+    ]);
+    let mut r = renderer(&set, &[]);
+    let g = run(&mut set, &mut r, &body);
+    assert!(g.denied.is_empty(), "{}", diagnostics(&g));
+    assert_eq!(g.rendered.config, expected, "{}", diagnostics(&g));
 }

@@ -12,23 +12,37 @@ use mlb_model::{Diagnostic, Service};
 use super::parts::{GroupedVhost, Shared};
 use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
 
-/// Render a global template; a failure there is reported once and the
-/// template's output left empty (it cannot be blamed on one app).
+/// Render a global template. A failure there cannot be blamed on one app
+/// and would leave a config that parses but routes wrongly: it is reported
+/// and makes the whole generation fatal (the running config stays).
 fn global(
     r: &mut Renderer,
     name: &'static str,
     vars: Vars<'_>,
     diagnostics: &mut Vec<Diagnostic>,
+    fatal: &mut Option<String>,
 ) -> String {
     let text = r.templates.get(name).to_owned();
     r.engine.render(&text, &vars).unwrap_or_else(|e| {
+        let message = format!("global template HAPROXY_{name} cannot be rendered: {e}");
         diagnostics.push(Diagnostic::error(
             "",
             Some(&format!("HAPROXY_{name}")),
-            format!("global template cannot be rendered: {e}"),
+            message.clone(),
         ));
+        fatal.get_or_insert(message);
         String::new()
     })
+}
+
+/// Whether a template failure is in the template text itself (so it fails
+/// for every service), not in one service's values.
+fn is_text_error(e: &crate::engine::EngineError) -> bool {
+    use crate::engine::EngineError as E;
+    matches!(
+        e,
+        E::Syntax(_) | E::UnknownVariable { .. } | E::UnknownFilter { .. }
+    )
 }
 
 fn failure_diagnostic(service: &Service, f: TemplateFailure) -> Diagnostic {
@@ -57,6 +71,7 @@ pub(super) fn render(
     settings: &RenderSettings,
 ) -> Rendered {
     let mut diagnostics = Vec::new();
+    let mut fatal = None;
     let mut order: Vec<&Service> = services.iter().collect();
     order.sort_by(|a, b| {
         a.app_id
@@ -88,6 +103,7 @@ pub(super) fn render(
             "HTTPS_FRONTEND_HEAD",
             vec![("sslCerts", Cow::from(certs))],
             &mut diagnostics,
+            &mut fatal,
         )
     };
     let mut appid_frontends = r.templates.get("HTTP_FRONTEND_APPID_HEAD").to_owned();
@@ -104,6 +120,12 @@ pub(super) fn render(
         let mut parts = match r.render_service(service, settings, &shared) {
             Ok(parts) => parts,
             Err(f) => {
+                if !f.from_label && is_text_error(&f.error) {
+                    fatal.get_or_insert(format!(
+                        "global template HAPROXY_{} cannot be rendered: {}",
+                        f.template, f.error
+                    ));
+                }
                 diagnostics.push(failure_diagnostic(service, f));
                 continue;
             }
@@ -143,6 +165,7 @@ pub(super) fn render(
                     ("host", Cow::from(vhost.as_str())),
                 ],
                 &mut diagnostics,
+                &mut fatal,
             ));
         }
     } else {
@@ -166,6 +189,7 @@ pub(super) fn render(
                     "HTTPS_GROUPED_VHOST_BACKEND_HEAD",
                     vec![("name", Cow::from(name.as_str()))],
                     &mut diagnostics,
+                    &mut fatal,
                 ));
                 let certs = if g.certs.is_empty() {
                     let mut seen = Vec::new();
@@ -193,6 +217,7 @@ pub(super) fn render(
                         ("bindOpts", Cow::from(bind_opts)),
                     ],
                     &mut diagnostics,
+                    &mut fatal,
                 );
                 by_weight_desc(&mut g.chunks);
                 for (_, chunk) in &g.chunks {
@@ -216,5 +241,6 @@ pub(super) fn render(
         app_map,
         diagnostics,
         backends: names,
+        fatal,
     }
 }

@@ -63,6 +63,10 @@ pub struct Rendered {
     pub diagnostics: Vec<Diagnostic>,
     /// Backend names of the rendered services, in output order.
     pub backends: Vec<String>,
+    /// A global template failed (its text is broken, or a filter failed
+    /// where no single service can be left out instead): this config must
+    /// not be used.
+    pub fatal: Option<String>,
 }
 
 /// A template that failed for one service.

@@ -5,17 +5,23 @@
 //! memory cap, returned error), the host first checks whether it fails on
 //! an empty batch too (then the plugin itself is broken and is backed off
 //! as a whole); otherwise it re-runs on halves to find the apps that make
-//! it fail. Those apps keep the plugin's last good output for them (or,
-//! never having had one, the services that reached the plugin) and are
-//! quarantined — not sent to that plugin again — for a backoff that
-//! doubles with each failure. Every other app's output is exactly what a
-//! healthy run gives. Policies fail closed: services a policy could not
-//! review are left out; a backed-off policy reuses its last verdicts.
+//! it fail, within a budget of calls and time. Those apps keep the plugin's
+//! last good output for them (or, never having had one, the services that
+//! reached the plugin) and are quarantined — not sent to that plugin again
+//! — for a backoff that doubles with each failure. Every other app's output
+//! is exactly what a healthy run gives. Policies fail closed: services a
+//! policy could not review are left out; a backed-off policy reuses its last
+//! verdict for a service only if the service is unchanged.
 //!
-//! Output of custom label plugins is checked
-//! ([`mlb_core::validate::check_plugin_service`]): a service naming an app
-//! that is not in its batch, an invalid name, or a snippet that would open
-//! a new section is refused with a diagnostic, alone.
+//! A service belongs to the app with its id or, for blue/green deployments
+//! merged by the default rules, to the first app of its deployment group
+//! (`/<HAPROXY_DEPLOYMENT_GROUP>`).
+//!
+//! What a custom label plugin adds or changes is checked
+//! ([`mlb_core::validate::check_plugin_service`]; template overrides may
+//! only pass through): a service naming an app outside its batch, an
+//! invalid name, or a snippet that would open a new section is refused with
+//! a diagnostic, alone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,12 +32,14 @@ use mlb_core::{InterpretError, Interpretation, LabelInterpreter};
 use mlb_model::{App, Diagnostic, InterpretOptions, Service, Severity};
 
 use super::filter::WasmFilterPlugin;
-use super::isolate::{Isolation, isolate_after};
+use super::isolate::{Budget, Isolation, isolate_after};
 use super::label::WasmLabelPlugin;
 use super::policy::WasmPolicyPlugin;
 
 /// Most calls spent isolating failing apps per plugin and reconcile.
-const ISOLATION_BUDGET: usize = 64;
+const ISOLATION_CALLS: usize = 64;
+/// Isolation time per plugin and reconcile, in call deadlines.
+const ISOLATION_DEADLINES: u32 = 8;
 /// First quarantine of an app, or backoff of a broken plugin.
 const FIRST_PENALTY: Duration = Duration::from_secs(30);
 /// Longest quarantine or backoff.
@@ -72,13 +80,56 @@ fn diagnostic(severity: Severity, app_id: &str, message: String) -> Diagnostic {
     }
 }
 
-/// Services grouped by app id, in input order.
-fn by_app(services: Vec<Service>) -> HashMap<String, Vec<Service>> {
-    let mut map: HashMap<String, Vec<Service>> = HashMap::new();
-    for s in services {
-        map.entry(s.app_id.clone()).or_default().push(s);
+/// The message of a plugin error without the "label plugin X failed" frame.
+fn reason(e: InterpretError) -> String {
+    match e {
+        InterpretError::Plugin { message, .. } => message,
     }
-    map
+}
+
+/// Which app each service id belongs to: the app with that id, else the
+/// first app of the deployment group of that id.
+fn owners(apps: &[App]) -> HashMap<String, usize> {
+    let mut owner = HashMap::with_capacity(apps.len());
+    for (i, app) in apps.iter().enumerate() {
+        owner.insert(app.id.clone(), i);
+    }
+    for (i, app) in apps.iter().enumerate() {
+        if let Some((_, group)) = app
+            .labels
+            .iter()
+            .find(|(k, _)| k == "HAPROXY_DEPLOYMENT_GROUP")
+        {
+            let id = if group.starts_with('/') {
+                group.clone()
+            } else {
+                format!("/{group}")
+            };
+            owner.entry(id).or_insert(i);
+        }
+    }
+    owner
+}
+
+/// Services grouped by owning app; services of no app are returned apart.
+fn by_owner(
+    services: Vec<Service>,
+    owner: &HashMap<String, usize>,
+) -> (HashMap<usize, Vec<Service>>, Vec<Service>) {
+    let mut grouped: HashMap<usize, Vec<Service>> = HashMap::new();
+    let mut orphans = Vec::new();
+    for s in services {
+        match owner.get(&s.app_id) {
+            Some(&i) => grouped.entry(i).or_default().push(s),
+            None => orphans.push(s),
+        }
+    }
+    (grouped, orphans)
+}
+
+/// The isolation budget for a plugin with call deadline `deadline`.
+fn budget(deadline: Duration) -> Budget {
+    Budget::new(ISOLATION_CALLS, deadline * ISOLATION_DEADLINES)
 }
 
 /// A custom label plugin with its memory of good output and failing apps.
@@ -91,47 +142,77 @@ struct LabelStage {
 }
 
 impl LabelStage {
-    /// What an app gets when the plugin cannot run for it.
-    fn fallback(&self, app: &str, input: &mut HashMap<String, Vec<Service>>) -> Vec<Service> {
-        match self.last_good.get(app) {
+    /// What app `i` gets when the plugin cannot run for it.
+    fn fallback(
+        &self,
+        apps: &[App],
+        i: usize,
+        input: &mut HashMap<usize, Vec<Service>>,
+    ) -> Vec<Service> {
+        match self.last_good.get(&apps[i].id) {
             Some(services) => services.clone(),
-            None => input.remove(app).unwrap_or_default(),
+            None => input.remove(&i).unwrap_or_default(),
         }
     }
 
-    /// Check the services a batch produced; keep the good ones.
+    /// Check what a batch produced; keep the good services, grouped by app.
     fn accept(
         &self,
-        batch: &HashSet<&str>,
+        batch: &[usize],
+        input: &HashMap<usize, Vec<Service>>,
+        owner: &HashMap<String, usize>,
         result: Interpretation,
         out: &mut Interpretation,
-    ) -> Vec<Service> {
+    ) -> HashMap<usize, Vec<Service>> {
         let name = self.plugin.name();
         out.diagnostics.extend(result.diagnostics);
-        let mut kept = Vec::with_capacity(result.services.len());
+        let in_batch: HashSet<usize> = batch.iter().copied().collect();
+        let before: HashMap<&str, &Service> = batch
+            .iter()
+            .flat_map(|i| input.get(i).into_iter().flatten())
+            .map(|s| (s.backend.as_str(), s))
+            .collect();
+        let mut kept: HashMap<usize, Vec<Service>> = HashMap::new();
         for s in result.services {
-            let verdict = if batch.contains(s.app_id.as_str()) {
-                check_plugin_service(&s).map_err(|f| {
-                    format!(
-                        "label plugin {name} returned an invalid service {}: {f}",
-                        s.backend.escape_debug()
-                    )
-                })
-            } else {
-                Err(format!(
+            let app = owner
+                .get(&s.app_id)
+                .copied()
+                .filter(|i| in_batch.contains(i));
+            let previous = before.get(s.backend.as_str()).copied();
+            let verdict = match app {
+                None => Err(format!(
                     "label plugin {name} returned service {} for app {}, which is not among \
                      the apps it was given",
                     s.backend.escape_debug(),
                     s.app_id.escape_debug()
-                ))
+                )),
+                // Unchanged services passed through are not re-judged.
+                Some(_) if previous == Some(&s) => Ok(()),
+                Some(_)
+                    if !s.templates.is_empty()
+                        && previous.map(|p| &p.templates) != Some(&s.templates) =>
+                {
+                    Err(format!(
+                        "label plugin {name} set template overrides on service {}; plugins may \
+                         pass overrides through but not set them (use vars or snippets)",
+                        s.backend
+                    ))
+                }
+                Some(_) => check_plugin_service(&s).map_err(|f| {
+                    format!(
+                        "label plugin {name} returned an invalid service {}: {f}",
+                        s.backend.escape_debug()
+                    )
+                }),
             };
-            match verdict {
-                Ok(()) => kept.push(s),
-                Err(message) => {
+            match (verdict, app) {
+                (Ok(()), Some(i)) => kept.entry(i).or_default().push(s),
+                (Err(message), _) => {
                     tracing::warn!(plugin = name, app = %s.app_id, "{message}");
                     out.diagnostics
                         .push(diagnostic(Severity::Error, &s.app_id, message));
                 }
+                (Ok(()), None) => unreachable!("a service of no app in the batch is refused above"),
             }
         }
         kept
@@ -146,8 +227,9 @@ impl LabelStage {
     ) -> Vec<Service> {
         let now = Instant::now();
         let name = self.plugin.name().to_owned();
-        let mut input = by_app(input);
-        let mut result = Vec::new();
+        let owner = owners(apps);
+        let (mut input, orphans) = by_owner(input, &owner);
+        let mut result = orphans;
 
         if let Some(p) = self.broken.filter(|p| p.active(now)) {
             out.diagnostics.push(diagnostic(
@@ -160,8 +242,8 @@ impl LabelStage {
                     p.failures
                 ),
             ));
-            for app in apps {
-                result.extend(self.fallback(&app.id, &mut input));
+            for i in 0..apps.len() {
+                result.extend(self.fallback(apps, i, &mut input));
             }
             return result;
         }
@@ -180,21 +262,29 @@ impl LabelStage {
                             p.failures
                         ),
                     ));
-                    result.extend(self.fallback(&app.id, &mut input));
+                    result.extend(self.fallback(apps, i, &mut input));
                 }
                 _ => eligible.push(i),
             }
         }
 
-        let run_batch = |batch: &[usize], input: &HashMap<String, Vec<Service>>| {
-            let batch_apps: Vec<App> = batch.iter().map(|&i| apps[i].clone()).collect();
-            let batch_services: Vec<Service> = batch_apps
+        let plugin = &self.plugin;
+        let run_batch = |batch: &[usize], input: &HashMap<usize, Vec<Service>>| {
+            let all = batch.len() == apps.len();
+            let owned: Vec<App>;
+            let batch_apps: &[App] = if all {
+                apps
+            } else {
+                owned = batch.iter().map(|&i| apps[i].clone()).collect();
+                &owned
+            };
+            let batch_services: Vec<Service> = batch
                 .iter()
-                .flat_map(|a| input.get(&a.id).into_iter().flatten().cloned())
+                .flat_map(|i| input.get(i).into_iter().flatten().cloned())
                 .collect();
-            self.plugin
-                .call(&batch_apps, &batch_services, options)
-                .map_err(|e| e.to_string())
+            plugin
+                .call(batch_apps, &batch_services, options)
+                .map_err(reason)
         };
 
         let iso: Isolation<Interpretation, String> = match run_batch(&eligible, &input) {
@@ -203,12 +293,14 @@ impl LabelStage {
                 failed: Vec::new(),
                 unresolved: Vec::new(),
                 calls: 1,
+                failed_calls: 0,
             },
             Err(error) => {
                 out.plugin_failures.push(name.clone());
                 tracing::warn!(plugin = %name, "label plugin failed on the batch: {error}");
                 if let Err(probe) = run_batch(&[], &input) {
                     // Fails without any app: the plugin itself is broken.
+                    out.plugin_failures.push(name.clone());
                     let penalty = Penalty::next(self.broken, now);
                     self.broken = Some(penalty);
                     out.diagnostics.push(diagnostic(
@@ -220,26 +312,26 @@ impl LabelStage {
                             penalty.secs_left(now)
                         ),
                     ));
-                    for &i in &eligible {
-                        result.extend(self.fallback(&apps[i].id, &mut input));
+                    for i in eligible {
+                        result.extend(self.fallback(apps, i, &mut input));
                     }
                     return result;
                 }
-                isolate_after(eligible, error, ISOLATION_BUDGET, |b| run_batch(b, &input))
+                let deadline = self.plugin.limits().deadline;
+                isolate_after(eligible, error, budget(deadline), |b| run_batch(b, &input))
             }
         };
         self.broken = None;
+        out.plugin_failures
+            .extend(std::iter::repeat_n(name.clone(), iso.failed_calls));
 
         for (batch, interpretation) in iso.ok {
-            let ids: HashSet<&str> = batch.iter().map(|&i| apps[i].id.as_str()).collect();
-            let kept = self.accept(&ids, interpretation, out);
-            let mut grouped = by_app(kept);
-            for &i in &batch {
-                let id = &apps[i].id;
-                let services = grouped.remove(id).unwrap_or_default();
-                self.quarantine.remove(id);
+            let mut kept = self.accept(&batch, &input, &owner, interpretation, out);
+            for i in batch {
+                let services = kept.remove(&i).unwrap_or_default();
+                self.quarantine.remove(&apps[i].id);
                 result.extend(services.iter().cloned());
-                self.last_good.insert(id.clone(), services);
+                self.last_good.insert(apps[i].id.clone(), services);
             }
         }
         for (i, error) in iso.failed.into_iter().chain(iso.unresolved) {
@@ -247,14 +339,14 @@ impl LabelStage {
             let penalty = Penalty::next(self.quarantine.get(id).copied(), now);
             self.quarantine.insert(id.clone(), penalty);
             let message = format!(
-                "label plugin {name} failed on this app ({error}); keeping its last good output \
+                "label plugin {name} failed on this app: {error}; keeping its last good output \
                  and not sending it to the plugin for {} s",
                 penalty.secs_left(now)
             );
             tracing::warn!(plugin = %name, app = %id, "{message}");
             out.diagnostics
                 .push(diagnostic(Severity::Error, id, message));
-            result.extend(self.fallback(id, &mut input));
+            result.extend(self.fallback(apps, i, &mut input));
         }
         // Apps that left Marathon are forgotten.
         let present: HashSet<&str> = apps.iter().map(|a| a.id.as_str()).collect();
@@ -287,11 +379,13 @@ fn dedup_backends(plugin: &str, services: Vec<Service>, out: &mut Interpretation
         .collect()
 }
 
-/// A policy plugin with its last verdicts (used while it is backed off).
+/// A policy plugin with its last verdicts (used while it is backed off)
+/// and the apps it failed on.
 #[derive(Debug)]
 struct PolicyStage {
     plugin: WasmPolicyPlugin,
-    last_verdicts: HashMap<String, Option<String>>,
+    last_verdicts: HashMap<String, (Service, Option<String>)>,
+    quarantine: HashMap<String, Penalty>,
     broken: Option<Penalty>,
 }
 
@@ -304,33 +398,46 @@ impl PolicyStage {
     ) -> Vec<Service> {
         let now = Instant::now();
         let name = self.plugin.name().to_owned();
-        let reviewed: HashSet<&str> = services.iter().map(|s| s.app_id.as_str()).collect();
-        let apps: Vec<&App> = apps
-            .iter()
-            .filter(|a| reviewed.contains(a.id.as_str()))
-            .collect();
-        let groups = by_app(services);
-
+        let owner = owners(apps);
+        let (groups, orphans) = by_owner(services, &owner);
+        // Reasons for services that get no verdict from the plugin, by app.
+        let mut unreviewed: HashMap<usize, String> = HashMap::new();
+        let mut reviewable: Vec<usize> = Vec::new();
+        let mut ids: Vec<usize> = groups.keys().copied().collect();
+        ids.sort_unstable();
+        for &i in &ids {
+            match self.quarantine.get(&apps[i].id) {
+                Some(p) if p.active(now) => {
+                    unreviewed.insert(
+                        i,
+                        format!(
+                            "not reviewed for {} more s (the policy failed on this app {} times)",
+                            p.secs_left(now),
+                            p.failures
+                        ),
+                    );
+                }
+                _ => reviewable.push(i),
+            }
+        }
+        let plugin = &self.plugin;
         let review = |batch: &[usize]| {
             let batch_apps: Vec<App> = batch.iter().map(|&i| apps[i].clone()).collect();
-            let batch_services: Vec<Service> = batch_apps
+            let batch_services: Vec<Service> = batch
                 .iter()
-                .flat_map(|a| groups.get(&a.id).into_iter().flatten().cloned())
+                .flat_map(|i| groups.get(i).into_iter().flatten().cloned())
                 .collect();
-            self.plugin
-                .review(&batch_apps, &batch_services)
-                .map(|verdicts| {
-                    batch_services
-                        .iter()
-                        .map(|s| s.backend.clone())
-                        .zip(verdicts)
-                        .collect::<Vec<_>>()
-                })
+            plugin.review(&batch_apps, &batch_services).map(|verdicts| {
+                batch_services
+                    .iter()
+                    .map(|s| s.backend.clone())
+                    .zip(verdicts)
+                    .collect::<Vec<_>>()
+            })
         };
 
         let mut verdicts: HashMap<String, Option<String>> = HashMap::new();
-        let mut unreviewed: HashMap<&str, String> = HashMap::new();
-        let all: Vec<usize> = (0..apps.len()).collect();
+        let mut remembered = false;
         let backed_off = self.broken.filter(|p| p.active(now));
         if let Some(p) = backed_off {
             out.diagnostics.push(diagnostic(
@@ -338,14 +445,14 @@ impl PolicyStage {
                 "",
                 format!(
                     "policy {name} is backed off for {} s after {} failures; its last verdicts \
-                     apply and services it never reviewed are left out",
+                     apply to unchanged services, everything else is left out",
                     p.secs_left(now),
                     p.failures
                 ),
             ));
-            verdicts = self.last_verdicts.clone();
+            remembered = true;
         } else {
-            match review(&all) {
+            match review(&reviewable) {
                 Ok(v) => {
                     self.broken = None;
                     verdicts.extend(v);
@@ -354,6 +461,7 @@ impl PolicyStage {
                     out.plugin_failures.push(name.clone());
                     tracing::warn!(plugin = %name, "policy failed on the batch: {error}");
                     if let Err(probe) = self.plugin.review(&[], &[]) {
+                        out.plugin_failures.push(name.clone());
                         let penalty = Penalty::next(self.broken, now);
                         self.broken = Some(penalty);
                         out.diagnostics.push(diagnostic(
@@ -361,18 +469,28 @@ impl PolicyStage {
                             "",
                             format!(
                                 "policy {name} fails even without services ({probe}); backed \
-                                 off for {} s, its last verdicts apply",
+                                 off for {} s, its last verdicts apply to unchanged services",
                                 penalty.secs_left(now)
                             ),
                         ));
-                        verdicts = self.last_verdicts.clone();
+                        remembered = true;
                     } else {
-                        let iso = isolate_after(all, error, ISOLATION_BUDGET, review);
+                        self.broken = None;
+                        let deadline = self.plugin.limits().deadline;
+                        let iso = isolate_after(reviewable, error, budget(deadline), review);
+                        out.plugin_failures
+                            .extend(std::iter::repeat_n(name.clone(), iso.failed_calls));
                         for (_, v) in iso.ok {
                             verdicts.extend(v);
                         }
                         for (i, error) in iso.failed.into_iter().chain(iso.unresolved) {
-                            unreviewed.insert(apps[i].id.as_str(), error);
+                            let penalty =
+                                Penalty::next(self.quarantine.get(&apps[i].id).copied(), now);
+                            self.quarantine.insert(apps[i].id.clone(), penalty);
+                            unreviewed.insert(
+                                i,
+                                format!("the policy could not review this app: {error}"),
+                            );
                         }
                     }
                 }
@@ -380,33 +498,50 @@ impl PolicyStage {
         }
 
         let mut kept = Vec::new();
-        let mut ids: Vec<&String> = groups.keys().collect();
-        ids.sort();
-        for id in ids {
-            for s in &groups[id] {
-                let verdict = match unreviewed.get(id.as_str()) {
-                    Some(error) => Some(format!("the policy could not review this app: {error}")),
-                    None => match verdicts.get(&s.backend) {
-                        Some(v) => v.clone(),
-                        None => Some("no verdict (the policy is backed off)".to_owned()),
-                    },
+        let deny = |s: &Service, reason: String, out: &mut Interpretation| {
+            let message = format!("service {} denied by policy {name}: {reason}", s.backend);
+            tracing::warn!(policy = %name, app = %s.app_id, "{message}");
+            out.diagnostics
+                .push(diagnostic(Severity::Error, &s.app_id, message));
+            out.denied.push((name.clone(), s.backend.clone()));
+        };
+        for s in &orphans {
+            deny(
+                s,
+                "it belongs to no app the policy could be shown".into(),
+                out,
+            );
+        }
+        let mut fresh = HashMap::new();
+        for i in ids {
+            for s in &groups[&i] {
+                let verdict = if let Some(why) = unreviewed.get(&i) {
+                    Some(why.clone())
+                } else if remembered {
+                    match self.last_verdicts.get(&s.backend) {
+                        Some((seen, v)) if seen == s => v.clone(),
+                        _ => Some("changed since the policy last reviewed it, and the policy is backed off".into()),
+                    }
+                } else {
+                    let v = verdicts
+                        .get(&s.backend)
+                        .cloned()
+                        .unwrap_or_else(|| Some("no verdict".into()));
+                    fresh.insert(s.backend.clone(), (s.clone(), v.clone()));
+                    self.quarantine.remove(&apps[i].id);
+                    v
                 };
                 match verdict {
                     None => kept.push(s.clone()),
-                    Some(reason) => {
-                        let message =
-                            format!("service {} denied by policy {name}: {reason}", s.backend);
-                        tracing::warn!(policy = %name, app = %s.app_id, "{message}");
-                        out.diagnostics
-                            .push(diagnostic(Severity::Error, &s.app_id, message));
-                        out.denied.push((name.clone(), s.backend.clone()));
-                    }
+                    Some(reason) => deny(s, reason, out),
                 }
             }
         }
-        if backed_off.is_none() && self.broken.is_none() {
-            self.last_verdicts = verdicts;
+        if !remembered {
+            self.last_verdicts = fresh;
         }
+        let present: HashSet<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+        self.quarantine.retain(|k, _| present.contains(k.as_str()));
         kept
     }
 }
@@ -455,6 +590,7 @@ impl PluginSet {
         self.policies.push(PolicyStage {
             plugin,
             last_verdicts: HashMap::new(),
+            quarantine: HashMap::new(),
             broken: None,
         });
     }
@@ -487,6 +623,15 @@ impl PluginSet {
                 renderer.add_filter(filter, plugin.clone());
             }
         }
+    }
+
+    /// Filter plugin calls that failed since the last call of this method,
+    /// one entry per failed call.
+    pub fn take_filter_failures(&self) -> Vec<String> {
+        self.filters
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(p.name().to_owned(), p.take_failures() as usize))
+            .collect()
     }
 }
 

@@ -8,6 +8,7 @@
 //! until the backoff expires.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mlb_core::engine::TemplateFilter;
@@ -47,6 +48,7 @@ pub struct WasmFilterPlugin {
     config: Vec<(String, String)>,
     filters: Vec<String>,
     session: Mutex<Session>,
+    failures: AtomicU64,
 }
 
 impl std::fmt::Debug for WasmFilterPlugin {
@@ -93,6 +95,7 @@ impl WasmFilterPlugin {
             config,
             filters: Vec::new(),
             session: Mutex::new(Session::default()),
+            failures: AtomicU64::new(0),
         };
         let mut live = plugin.instantiate().map_err(load)?;
         let filters = match live
@@ -122,6 +125,12 @@ impl WasmFilterPlugin {
         &self.filters
     }
 
+    /// Calls that trapped (or were refused while backed off) since the last
+    /// call of this method.
+    pub fn take_failures(&self) -> u64 {
+        self.failures.swap(0, Ordering::Relaxed)
+    }
+
     fn instantiate(&self) -> Result<Live, String> {
         let Call { mut store, output } = self.sandbox.store(&self.engine)?;
         let instance = self
@@ -141,6 +150,7 @@ impl TemplateFilter for WasmFilterPlugin {
         let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(until) = session.backoff_until {
             if Instant::now() < until {
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 return Err(format!(
                     "filter plugin {} is backed off after {} failures in a row",
                     self.name(),
@@ -169,9 +179,10 @@ impl TemplateFilter for WasmFilterPlugin {
             }
             Err(trap) => {
                 // The instance is poisoned: drop it, count, maybe back off.
+                self.failures.fetch_add(1, Ordering::Relaxed);
                 session.traps += 1;
                 if session.traps >= TRAPS_BEFORE_BACKOFF {
-                    let exp = (session.traps - TRAPS_BEFORE_BACKOFF).min(8);
+                    let exp = (session.traps - TRAPS_BEFORE_BACKOFF).min(9);
                     let wait = (Duration::from_secs(1) * 2u32.pow(exp)).min(MAX_BACKOFF);
                     session.backoff_until = Some(Instant::now() + wait);
                     tracing::warn!(

@@ -95,6 +95,11 @@ impl WasmLabelPlugin {
         self.sandbox.plugin()
     }
 
+    /// Its memory cap and call deadline.
+    pub fn limits(&self) -> PluginLimits {
+        self.sandbox.limits()
+    }
+
     fn fail(&self, message: String) -> InterpretError {
         InterpretError::Plugin {
             plugin: self.name().to_owned(),

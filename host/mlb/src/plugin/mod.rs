@@ -271,10 +271,24 @@ pub fn load_set(
             compile_ms = report.compile.as_secs_f64() * 1e3,
             "plugin loaded"
         );
+        // A configuration the plugin refuses shows now, not at the first
+        // reconcile: label plugins and policies get an empty batch (filter
+        // plugins were already asked for their filters).
+        let refused = |message: String| PluginError::Load {
+            plugin: report.name.clone(),
+            message: format!("fails on an empty batch (bad configuration?): {message}"),
+        };
         match plugin {
-            LoadedPlugin::Label(p) => set.push_label(p),
+            LoadedPlugin::Label(p) => {
+                p.call(&[], &[], &mlb_model::InterpretOptions::default())
+                    .map_err(|e| refused(e.to_string()))?;
+                set.push_label(p);
+            }
             LoadedPlugin::Filter(p) => set.push_filter(p)?,
-            LoadedPlugin::Policy(p) => set.push_policy(p),
+            LoadedPlugin::Policy(p) => {
+                p.review(&[], &[]).map_err(refused)?;
+                set.push_policy(p);
+            }
         }
         reports.push(report);
     }

@@ -60,6 +60,11 @@ impl WasmPolicyPlugin {
         self.sandbox.plugin()
     }
 
+    /// Its memory cap and call deadline.
+    pub fn limits(&self) -> super::PluginLimits {
+        self.sandbox.limits()
+    }
+
     /// One verdict per service: `None` allows, `Some(reason)` denies. An
     /// error means no verdict at all (the caller fails closed).
     pub fn review(

@@ -105,13 +105,14 @@ impl std::str::FromStr for PluginSpec {
                 Some((key, value)) if !key.trim().is_empty() => {
                     pairs.push((key.trim().to_owned(), value.to_owned()));
                 }
+                // The one host key that needs no value, wherever it stands.
+                _ if segment.trim() == "allow-clock" => {
+                    pairs.push(("allow-clock".into(), "true".into()));
+                }
                 _ => match pairs.last_mut() {
                     Some((_, value)) => {
                         value.push(',');
                         value.push_str(segment);
-                    }
-                    None if segment.trim() == "allow-clock" => {
-                        pairs.push(("allow-clock".into(), "true".into()));
                     }
                     None => return Err(err(format!("'{segment}' is not key=value"))),
                 },
@@ -130,7 +131,8 @@ impl std::str::FromStr for PluginSpec {
         };
         for (key, value) in pairs {
             match key.as_str() {
-                "name" if !value.is_empty() => out.name = value,
+                "name" if value.is_empty() => return Err(err("name= needs a value".into())),
+                "name" => out.name = value,
                 "memory-mib" => {
                     let mib: usize = value
                         .parse()
@@ -220,6 +222,10 @@ mod tests {
         assert_eq!(spec.limits.deadline, Duration::from_millis(250));
         assert_eq!(spec.limits.memory_bytes, 64 << 20);
         assert_eq!(spec.grants.env, vec!["HOME".to_owned()]);
+        assert!(!spec.grants.clock);
+        let late: PluginSpec = "/p/a.wasm,owners=a,b,allow-clock".parse().unwrap();
+        assert!(late.grants.clock);
+        assert_eq!(late.config, vec![("owners".to_owned(), "a,b".to_owned())]);
         assert_eq!(
             spec.grants.stubs.iter().copied().collect::<Vec<_>>(),
             vec![Capability::Files, Capability::Clock]
@@ -236,6 +242,7 @@ mod tests {
             ("a.wasm,allow-network=yes", "cannot be granted"),
             ("a.wasm,stub=gpu", "stub=gpu"),
             ("a.wasm,oops", "not key=value"),
+            ("a.wasm,name=", "name= needs a value"),
         ] {
             let e = spec.parse::<PluginSpec>().unwrap_err();
             assert!(e.to_string().contains(needle), "{spec}: {e}");

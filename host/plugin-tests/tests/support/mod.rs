@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use marathon_lb::pipeline::{Generated, generate};
-use marathon_lb::plugin::{PluginRuntime, PluginSet, PluginSpec, load_set};
+use marathon_lb::plugin::{
+    DEFAULT_LABEL_PLUGIN, LoadedPlugin, PluginLimits, PluginRuntime, PluginSet, PluginSpec,
+    WasmLabelPlugin, load_plugin, load_set,
+};
 use marathon_lb::resolve::Resolver;
 use mlb_core::render::Renderer;
 use mlb_core::{RenderSettings, Templates};
@@ -71,6 +74,28 @@ pub fn spec(path: &Path, extra: &str) -> PluginSpec {
 /// The default plugin followed by `specs`.
 pub fn plugins(specs: &[PluginSpec]) -> PluginSet {
     load_set(&runtime(), specs).expect("plugins load").0
+}
+
+/// Like [`plugins`] but without the start-up check on an empty batch, to
+/// reach the run-time handling of a plugin that fails on every batch.
+pub fn plugins_unchecked(specs: &[PluginSpec]) -> PluginSet {
+    let runtime = runtime();
+    let default = WasmLabelPlugin::with_runtime(
+        &runtime,
+        "default-label",
+        DEFAULT_LABEL_PLUGIN,
+        PluginLimits::default(),
+    )
+    .expect("default plugin");
+    let mut set = PluginSet::new(Box::new(default));
+    for spec in specs {
+        match load_plugin(&runtime, spec).expect("plugin loads").0 {
+            LoadedPlugin::Label(p) => set.push_label(p),
+            LoadedPlugin::Policy(p) => set.push_policy(p),
+            LoadedPlugin::Filter(p) => set.push_filter(p).expect("no clash"),
+        }
+    }
+    set
 }
 
 /// A renderer with the default templates (plus `overrides`) and the
