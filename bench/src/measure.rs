@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use marathon_lb::pipeline;
-use marathon_lb::plugin::{NativeLabelRules, PluginLimits, WasmLabelPlugin};
+use marathon_lb::plugin::{Memoized, NativeLabelRules, PluginLimits, WasmLabelPlugin};
 use marathon_lb::resolve::Resolver;
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
@@ -76,6 +76,13 @@ pub struct Row {
     pub render_map: Stat,
     /// `pipeline::generate` end to end, WASM plugin, no map.
     pub total: Stat,
+    /// Interpretation by the WASM plugin behind `Memoized` after one app
+    /// changed (the controller's steady state).
+    pub wasm_one_change: Stat,
+    /// The same with the native rules behind `Memoized`.
+    pub native_one_change: Stat,
+    /// Full regeneration with the native rules (parse + native + render).
+    pub total_native: Stat,
     /// The same with `--haproxy-map`.
     pub total_map: Stat,
     /// VmRSS once the input document is in memory.
@@ -253,6 +260,45 @@ pub fn run(body: &[u8], tasks: usize, iterations: usize) -> anyhow::Result<Row> 
     row.total = Stat::of(total);
     row.total_map = Stat::of(total_map);
     row.peak_rss_kb = proc_status_kb("VmHWM").max(peak_so_far);
+
+    // Steady state: the same document with one app's task list changed.
+    let mut memo_wasm = Memoized::new(wasm);
+    let mut memo_native = Memoized::new(NativeLabelRules);
+    let mut a = Vec::with_capacity(iterations);
+    let mut b = Vec::with_capacity(iterations);
+    let mut c = Vec::with_capacity(iterations);
+    let apps = normalize_apps(body, |host| resolver.resolve(host))
+        .context("normalising")?
+        .apps;
+    memo_wasm
+        .interpret(&apps, &options)
+        .context("WASM plugin")?;
+    memo_native
+        .interpret(&apps, &options)
+        .context("native rules")?;
+    for i in 0..iterations {
+        let mut changed = apps.clone();
+        if let Some(app) = changed.get_mut(i % apps.len().max(1)) {
+            app.tasks.pop();
+        }
+        timed(&mut a, || memo_wasm.interpret(&changed, &options)).context("WASM plugin")?;
+        timed(&mut b, || memo_native.interpret(&changed, &options)).context("native rules")?;
+        let mut native = NativeLabelRules;
+        timed(&mut c, || {
+            pipeline::generate(
+                body,
+                &mut resolver,
+                &mut native,
+                &mut renderer,
+                &options,
+                &plain,
+            )
+        })
+        .context("pipeline::generate")?;
+    }
+    row.wasm_one_change = Stat::of(&mut a);
+    row.native_one_change = Stat::of(&mut b);
+    row.total_native = Stat::of(&mut c);
     row.stage_peak_rss_kb = stage_peaks;
     Ok(row)
 }

@@ -52,6 +52,16 @@ fn candidates() -> anyhow::Result<Vec<Candidate>> {
             extra: ",prefixes=/platform/",
         },
         Candidate {
+            name: "chaos fixture: apps in, nothing out (boundary cost)",
+            bytes: read(ex("mlb_test_chaos"))?,
+            extra: "",
+        },
+        Candidate {
+            name: "chaos fixture: apps and services in and out (boundary cost)",
+            bytes: read(ex("mlb_test_chaos"))?,
+            extra: "",
+        },
+        Candidate {
             name: "python-owner-policy (Python)",
             bytes: read(mlb_plugin_tests::python_policy())?,
             extra: ",stub=files,clock,network",
@@ -114,7 +124,9 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
         for _ in 0..iterations {
             let t = Instant::now();
             match &loaded {
-                LoadedPlugin::Label(p) if c.name.starts_with("default") => {
+                LoadedPlugin::Label(p)
+                    if c.name.starts_with("default") || c.name.contains("nothing out") =>
+                {
                     p.call(&normalized.apps, &[], &options)?;
                 }
                 LoadedPlugin::Label(p) => {

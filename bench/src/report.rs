@@ -61,7 +61,10 @@ pub fn markdown(rows: &[Row], in_process: bool) -> String {
             "- {} apps: {} tasks, {} diagnostics; plugin load (compile + pre-link, once) \
              {:.0} ms; renderer setup (once) {:.1} ms; with `--haproxy-map` config {:.1} MB + \
              maps {:.2} MB; RSS with the input loaded {:.0} MB, after plugin load {:.0} MB ({:.0} MB of it file-backed); \
-             peak RSS per stage (parse, wasm, native, render, render+map, generate) {}.",
+             peak RSS per stage (parse, wasm, native, render, render+map, generate) {}. \
+             Full regeneration with native rules {:.0} / {:.0} ms (WASM/native {:.2}×). \
+             Steady state (one app changed, unchanged apps reused): interpret WASM {:.2} / {:.2} ms, \
+             native {:.2} / {:.2} ms.",
             r.apps,
             r.tasks,
             r.diagnostics,
@@ -82,6 +85,17 @@ pub fn markdown(rows: &[Row], in_process: bool) -> String {
                     .join(" / ")
                     + " MB"
             },
+            r.total_native.min,
+            r.total_native.median,
+            if r.total_native.min > 0.0 {
+                r.total.min / r.total_native.min
+            } else {
+                0.0
+            },
+            r.wasm_one_change.min,
+            r.wasm_one_change.median,
+            r.native_one_change.min,
+            r.native_one_change.median,
         );
     }
     out.push_str(

@@ -16,9 +16,12 @@
 //! - `health`: which health check applies to a port, and its ports.
 //! - `servers`: server names and stable server ids.
 //! - `timestamp`: the small ISO-8601 parser the deployment merge needs.
+//! - [`stands_alone`]: which apps do not depend on other apps (for hosts
+//!   that reuse earlier results).
 
 mod deployment;
 mod health;
+mod independence;
 mod interpret;
 mod labels;
 mod network;
@@ -26,6 +29,7 @@ mod ports;
 mod servers;
 mod timestamp;
 
+pub use independence::stands_alone;
 pub use interpret::{Output, interpret};
 pub use labels::{OVERRIDABLE_TEMPLATE_LABELS, is_truthy};
 pub use servers::{calculate_server_id, server_name};

@@ -18,6 +18,7 @@
 //! - `chain`: default rules → custom label plugins → policies, with failure
 //!   isolation ([`PluginSet`]).
 //! - `isolate`: re-running on halves to find failing apps.
+//! - `memo`: reusing the default rules' output for unchanged apps.
 //! - `native`: the default rules compiled natively (benchmarks, tests).
 //! - `convert`: model records ↔ WIT records.
 
@@ -28,6 +29,7 @@ mod filter;
 pub mod inspect;
 mod isolate;
 mod label;
+mod memo;
 mod native;
 mod policy;
 mod runtime;
@@ -42,6 +44,7 @@ pub use chain::PluginSet;
 pub use filter::WasmFilterPlugin;
 pub use inspect::{Inspection, WIT_VERSION, World, inspect};
 pub use label::WasmLabelPlugin;
+pub use memo::Memoized;
 pub use native::NativeLabelRules;
 pub use policy::WasmPolicyPlugin;
 pub use runtime::{CompileSource, Compiled, PluginRuntime};
@@ -260,7 +263,7 @@ pub fn load_set(
         DEFAULT_LABEL_PLUGIN,
         PluginLimits::default(),
     )?;
-    let mut set = PluginSet::new(Box::new(default));
+    let mut set = PluginSet::new(Box::new(Memoized::new(default)));
     let mut reports = Vec::new();
     for spec in specs {
         let (plugin, report) = load_plugin(runtime, spec)?;

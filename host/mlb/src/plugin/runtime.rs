@@ -61,6 +61,11 @@ impl PluginRuntime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        // For profiling plugins with `perf`: /tmp/perf-<pid>.map names the
+        // compiled guest functions.
+        if std::env::var_os("MLB_WASM_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(engine_error)?;
         let weak = engine.weak();
         std::thread::Builder::new()

@@ -1,0 +1,141 @@
+//! Reuse of the default rules' output for unchanged apps.
+//!
+//! Most reconciles change a few apps out of thousands, yet every app
+//! crosses the plugin boundary each time (~20 µs per app). [`Memoized`]
+//! sends the label interpreter only the apps that changed since the last
+//! call, plus every app whose result depends on other apps
+//! ([`mlb_label_rules::stands_alone`]: blue/green members, apps whose
+//! service ports the IP-per-task assigner picks); the others get their
+//! previous services and diagnostics back. Any change of options starts
+//! afresh. The result equals a full interpretation (tested on the golden
+//! corpus) — only for rules with that independence, i.e. the default ones.
+
+use std::collections::{HashMap, HashSet};
+
+use mlb_core::{InterpretError, Interpretation, LabelInterpreter};
+use mlb_label_rules::stands_alone;
+use mlb_model::{App, Diagnostic, InterpretOptions, Service};
+
+/// One app's last input and output.
+#[derive(Debug)]
+struct Entry {
+    app: App,
+    services: Vec<Service>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// A label interpreter that only sees changed (or inter-dependent) apps.
+#[derive(Debug)]
+pub struct Memoized<L> {
+    inner: L,
+    options: Option<InterpretOptions>,
+    entries: HashMap<String, Entry>,
+    /// Apps sent to the inner interpreter by the last call.
+    last_sent: usize,
+}
+
+impl<L> Memoized<L> {
+    /// Wrap `inner` (which must follow the default rules' independence).
+    pub fn new(inner: L) -> Self {
+        Self {
+            inner,
+            options: None,
+            entries: HashMap::new(),
+            last_sent: 0,
+        }
+    }
+
+    /// How many apps the last call sent to the inner interpreter.
+    pub fn last_sent(&self) -> usize {
+        self.last_sent
+    }
+}
+
+/// The id an app's services carry when it is merged into a deployment group.
+fn group_id(app: &App) -> Option<String> {
+    let (_, group) = app
+        .labels
+        .iter()
+        .find(|(k, _)| k == "HAPROXY_DEPLOYMENT_GROUP")?;
+    Some(if group.starts_with('/') {
+        group.clone()
+    } else {
+        format!("/{group}")
+    })
+}
+
+impl<L: LabelInterpreter> LabelInterpreter for Memoized<L> {
+    fn interpret(
+        &mut self,
+        apps: &[App],
+        options: &InterpretOptions,
+    ) -> Result<Interpretation, InterpretError> {
+        if self.options.as_ref() != Some(options) {
+            self.entries.clear();
+            self.options = Some(options.clone());
+        }
+        // Ids that dependent apps' services may carry: a stand-alone app with
+        // such an id could be mixed with them, so it is sent along.
+        let group_ids: HashSet<String> = apps.iter().filter_map(group_id).collect();
+        let mut alone: HashSet<&str> = HashSet::new();
+        let mut send: Vec<App> = Vec::new();
+        let mut reused: Vec<&Entry> = Vec::new();
+        for app in apps {
+            let independent = stands_alone(app) && !group_ids.contains(&app.id);
+            if independent {
+                alone.insert(app.id.as_str());
+                if let Some(entry) = self.entries.get(&app.id).filter(|e| e.app == *app) {
+                    reused.push(entry);
+                    continue;
+                }
+            }
+            send.push(app.clone());
+        }
+        self.last_sent = send.len();
+        let fresh = if send.is_empty() {
+            Interpretation::default()
+        } else {
+            self.inner.interpret(&send, options)?
+        };
+
+        let mut out = Interpretation {
+            denied: fresh.denied,
+            plugin_failures: fresh.plugin_failures,
+            ..Interpretation::default()
+        };
+        for entry in &reused {
+            out.services.extend(entry.services.iter().cloned());
+            out.diagnostics.extend(entry.diagnostics.iter().cloned());
+        }
+        // New results of stand-alone apps are remembered.
+        let mut new_entries: HashMap<String, Entry> = HashMap::new();
+        for app in send.iter().filter(|a| alone.contains(a.id.as_str())) {
+            new_entries.insert(
+                app.id.clone(),
+                Entry {
+                    app: app.clone(),
+                    services: Vec::new(),
+                    diagnostics: Vec::new(),
+                },
+            );
+        }
+        for s in fresh.services {
+            if let Some(e) = new_entries.get_mut(&s.app_id) {
+                e.services.push(s.clone());
+            }
+            out.services.push(s);
+        }
+        for d in fresh.diagnostics {
+            if let Some(e) = new_entries.get_mut(&d.app_id) {
+                e.diagnostics.push(d.clone());
+            }
+            out.diagnostics.push(d);
+        }
+        // Keep the entries of apps still present.
+        let present: HashSet<&str> = apps.iter().map(|a| a.id.as_str()).collect();
+        self.entries
+            .retain(|id, _| present.contains(id.as_str()) && alone.contains(id.as_str()));
+        self.entries.extend(new_entries);
+        Ok(out)
+    }
+}

@@ -1,0 +1,104 @@
+//! Reusing the default rules' output for unchanged apps gives exactly what
+//! a full interpretation gives, on every corpus input, across changes —
+//! and sends only changed or inter-dependent apps.
+
+mod support;
+
+use marathon_lb::plugin::{Memoized, NativeLabelRules};
+use mlb_core::{Interpretation, LabelInterpreter, normalize_apps};
+use mlb_model::{App, InterpretOptions};
+
+fn options(groups: &[&str]) -> InterpretOptions {
+    InterpretOptions {
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        min_serv_port_ip_per_task: 10050,
+        max_serv_port_ip_per_task: 10100,
+        ..InterpretOptions::default()
+    }
+}
+
+/// Services and diagnostics in a canonical order.
+fn canonical(i: Interpretation) -> (Vec<String>, Vec<String>) {
+    let mut s: Vec<String> = i.services.iter().map(|s| format!("{s:?}")).collect();
+    let mut d: Vec<String> = i.diagnostics.iter().map(|d| format!("{d:?}")).collect();
+    s.sort();
+    d.sort();
+    (s, d)
+}
+
+/// Variations of `apps` a reconcile could see next.
+fn changes(apps: &[App]) -> Vec<Vec<App>> {
+    let mut out = Vec::new();
+    if let Some(first) = apps.first() {
+        let mut fewer_tasks = apps.to_vec();
+        fewer_tasks[0]
+            .tasks
+            .truncate(first.tasks.len().saturating_sub(1));
+        out.push(fewer_tasks);
+        let mut relabelled = apps.to_vec();
+        relabelled[0]
+            .labels
+            .push(("HAPROXY_0_VHOST".into(), "changed.example.com".into()));
+        out.push(relabelled);
+        out.push(apps[1..].to_vec());
+    }
+    let mut reversed = apps.to_vec();
+    reversed.reverse();
+    out.push(reversed);
+    out.push(apps.to_vec());
+    out
+}
+
+#[test]
+fn reuse_equals_full_interpretation_on_the_corpus() {
+    let mut files = 0;
+    for entry in std::fs::read_dir(support::golden_dir()).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let body = std::fs::read(&path).unwrap();
+        let Ok(normalized) = normalize_apps(&body, |h| Some(h.to_owned())) else {
+            continue;
+        };
+        let apps = normalized.apps;
+        for opts in [options(&["*"]), options(&["external"])] {
+            let mut memo = Memoized::new(NativeLabelRules);
+            let mut seen = vec![apps.clone()];
+            seen.extend(changes(&apps));
+            for (step, input) in seen.iter().enumerate() {
+                let reused = canonical(memo.interpret(input, &opts).unwrap());
+                let full = canonical(NativeLabelRules.interpret(input, &opts).unwrap());
+                assert_eq!(reused, full, "{} step {step}", path.display());
+            }
+            // The same input again: only inter-dependent apps are sent.
+            memo.interpret(&apps, &opts).unwrap();
+            memo.interpret(&apps, &opts).unwrap();
+            let groups: Vec<String> = apps
+                .iter()
+                .flat_map(|a| a.labels.iter())
+                .filter(|(k, _)| k == "HAPROXY_DEPLOYMENT_GROUP")
+                .map(|(_, g)| {
+                    if g.starts_with('/') {
+                        g.clone()
+                    } else {
+                        format!("/{g}")
+                    }
+                })
+                .collect();
+            let dependent = apps
+                .iter()
+                .filter(|a| !mlb_label_rules::stands_alone(a) || groups.contains(&a.id))
+                .count();
+            assert!(
+                memo.last_sent() == dependent,
+                "{}: sent {} of {} apps ({dependent} dependent)",
+                path.display(),
+                memo.last_sent(),
+                apps.len()
+            );
+        }
+        files += 1;
+    }
+    assert!(files >= 60, "only {files} corpus inputs");
+}
