@@ -80,14 +80,7 @@ impl WasmFilterPlugin {
             plugin: name.clone(),
             message,
         };
-        let instance_pre = runtime
-            .linker()
-            .instantiate_pre(component)
-            .map_err(|e| load(format!("{e:#}")))?;
-        let pre = FilterPluginPre::new(instance_pre).map_err(|e| PluginError::World {
-            plugin: name.clone(),
-            message: format!("not a filter plugin: {e:#}"),
-        })?;
+        let pre = runtime.prelink(&name, component, "filter plugin", FilterPluginPre::new)?;
         let mut plugin = Self {
             engine: runtime.engine().clone(),
             pre,

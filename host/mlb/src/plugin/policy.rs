@@ -34,19 +34,12 @@ impl WasmPolicyPlugin {
         sandbox: Sandbox,
         config: Vec<(String, String)>,
     ) -> Result<Self, PluginError> {
-        let name = sandbox.plugin().to_string();
-        let instance_pre =
-            runtime
-                .linker()
-                .instantiate_pre(component)
-                .map_err(|e| PluginError::Load {
-                    plugin: name.clone(),
-                    message: format!("{e:#}"),
-                })?;
-        let pre = PolicyPluginPre::new(instance_pre).map_err(|e| PluginError::World {
-            plugin: name,
-            message: format!("not a policy plugin: {e:#}"),
-        })?;
+        let pre = runtime.prelink(
+            sandbox.plugin(),
+            component,
+            "policy plugin",
+            PolicyPluginPre::new,
+        )?;
         Ok(Self {
             engine: runtime.engine().clone(),
             pre,

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
 use super::PluginError;
@@ -104,8 +104,27 @@ impl PluginRuntime {
         &self.engine
     }
 
-    pub(crate) fn linker(&self) -> &Linker<State> {
-        &self.linker
+    /// Link `component` against the host's imports once; `typed` then
+    /// checks its exports against one world's bindings (`kind` names the
+    /// world in the error).
+    pub(crate) fn prelink<P>(
+        &self,
+        plugin: &str,
+        component: &Component,
+        kind: &str,
+        typed: impl FnOnce(InstancePre<State>) -> wasmtime::Result<P>,
+    ) -> Result<P, PluginError> {
+        let instance_pre =
+            self.linker
+                .instantiate_pre(component)
+                .map_err(|e| PluginError::Load {
+                    plugin: plugin.to_owned(),
+                    message: format!("{e:#}"),
+                })?;
+        typed(instance_pre).map_err(|e| PluginError::World {
+            plugin: plugin.to_owned(),
+            message: format!("not a {kind}: {e:#}"),
+        })
     }
 
     /// The compile cache, if enabled.
