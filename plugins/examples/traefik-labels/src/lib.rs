@@ -13,7 +13,8 @@
 //! - `traefik.frontend.rule` — `;`-separated matchers: `Host:a.example.com,b.example.com`
 //!   (→ the service's `hostname`, lowercased; hostnames made of `a-z 0-9 . - *`)
 //!   and `PathPrefix:/api` (→ `path`). Any other matcher rejects the app.
-//! - `traefik.portIndex` (default 0) — which service port `app.ports[i]` the
+//! - `traefik.portIndex` (default 0) — which service port (of
+//!   `portDefinitions`, else `ports`) the
 //!   service binds and which task port `task.ports[i]` reaches the tasks.
 //! - `traefik.port` — one port (1..65535) used to reach every task instead.
 //! - `traefik.backend` — the backend name (`A-Z a-z 0-9 _ . : -`); default

@@ -188,12 +188,17 @@ pub fn traefik_service(
         None => 0,
     };
     let idx = port_index as usize;
-    let Some(&service_port) = app.ports.get(idx) else {
+    // Marathon's `portDefinitions` when present, else the legacy `ports`.
+    let service_ports: Vec<i64> = match &app.port_definitions {
+        Some(defs) => defs.iter().flatten().copied().collect(),
+        None => app.ports.clone(),
+    };
+    let Some(&service_port) = service_ports.get(idx) else {
         return Err(reject(
             PORT_INDEX,
             format!(
                 "the app has no service port at index {idx} (it has {})",
-                app.ports.len()
+                service_ports.len()
             ),
         ));
     };
