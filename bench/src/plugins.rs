@@ -70,9 +70,14 @@ fn candidates() -> anyhow::Result<Vec<Candidate>> {
 }
 
 fn spec(dir: &Path, c: &Candidate) -> PluginSpec {
-    format!("{}{}", dir.join("plugin.wasm").display(), c.extra)
-        .parse()
-        .expect("valid spec")
+    // Generous limits: the benchmark measures, it does not enforce.
+    format!(
+        "{}{},timeout-ms=60000,memory-mib=2048",
+        dir.join("plugin.wasm").display(),
+        c.extra
+    )
+    .parse()
+    .expect("valid spec")
 }
 
 /// The table, as markdown.
@@ -89,10 +94,10 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| plugin | size | cold compile ms | warm load ms (cache) | batch of {n_apps} apps, {} services: ms | µs per app |",
+        "| plugin | size | cold compile ms | warm load ms (cache) | batch of {n_apps} apps, {} services: ms | µs per app | guest memory MiB |",
         base.services.len()
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     for c in candidates()? {
         let tmp = tempfile::tempdir()?;
         let spec = spec(tmp.path(), &c);
@@ -120,6 +125,7 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
             loaded = Some(plugin);
         }
         let mut batch = Vec::new();
+        let mut peak = 0usize;
         let loaded = loaded.expect("at least one iteration");
         for _ in 0..iterations {
             let t = Instant::now();
@@ -144,6 +150,11 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
                 }
             }
             batch.push(t.elapsed());
+            peak = match &loaded {
+                LoadedPlugin::Label(p) => p.last_peak_memory(),
+                LoadedPlugin::Policy(p) => p.last_peak_memory(),
+                LoadedPlugin::Filter(_) => 0,
+            };
         }
         let (cold, warm, batch) = (
             Stat::of(&mut cold),
@@ -160,7 +171,7 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
         };
         let _ = writeln!(
             out,
-            "| {} | {} KB | {:.0} | {:.2} / {:.2} | {:.1} / {:.1} | {per_app} |",
+            "| {} | {} KB | {:.0} | {:.2} / {:.2} | {:.1} / {:.1} | {per_app} | {} |",
             c.name,
             c.bytes.len() / 1024,
             cold.min,
@@ -168,6 +179,11 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
             warm.median,
             batch.min,
             batch.median,
+            if peak == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.0}", peak as f64 / (1 << 20) as f64)
+            },
         );
     }
     let _ = writeln!(

@@ -48,7 +48,12 @@ impl<F: FnMut(&Rendered) -> Result<(), String>> Search<'_, F> {
         let services: Vec<Service> = apps.iter().flat_map(|s| s.iter().cloned()).collect();
         let rendered = self.renderer.render(&services, self.settings);
         self.validations += 1;
-        let result = (self.check)(&rendered);
+        // A global template that fails now (a filter plugin backed off, say)
+        // makes this config unusable whatever apps it holds.
+        let result = match &rendered.fatal {
+            Some(fatal) => Err(fatal.clone()),
+            None => (self.check)(&rendered),
+        };
         (rendered, result)
     }
 

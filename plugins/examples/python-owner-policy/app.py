@@ -122,6 +122,14 @@ class Policy(exports.Policy):
         apps_by_id = {}
         for app in apps:
             apps_by_id.setdefault(app.id, app)
+        # Blue/green services carry their deployment group's id
+        # (HAPROXY_DEPLOYMENT_GROUP, with a leading "/"): the group's apps
+        # answer for them.
+        for app in apps:
+            group = label_value(app, "HAPROXY_DEPLOYMENT_GROUP")
+            if group:
+                group_id = group if group.startswith("/") else "/" + group
+                apps_by_id.setdefault(group_id, app)
 
         verdicts = [verdict_for(service, apps_by_id, settings) for service in services]
 

@@ -2,7 +2,7 @@
 //! HEAD, userlists, :80 frontend, :9091 frontend, :443 frontend (or the
 //! SNI-grouped variant), service frontends, backends.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use std::borrow::Cow;
 
@@ -36,13 +36,15 @@ fn global(
 }
 
 /// Whether a template failure is in the template text itself (so it fails
-/// for every service), not in one service's values.
-fn is_text_error(e: &crate::engine::EngineError) -> bool {
+/// for every service), not in one service's values. A variable that some
+/// service's plugin provides (`plugin_vars`) is a per-service matter.
+fn is_text_error(e: &crate::engine::EngineError, plugin_vars: &HashSet<&str>) -> bool {
     use crate::engine::EngineError as E;
-    matches!(
-        e,
-        E::Syntax(_) | E::UnknownVariable { .. } | E::UnknownFilter { .. }
-    )
+    match e {
+        E::Syntax(_) | E::UnknownFilter { .. } => true,
+        E::UnknownVariable { name, .. } => !plugin_vars.contains(name.as_str()),
+        E::ShadowedVariable(_) | E::Engine(_) => false,
+    }
 }
 
 fn failure_diagnostic(service: &Service, f: TemplateFailure) -> Diagnostic {
@@ -72,6 +74,10 @@ pub(super) fn render(
 ) -> Rendered {
     let mut diagnostics = Vec::new();
     let mut fatal = None;
+    let plugin_vars: HashSet<&str> = services
+        .iter()
+        .flat_map(|s| s.vars.iter().map(|(n, _)| n.as_str()))
+        .collect();
     let mut order: Vec<&Service> = services.iter().collect();
     order.sort_by(|a, b| {
         a.app_id
@@ -120,7 +126,7 @@ pub(super) fn render(
         let mut parts = match r.render_service(service, settings, &shared) {
             Ok(parts) => parts,
             Err(f) => {
-                if !f.from_label && is_text_error(&f.error) {
+                if !f.from_label && is_text_error(&f.error, &plugin_vars) {
                     fatal.get_or_insert(format!(
                         "global template HAPROXY_{} cannot be rendered: {}",
                         f.template, f.error

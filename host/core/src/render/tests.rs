@@ -78,3 +78,48 @@ fn map_mode_dedupes_and_first_user_sorts_last() {
         2
     );
 }
+
+fn with_backend_head(text: &str) -> Templates {
+    let mut sources = crate::TemplateSources::default();
+    sources.env.insert("BACKEND_HEAD".into(), text.into());
+    Templates::resolve(&sources).unwrap()
+}
+
+#[test]
+fn a_broken_global_template_is_fatal() {
+    let out = render(
+        &[service("/a", 10000, None)],
+        &RenderSettings::default(),
+        with_backend_head("\nbackend {backend}\n  # {nope}\n"),
+    );
+    let fatal = out.fatal.expect("fatal");
+    assert!(
+        fatal.contains("HAPROXY_BACKEND_HEAD") && fatal.contains("nope"),
+        "{fatal}"
+    );
+}
+
+#[test]
+fn a_global_template_using_a_plugin_variable_costs_only_services_without_it() {
+    let mut tagged = service("/tagged", 10000, None);
+    tagged.vars = vec![("team".into(), "blue".into())];
+    let plain = service("/plain", 10001, None);
+    let out = render(
+        &[tagged, plain],
+        &RenderSettings::default(),
+        with_backend_head("\nbackend {backend}\n  # team {team}\n"),
+    );
+    assert_eq!(out.fatal, None);
+    assert!(
+        out.config.contains("backend tagged_10000\n  # team blue\n"),
+        "{}",
+        out.config
+    );
+    assert!(
+        !out.config.contains("backend plain_10001"),
+        "{}",
+        out.config
+    );
+    assert_eq!(out.diagnostics.len(), 1);
+    assert_eq!(out.diagnostics[0].app_id, "/plain");
+}

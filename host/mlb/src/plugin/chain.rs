@@ -189,12 +189,15 @@ impl LabelStage {
                 // Unchanged services passed through are not re-judged.
                 Some(_) if previous == Some(&s) => Ok(()),
                 Some(_)
-                    if !s.templates.is_empty()
-                        && previous.map(|p| &p.templates) != Some(&s.templates) =>
+                    if !s
+                        .templates
+                        .iter()
+                        .all(|t| previous.is_some_and(|p| p.templates.contains(t))) =>
                 {
                     Err(format!(
                         "label plugin {name} set template overrides on service {}; plugins may \
-                         pass overrides through but not set them (use vars or snippets)",
+                         pass overrides through or drop them, but not set them (use vars or \
+                         snippets)",
                         s.backend
                     ))
                 }
@@ -642,6 +645,12 @@ impl LabelInterpreter for PluginSet {
         options: &InterpretOptions,
     ) -> Result<Interpretation, InterpretError> {
         let mut out = self.default.interpret(apps, options)?;
+        // One order whatever the default rules reused or recomputed, so that
+        // what a plugin sees (and which duplicate it keeps) never depends on
+        // the history of changes.
+        out.services.sort_by(|a, b| {
+            (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
+        });
         for stage in &mut self.labels {
             let services = std::mem::take(&mut out.services);
             out.services = stage.run(apps, services, options, &mut out);

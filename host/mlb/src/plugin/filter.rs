@@ -154,7 +154,13 @@ impl TemplateFilter for WasmFilterPlugin {
         }
         let mut live = match session.live.take() {
             Some(live) => live,
-            None => self.instantiate()?,
+            None => match self.instantiate() {
+                Ok(live) => live,
+                Err(e) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            },
         };
         self.sandbox.arm(&mut live.store);
         let result = live.instance.mlb_plugins_template_filter().call_apply(

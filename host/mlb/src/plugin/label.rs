@@ -17,6 +17,7 @@ pub struct WasmLabelPlugin {
     pre: LabelPluginPre<State>,
     sandbox: Sandbox,
     config: Vec<(String, String)>,
+    peak_memory: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for WasmLabelPlugin {
@@ -47,6 +48,7 @@ impl WasmLabelPlugin {
             pre,
             sandbox,
             config,
+            peak_memory: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -81,6 +83,11 @@ impl WasmLabelPlugin {
     /// The embedded default plugin.
     pub fn default_plugin(limits: PluginLimits) -> Result<Self, PluginError> {
         Self::load("default-label", super::DEFAULT_LABEL_PLUGIN, limits)
+    }
+
+    /// Linear memory the last call used at its peak, in bytes.
+    pub fn last_peak_memory(&self) -> usize {
+        self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The plugin's name.
@@ -121,6 +128,10 @@ impl WasmLabelPlugin {
             &services,
             &options,
             &self.config,
+        );
+        self.peak_memory.store(
+            call.store.data().peak_memory(),
+            std::sync::atomic::Ordering::Relaxed,
         );
         match result {
             Ok(Ok(out)) => Ok(Interpretation {

@@ -16,6 +16,7 @@ pub struct WasmPolicyPlugin {
     pre: PolicyPluginPre<State>,
     sandbox: Sandbox,
     config: Vec<(String, String)>,
+    peak_memory: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for WasmPolicyPlugin {
@@ -45,7 +46,13 @@ impl WasmPolicyPlugin {
             pre,
             sandbox,
             config,
+            peak_memory: std::sync::atomic::AtomicUsize::new(0),
         })
+    }
+
+    /// Linear memory the last call used at its peak, in bytes.
+    pub fn last_peak_memory(&self) -> usize {
+        self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The plugin's name.
@@ -77,6 +84,10 @@ impl WasmPolicyPlugin {
             &apps,
             &wit_services,
             &self.config,
+        );
+        self.peak_memory.store(
+            call.store.data().peak_memory(),
+            std::sync::atomic::Ordering::Relaxed,
         );
         match result {
             Ok(Ok(verdicts)) if verdicts.len() == services.len() => Ok(verdicts

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, ResourceLimiter, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
@@ -24,12 +24,65 @@ pub(crate) const TICK: Duration = Duration::from_millis(10);
 /// Bytes of guest output kept per call.
 const CAPTURE_BYTES: usize = 64 << 10;
 
+/// The memory cap of one store: the sum of all its linear memories (a
+/// component may have several), with the peak recorded.
+pub(crate) struct Limits {
+    cap: usize,
+    used: usize,
+    peak: usize,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let after = self.used.saturating_sub(current).saturating_add(desired);
+        if after > self.cap {
+            return Ok(false);
+        }
+        self.used = after;
+        self.peak = self.peak.max(after);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1 << 20)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        64
+    }
+}
+
 /// Per-store data: WASI context, resource table, limits, plugin name.
 pub(crate) struct State {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: Limits,
     plugin: Arc<str>,
+}
+
+impl State {
+    /// The most linear memory the store's instances held at once, in bytes.
+    pub(crate) fn peak_memory(&self) -> usize {
+        self.limits.peak
+    }
 }
 
 impl WasiView for State {
@@ -150,10 +203,11 @@ impl Sandbox {
                 .preopened_dir(dir, dir, FsPerms::ReadOnly)
                 .map_err(|e| format!("cannot open granted directory {dir}: {e}"))?;
         }
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .instances(64)
-            .build();
+        let limits = Limits {
+            cap: self.limits.memory_bytes,
+            used: 0,
+            peak: 0,
+        };
         let mut store = Store::new(
             engine,
             State {

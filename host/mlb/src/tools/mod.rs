@@ -152,9 +152,10 @@ pub fn check(
                     let took = start.elapsed();
                     let _ = writeln!(
                         out,
-                        "interpret:    {:.2} ms ({:.1} µs per app)",
+                        "interpret:    {:.2} ms ({:.1} µs per app), peak memory {:.1} MiB",
                         ms(took),
-                        took.as_secs_f64() * 1e6 / apps.len().max(1) as f64
+                        took.as_secs_f64() * 1e6 / apps.len().max(1) as f64,
+                        p.last_peak_memory() as f64 / (1 << 20) as f64
                     );
                     for s in &result.services {
                         let _ = writeln!(
@@ -199,7 +200,12 @@ pub fn check(
             let start = Instant::now();
             match p.review(&apps, &base.services) {
                 Ok(verdicts) => {
-                    let _ = writeln!(out, "review:       {:.2} ms", ms(start.elapsed()));
+                    let _ = writeln!(
+                        out,
+                        "review:       {:.2} ms, peak memory {:.1} MiB",
+                        ms(start.elapsed()),
+                        p.last_peak_memory() as f64 / (1 << 20) as f64
+                    );
                     for (s, v) in base.services.iter().zip(verdicts) {
                         match v {
                             None => {
