@@ -11,14 +11,6 @@
 
 mod convert;
 
-/// Every call runs in a fresh instance that is thrown away afterwards, so
-/// memory is never reused: a bump allocator that never frees (behind a spin
-/// lock; the guest is single-threaded) replaces dlmalloc's bookkeeping.
-#[cfg(target_arch = "wasm32")]
-#[global_allocator]
-static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::LeakingAllocator> =
-    lol_alloc::LockedAllocator::new(lol_alloc::LeakingAllocator::new());
-
 wit_bindgen::generate!({
     world: "label-plugin",
     path: "../../wit",
