@@ -246,7 +246,14 @@ pub fn run(body: &[u8], tasks: usize, iterations: usize) -> anyhow::Result<Row> 
         // same loop so that both see the same machine.
         let mut native = NativeLabelRules;
         let generated = timed(&mut s[7], || {
-            pipeline::generate(body, &mut resolver, &mut native, &mut renderer, &options, &plain)
+            pipeline::generate(
+                body,
+                &mut resolver,
+                &mut native,
+                &mut renderer,
+                &options,
+                &plain,
+            )
         })
         .context("pipeline::generate")?;
         drop(generated);
