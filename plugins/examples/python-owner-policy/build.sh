@@ -15,6 +15,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 wit="$(cd "$here/../../.." && pwd)/wit"
 out="${1:-$here/target/python_owner_policy.wasm}"
 componentize_py="${COMPONENTIZE_PY:-componentize-py}"
+# `python3 -m pip install` puts the command beside python3's scripts, which
+# may not be on PATH yet (pyenv shims need a rehash): look there too.
+if ! command -v "$componentize_py" >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+    if [ -n "$scripts" ] && [ -x "$scripts/componentize-py" ]; then
+        componentize_py="$scripts/componentize-py"
+    fi
+fi
 expected_version="$(sed -n 's/^componentize-py==//p' "$here/requirements.txt")"
 
 if ! command -v "$componentize_py" >/dev/null 2>&1; then

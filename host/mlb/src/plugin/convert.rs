@@ -4,6 +4,17 @@ use mlb_model as m;
 
 use super::bindings::label::mlb::plugins::types as wit;
 
+/// Drop `value` on a short-lived thread (or here, if none can be started):
+/// the WIT copies of a large batch take milliseconds to free.
+pub(super) fn drop_elsewhere<T: Send + 'static>(value: T) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("wit-drop".into())
+        .spawn(move || drop(value))
+    {
+        tracing::debug!("freeing WIT copies in place: {e}");
+    }
+}
+
 pub(super) fn app_to_wit(a: &m::App) -> wit::App {
     wit::App {
         id: a.id.clone(),

@@ -85,6 +85,7 @@ impl WasmPolicyPlugin {
             &wit_services,
             &self.config,
         );
+        convert::drop_elsewhere((apps, wit_services));
         self.peak_memory.store(
             call.store.data().peak_memory(),
             std::sync::atomic::Ordering::Relaxed,
