@@ -224,14 +224,14 @@ impl LabelStage {
     fn run(
         &mut self,
         apps: &[App],
+        owner: &HashMap<String, usize>,
         input: Vec<Service>,
         options: &InterpretOptions,
         out: &mut Interpretation,
     ) -> Vec<Service> {
         let now = Instant::now();
         let name = self.plugin.name().to_owned();
-        let owner = owners(apps);
-        let (mut input, orphans) = by_owner(input, &owner);
+        let (mut input, orphans) = by_owner(input, owner);
         let mut result = orphans;
 
         if let Some(p) = self.broken.filter(|p| p.active(now)) {
@@ -329,7 +329,7 @@ impl LabelStage {
             .extend(std::iter::repeat_n(name.clone(), iso.failed_calls));
 
         for (batch, interpretation) in iso.ok {
-            let mut kept = self.accept(&batch, &input, &owner, interpretation, out);
+            let mut kept = self.accept(&batch, &input, owner, interpretation, out);
             for i in batch {
                 let services = kept.remove(&i).unwrap_or_default();
                 self.quarantine.remove(&apps[i].id);
@@ -396,13 +396,13 @@ impl PolicyStage {
     fn run(
         &mut self,
         apps: &[App],
+        owner: &HashMap<String, usize>,
         services: Vec<Service>,
         out: &mut Interpretation,
     ) -> Vec<Service> {
         let now = Instant::now();
         let name = self.plugin.name().to_owned();
-        let owner = owners(apps);
-        let (groups, orphans) = by_owner(services, &owner);
+        let (groups, orphans) = by_owner(services, owner);
         // Reasons for services that get no verdict from the plugin, by app.
         let mut unreviewed: HashMap<usize, String> = HashMap::new();
         let mut reviewable: Vec<usize> = Vec::new();
@@ -651,13 +651,17 @@ impl LabelInterpreter for PluginSet {
         out.services.sort_by(|a, b| {
             (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
         });
+        if self.labels.is_empty() && self.policies.is_empty() {
+            return Ok(out);
+        }
+        let owner = owners(apps);
         for stage in &mut self.labels {
             let services = std::mem::take(&mut out.services);
-            out.services = stage.run(apps, services, options, &mut out);
+            out.services = stage.run(apps, &owner, services, options, &mut out);
         }
         for stage in &mut self.policies {
             let services = std::mem::take(&mut out.services);
-            out.services = stage.run(apps, services, &mut out);
+            out.services = stage.run(apps, &owner, services, &mut out);
         }
         Ok(out)
     }

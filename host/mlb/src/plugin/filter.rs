@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mlb_core::engine::TemplateFilter;
+use wasmtime::Store;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Store};
 
 use super::PluginError;
 use super::bindings::filter::{FilterPlugin, FilterPluginPre};
 use super::runtime::PluginRuntime;
-use super::sandbox::{Call, Sandbox, State, trap_message};
+use super::sandbox::{Call, Prelinked, Sandbox, State, trap_message};
 
 /// Consecutive traps that back a filter plugin off.
 pub const TRAPS_BEFORE_BACKOFF: u32 = 3;
@@ -42,10 +42,7 @@ struct Session {
 
 /// A filter plugin compiled and pre-linked.
 pub struct WasmFilterPlugin {
-    engine: Engine,
-    pre: FilterPluginPre<State>,
-    sandbox: Sandbox,
-    config: Vec<(String, String)>,
+    inner: Prelinked<FilterPluginPre<State>>,
     filters: Vec<String>,
     session: Mutex<Session>,
     failures: AtomicU64,
@@ -54,7 +51,7 @@ pub struct WasmFilterPlugin {
 impl std::fmt::Debug for WasmFilterPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmFilterPlugin")
-            .field("name", self.sandbox.plugin())
+            .field("name", &self.inner.name())
             .field("filters", &self.filters)
             .finish_non_exhaustive()
     }
@@ -80,12 +77,16 @@ impl WasmFilterPlugin {
             plugin: name.clone(),
             message,
         };
-        let pre = runtime.prelink(&name, component, "filter plugin", FilterPluginPre::new)?;
-        let mut plugin = Self {
-            engine: runtime.engine().clone(),
-            pre,
+        let inner = Prelinked::new(
+            runtime,
+            component,
             sandbox,
             config,
+            "filter plugin",
+            FilterPluginPre::new,
+        )?;
+        let mut plugin = Self {
+            inner,
             filters: Vec::new(),
             session: Mutex::new(Session::default()),
             failures: AtomicU64::new(0),
@@ -94,7 +95,7 @@ impl WasmFilterPlugin {
         let filters = match live
             .instance
             .mlb_plugins_template_filter()
-            .call_filters(&mut live.store, &plugin.config)
+            .call_filters(&mut live.store, &plugin.inner.config)
         {
             Ok(Ok(filters)) => filters,
             Ok(Err(message)) => return Err(load(format!("refused its configuration: {message}"))),
@@ -110,7 +111,7 @@ impl WasmFilterPlugin {
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        self.sandbox.plugin()
+        self.inner.name()
     }
 
     /// The filters it provides.
@@ -125,8 +126,9 @@ impl WasmFilterPlugin {
     }
 
     fn instantiate(&self) -> Result<Live, String> {
-        let Call { mut store, output } = self.sandbox.store(&self.engine)?;
+        let Call { mut store, output } = self.inner.store()?;
         let instance = self
+            .inner
             .pre
             .instantiate(&mut store)
             .map_err(|e| format!("cannot instantiate: {e:#}"))?;
@@ -162,13 +164,13 @@ impl TemplateFilter for WasmFilterPlugin {
                 }
             },
         };
-        self.sandbox.arm(&mut live.store);
+        self.inner.sandbox.arm(&mut live.store);
         let result = live.instance.mlb_plugins_template_filter().call_apply(
             &mut live.store,
             filter,
             value,
             args,
-            &self.config,
+            &self.inner.config,
         );
         match result {
             Ok(out) => {

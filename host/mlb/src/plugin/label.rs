@@ -2,29 +2,24 @@
 
 use mlb_core::{InterpretError, Interpretation, LabelInterpreter};
 use mlb_model::{App, InterpretOptions, Service};
-use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::bindings::label::LabelPluginPre;
 use super::bindings::label::mlb::plugins::types as wit;
 use super::runtime::PluginRuntime;
-use super::sandbox::{Sandbox, State, trap_message};
+use super::sandbox::{Prelinked, Sandbox, State, trap_message};
 use super::{PluginError, PluginLimits, convert};
 
 /// A label plugin compiled and pre-linked, ready to be called.
 pub struct WasmLabelPlugin {
-    engine: Engine,
-    pre: LabelPluginPre<State>,
-    sandbox: Sandbox,
-    config: Vec<(String, String)>,
-    peak_memory: std::sync::atomic::AtomicUsize,
+    inner: Prelinked<LabelPluginPre<State>>,
 }
 
 impl std::fmt::Debug for WasmLabelPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmLabelPlugin")
-            .field("name", self.sandbox.plugin())
-            .field("limits", &self.sandbox.limits())
+            .field("name", &self.inner.name())
+            .field("limits", &self.inner.sandbox.limits())
             .finish_non_exhaustive()
     }
 }
@@ -37,19 +32,15 @@ impl WasmLabelPlugin {
         sandbox: Sandbox,
         config: Vec<(String, String)>,
     ) -> Result<Self, PluginError> {
-        let pre = runtime.prelink(
-            sandbox.plugin(),
+        let inner = Prelinked::new(
+            runtime,
             component,
+            sandbox,
+            config,
             "label plugin",
             LabelPluginPre::new,
         )?;
-        Ok(Self {
-            engine: runtime.engine().clone(),
-            pre,
-            sandbox,
-            config,
-            peak_memory: std::sync::atomic::AtomicUsize::new(0),
-        })
+        Ok(Self { inner })
     }
 
     /// Compile and pre-link the label plugin `bytes` with a private engine
@@ -87,17 +78,17 @@ impl WasmLabelPlugin {
 
     /// Linear memory the last call used at its peak, in bytes.
     pub fn last_peak_memory(&self) -> usize {
-        self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.last_peak_memory()
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        self.sandbox.plugin()
+        self.inner.name()
     }
 
     /// Its memory cap and call deadline.
     pub fn limits(&self) -> PluginLimits {
-        self.sandbox.limits()
+        self.inner.sandbox.limits()
     }
 
     fn fail(&self, message: String) -> InterpretError {
@@ -114,8 +105,9 @@ impl WasmLabelPlugin {
         services: &[Service],
         options: &InterpretOptions,
     ) -> Result<Interpretation, InterpretError> {
-        let mut call = self.sandbox.store(&self.engine).map_err(|e| self.fail(e))?;
+        let mut call = self.inner.store().map_err(|e| self.fail(e))?;
         let instance = self
+            .inner
             .pre
             .instantiate(&mut call.store)
             .map_err(|e| self.fail(format!("cannot instantiate: {e:#}")))?;
@@ -127,15 +119,12 @@ impl WasmLabelPlugin {
             &apps,
             &services,
             &options,
-            &self.config,
+            &self.inner.config,
         );
         // Freeing ~10 MB of copies at 10,000 apps takes ~17 ms: off the
         // reconcile's critical path.
         convert::drop_elsewhere((apps, services));
-        self.peak_memory.store(
-            call.store.data().peak_memory(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.inner.record_peak(&call.store);
         match result {
             Ok(Ok(out)) => Ok(Interpretation {
                 services: out

@@ -1,28 +1,23 @@
 //! Policy plugins: a verdict for each final service.
 
 use mlb_model::{App, Service};
-use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::bindings::policy::PolicyPluginPre;
 use super::bindings::policy::exports::mlb::plugins::policy::Verdict;
 use super::runtime::PluginRuntime;
-use super::sandbox::{Sandbox, State, trap_message};
+use super::sandbox::{Prelinked, Sandbox, State, trap_message};
 use super::{PluginError, convert};
 
 /// A policy plugin compiled and pre-linked.
 pub struct WasmPolicyPlugin {
-    engine: Engine,
-    pre: PolicyPluginPre<State>,
-    sandbox: Sandbox,
-    config: Vec<(String, String)>,
-    peak_memory: std::sync::atomic::AtomicUsize,
+    inner: Prelinked<PolicyPluginPre<State>>,
 }
 
 impl std::fmt::Debug for WasmPolicyPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmPolicyPlugin")
-            .field("name", self.sandbox.plugin())
+            .field("name", &self.inner.name())
             .finish_non_exhaustive()
     }
 }
@@ -35,34 +30,30 @@ impl WasmPolicyPlugin {
         sandbox: Sandbox,
         config: Vec<(String, String)>,
     ) -> Result<Self, PluginError> {
-        let pre = runtime.prelink(
-            sandbox.plugin(),
+        let inner = Prelinked::new(
+            runtime,
             component,
+            sandbox,
+            config,
             "policy plugin",
             PolicyPluginPre::new,
         )?;
-        Ok(Self {
-            engine: runtime.engine().clone(),
-            pre,
-            sandbox,
-            config,
-            peak_memory: std::sync::atomic::AtomicUsize::new(0),
-        })
+        Ok(Self { inner })
     }
 
     /// Linear memory the last call used at its peak, in bytes.
     pub fn last_peak_memory(&self) -> usize {
-        self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
+        self.inner.last_peak_memory()
     }
 
     /// The plugin's name.
     pub fn name(&self) -> &str {
-        self.sandbox.plugin()
+        self.inner.name()
     }
 
     /// Its memory cap and call deadline.
     pub fn limits(&self) -> super::PluginLimits {
-        self.sandbox.limits()
+        self.inner.sandbox.limits()
     }
 
     /// One verdict per service: `None` allows, `Some(reason)` denies. An
@@ -72,8 +63,9 @@ impl WasmPolicyPlugin {
         apps: &[App],
         services: &[Service],
     ) -> Result<Vec<Option<String>>, String> {
-        let mut call = self.sandbox.store(&self.engine)?;
+        let mut call = self.inner.store()?;
         let instance = self
+            .inner
             .pre
             .instantiate(&mut call.store)
             .map_err(|e| format!("cannot instantiate: {e:#}"))?;
@@ -83,13 +75,10 @@ impl WasmPolicyPlugin {
             &mut call.store,
             &apps,
             &wit_services,
-            &self.config,
+            &self.inner.config,
         );
         convert::drop_elsewhere((apps, wit_services));
-        self.peak_memory.store(
-            call.store.data().peak_memory(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+        self.inner.record_peak(&call.store);
         match result {
             Ok(Ok(verdicts)) if verdicts.len() == services.len() => Ok(verdicts
                 .into_iter()

@@ -253,3 +253,58 @@ pub(crate) fn trap_message(trap: &wasmtime::Error, output: &MemoryOutputPipe) ->
     }
     message
 }
+
+/// What every plugin type holds: its pre-linked component (`P`, one
+/// world's typed pre-instance), its engine, sandbox and configuration, and
+/// the peak memory of its last call.
+pub(crate) struct Prelinked<P> {
+    pub(crate) engine: Engine,
+    pub(crate) pre: P,
+    pub(crate) sandbox: Sandbox,
+    pub(crate) config: Vec<(String, String)>,
+    peak_memory: std::sync::atomic::AtomicUsize,
+}
+
+impl<P> Prelinked<P> {
+    /// Pre-link `component` for the world `kind` (`typed` checks its exports).
+    pub(crate) fn new(
+        runtime: &super::PluginRuntime,
+        component: &wasmtime::component::Component,
+        sandbox: Sandbox,
+        config: Vec<(String, String)>,
+        kind: &str,
+        typed: impl FnOnce(wasmtime::component::InstancePre<State>) -> wasmtime::Result<P>,
+    ) -> Result<Self, PluginError> {
+        let pre = runtime.prelink(sandbox.plugin(), component, kind, typed)?;
+        Ok(Self {
+            engine: runtime.engine().clone(),
+            pre,
+            sandbox,
+            config,
+            peak_memory: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// The plugin's name.
+    pub(crate) fn name(&self) -> &str {
+        self.sandbox.plugin()
+    }
+
+    /// A fresh store for one call.
+    pub(crate) fn store(&self) -> Result<Call, String> {
+        self.sandbox.store(&self.engine)
+    }
+
+    /// Remember how much linear memory a finished call's store used.
+    pub(crate) fn record_peak(&self, store: &Store<State>) {
+        self.peak_memory.store(
+            store.data().peak_memory(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Linear memory the last call used at its peak, in bytes.
+    pub(crate) fn last_peak_memory(&self) -> usize {
+        self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
