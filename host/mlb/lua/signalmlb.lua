@@ -15,8 +15,10 @@
 -- each kind is sent per MIN_INTERVAL seconds; a request within that window is
 -- answered 200 "... (coalesced)" at once and a background task sends one
 -- signal when the window has passed, so every request is still followed by
--- a signal sent after it, but a burst of N requests costs two signals (and
--- two `kill` processes), not N. marathon-lb itself coalesces further
+-- a signal sent after it (at most MIN_INTERVAL later), but a burst of N
+-- requests costs about one signal (and one `kill` process) per second, not
+-- N. A worker's window starts closed, so a burst that spans a reload does
+-- not get an immediate signal from each new worker. marathon-lb itself coalesces further
 -- (--min-reload-interval). Written for HAProxy 2.6 / Lua 5.3.
 
 local DEFAULT_PID_FILE = "/var/run/marathon-lb.pid"
@@ -24,18 +26,21 @@ local MIN_INTERVAL = 1.0
 
 -- Per signal: when it was last sent (HAProxy's clock, seconds) and whether a
 -- coalesced request is waiting for the window to pass.
-local signals = {
-  HUP = { last = nil, pending = false },
-  USR1 = { last = nil, pending = false },
-}
-
 local function now()
   local t = core.now()
   return t.sec + t.usec / 1000000
 end
 
+-- A new worker (after a reload) starts with its window closed: requests in
+-- its first second are coalesced too, so a burst that spans a reload does
+-- not get a fresh immediate signal from every new worker.
+local signals = {
+  HUP = { last = now(), pending = false },
+  USR1 = { last = now(), pending = false },
+}
+
 local function window_open(state, t)
-  return state.last == nil or t - state.last >= MIN_INTERVAL or t < state.last
+  return t - state.last >= MIN_INTERVAL or t < state.last
 end
 
 local function pid_file()

@@ -550,9 +550,7 @@ mod tests {
             app_map: format!("app {tag}\n"),
             ..Rendered::default()
         };
-        let on_disk = || {
-            [&cfg, &domain, &app].map(|p| fs::read_to_string(p).unwrap_or_default())
-        };
+        let on_disk = || [&cfg, &domain, &app].map(|p| fs::read_to_string(p).unwrap_or_default());
         let expect = |r: &Rendered| [r.config.clone(), r.domain_map.clone(), r.app_map.clone()];
         let old = pair("old");
         apply(&cfg, &old, true, &opts()).unwrap();
@@ -574,7 +572,11 @@ mod tests {
         fail_point::fail_nth(5);
         let new = pair("new");
         apply(&cfg, &new, true, &opts()).unwrap();
-        assert_eq!(on_disk(), expect(&new), "a failed archive keeps the new pair");
+        assert_eq!(
+            on_disk(),
+            expect(&new),
+            "a failed archive keeps the new pair"
+        );
     }
 
     #[test]

@@ -197,7 +197,8 @@ mod tests {
     fn get_metrics(addr: SocketAddr) -> String {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
@@ -210,9 +211,7 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let listener = rt
-            .block_on(TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
+        let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
             max_connections: 64,
@@ -220,7 +219,9 @@ mod tests {
         };
         rt.spawn(serve(listener, Arc::new(Metrics::default()), limits));
 
-        let idle: Vec<TcpStream> = (0..500).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let idle: Vec<TcpStream> = (0..500)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
         let answer = get_metrics(addr);
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.contains("mlb_reconciles_total"));

@@ -139,7 +139,9 @@ fn protect_head(
     sources: &mut TemplateSources,
     guard: &crate::haproxy::StatsGuard,
 ) -> Result<(), SettingsError> {
-    let head = mlb_core::Templates::resolve(sources)?.get("HEAD").to_owned();
+    let head = mlb_core::Templates::resolve(sources)?
+        .get("HEAD")
+        .to_owned();
     if guard.auth.as_ref().is_some_and(|a| !a.is_hashed()) {
         tracing::warn!(
             "--stats-auth-file holds a plain-text password: it is written to the HAProxy config as an insecure-password; prefer a crypt hash (openssl passwd -6)"

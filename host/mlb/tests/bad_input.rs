@@ -304,23 +304,60 @@ fn credentials_in_a_marathon_url_never_reach_the_log() {
     rt.block_on(sim.shutdown());
 }
 
-#[test]
-fn sigterm_does_not_wait_for_a_hung_marathon() {
-    // Accepts connections and never answers.
+/// A Marathon that answers the first `GET /v2/apps` with no apps and then
+/// hangs: later apps requests (and the event stream) are accepted and never
+/// answered. Sends a message for every hanging apps request.
+fn marathon_that_hangs_after_one_answer() -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (accepted_tx, accepted_rx) = std::sync::mpsc::channel();
+    let (hanging_tx, hanging_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut answered = false;
         let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let apps = head.starts_with(b"GET /v2/apps");
+            if apps && !answered {
+                answered = true;
+                let body = r#"{"apps": []}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                continue;
+            }
+            if apps {
+                let _ = hanging_tx.send(());
+            }
             held.push(stream);
-            let _ = accepted_tx.send(());
         }
     });
+    (url, hanging_rx)
+}
+
+#[test]
+fn sigterm_does_not_wait_for_a_hung_marathon() {
+    let (url, hanging) = marathon_that_hangs_after_one_answer();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(support::binary())
         .current_dir(dir.path())
         .args(["--sse", "--group", "external", "--command", "true"])
+        .args([
+            "--skip-validation",
+            "--max-reload-retries",
+            "0",
+            "--reload-interval",
+            "0",
+        ])
         .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
         .arg("--marathon")
         .arg(&url)
@@ -330,21 +367,28 @@ fn sigterm_does_not_wait_for_a_hung_marathon() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Both the apps request and the event stream are hanging now.
-    for _ in 0..2 {
-        accepted_rx
-            .recv_timeout(std::time::Duration::from_secs(20))
-            .expect("marathon-lb connects");
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let start = std::time::Instant::now();
-    assert!(
-        Command::new("kill")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap()
-            .success()
+    let kill = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    // The first reconcile is answered; a SIGHUP refetch then hangs.
+    support::http::wait_for(
+        "the first apply",
+        std::time::Duration::from_secs(20),
+        || dir.path().join("haproxy.cfg").exists(),
     );
+    kill("-HUP");
+    hanging
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("marathon-lb refetches");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    kill("-TERM");
     let deadline = start + std::time::Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -367,16 +411,27 @@ fn sigterm_does_not_wait_for_a_hung_marathon() {
         exited_after.as_millis()
     );
     assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
 }
 
 /// A self-signed certificate for 127.0.0.1 (key and cert in one PEM for
 /// HAProxy, the cert alone for --marathon-ca-cert); `extra`: more `openssl
 /// req` arguments.
 fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.crt")));
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .args(extra)
         .arg("-keyout")
         .arg(&key)
@@ -384,7 +439,11 @@ fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, s
         .arg(&cert)
         .output()
         .expect("openssl runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let both = dir.join(format!("{name}.pem"));
     let pem = std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&key).unwrap();
     std::fs::write(&both, pem).unwrap();

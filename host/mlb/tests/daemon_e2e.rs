@@ -261,9 +261,9 @@ fn get_as(port: u16, path: &str, credentials: Option<&str>) -> Option<(u16, Stri
     let auth = credentials
         .map(|c| format!("Authorization: Basic {c}\r\n"))
         .unwrap_or_default();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    // One write: several small ones meet Nagle and delayed ACKs (40 ms each).
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
     )
     .ok()?;
     let mut resp = String::new();
@@ -283,11 +283,16 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
     let bin = d.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let calls = d.join("pidof.calls");
-    let real = ["/usr/bin/pidof", "/bin/pidof", "/sbin/pidof", "/usr/sbin/pidof"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .map(|p| format!("exec {p} \"$@\""))
-        .unwrap_or_else(|| "exit 1".into());
+    let real = [
+        "/usr/bin/pidof",
+        "/bin/pidof",
+        "/sbin/pidof",
+        "/usr/sbin/pidof",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .map(|p| format!("exec {p} \"$@\""))
+    .unwrap_or_else(|| "exit 1".into());
     let wrapper = bin.join("pidof");
     std::fs::write(
         &wrapper,
@@ -315,7 +320,12 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
         dir = d.display(),
         lua = lua.display()
     );
-    let frontend = |name: &str| format!("\nfrontend {name}\n  bind 127.0.0.1:{}\n  mode http\n", free_port());
+    let frontend = |name: &str| {
+        format!(
+            "\nfrontend {name}\n  bind 127.0.0.1:{}\n  mode http\n",
+            free_port()
+        )
+    };
     // The hash of "op3r8tor" (openssl passwd -6 -salt mlbsalt9 op3r8tor).
     std::fs::write(
         d.join("stats-auth"),
@@ -352,7 +362,11 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
         .env("MLB_PID_FILE", &pid_file)
         .env(
             "PATH",
-            format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()),
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
         )
         .env("HAPROXY_HEAD", &head)
         .env("HAPROXY_HTTP_FRONTEND_HEAD", frontend("marathon_http_in"))
@@ -374,7 +388,11 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
         std::net::TcpStream::connect(("127.0.0.1", old_stats)).is_err(),
         "the HEAD's own bind is replaced"
     );
-    for path in ["/_haproxy_getpids", "/_haproxy_getconfig", "/_mlb_signal/usr1"] {
+    for path in [
+        "/_haproxy_getpids",
+        "/_haproxy_getconfig",
+        "/_mlb_signal/usr1",
+    ] {
         let (status, _) = get_as(stats, path, None).unwrap();
         assert_eq!(status, 401, "{path} without credentials");
         let (status, _) = get_as(stats, path, Some("b3BzOndyb25n")).unwrap();
@@ -382,7 +400,10 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
     }
     let (status, pids) = get_as(stats, "/_haproxy_getpids", Some(OPS)).unwrap();
     assert_eq!(status, 200);
-    assert!(pids.split(' ').all(|p| p.parse::<u32>().is_ok()), "{pids:?}");
+    assert!(
+        pids.split(' ').all(|p| p.parse::<u32>().is_ok()),
+        "{pids:?}"
+    );
 
     // getconfig: no password hash, no stats password.
     let (status, config) = get_as(stats, "/_haproxy_getconfig", Some(OPS)).unwrap();
@@ -391,13 +412,19 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
     for secret in ["r4i/2sBis63I54bc0kmHofFb", "st4tspw"] {
         assert!(!config.contains(secret), "{secret} in getconfig:\n{config}");
     }
-    assert!(config.contains("user alice password <redacted>"), "{config}");
+    assert!(
+        config.contains("user alice password <redacted>"),
+        "{config}"
+    );
 
     // getpids: no process per request.
     let before = pidof_runs();
     let t = Instant::now();
     for _ in 0..300 {
-        assert_eq!(get_as(stats, "/_haproxy_getpids", Some(OPS)).unwrap().0, 200);
+        assert_eq!(
+            get_as(stats, "/_haproxy_getpids", Some(OPS)).unwrap().0,
+            200
+        );
     }
     let took = t.elapsed();
     let runs = pidof_runs() - before;
@@ -428,8 +455,16 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
         took.as_millis()
     );
     let bound = took.as_secs() + 2;
-    assert!((1..=bound).contains(&(sent as u64)), "{sent} signals\n{}", log());
-    assert!((1..=bound).contains(&reloads), "{reloads} reloads\n{}", log());
+    assert!(
+        (1..=bound).contains(&(sent as u64)),
+        "{sent} signals\n{}",
+        log()
+    );
+    assert!(
+        (1..=bound).contains(&reloads),
+        "{reloads} reloads\n{}",
+        log()
+    );
     rt.block_on(sim.shutdown());
 }
 

@@ -41,7 +41,9 @@ pub enum GuardError {
         flag: &'static str,
     },
     /// `--stats-bind` but the section has no `bind` line.
-    #[error("--stats-bind: the `listen stats` section of HAPROXY_HEAD has no `bind` line to replace")]
+    #[error(
+        "--stats-bind: the `listen stats` section of HAPROXY_HEAD has no `bind` line to replace"
+    )]
     NoBind,
 }
 
@@ -80,10 +82,14 @@ impl StatsAuth {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
         {
-            return Err(err("the user name may hold only letters, digits, '_', '-', '.'"));
+            return Err(err(
+                "the user name may hold only letters, digits, '_', '-', '.'",
+            ));
         }
         if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(err("the password must be non-empty, without spaces or control characters"));
+            return Err(err(
+                "the password must be non-empty, without spaces or control characters",
+            ));
         }
         Ok(Self {
             user: user.to_owned(),
@@ -113,7 +119,10 @@ impl StatsAuth {
         } else {
             "insecure-password"
         };
-        format!("userlist {USERLIST}\n  user {} {kind} {}\n", self.user, self.secret)
+        format!(
+            "userlist {USERLIST}\n  user {} {kind} {}\n",
+            self.user, self.secret
+        )
     }
 }
 
@@ -241,7 +250,9 @@ mod tests {
             auth: Some(auth("ops:$6$salt$hash\n")),
         };
         let out = guard.apply(HEAD).unwrap();
-        assert!(out.contains("userlist mlb_stats\n  user ops password $6$salt$hash\nlisten stats\n"));
+        assert!(
+            out.contains("userlist mlb_stats\n  user ops password $6$salt$hash\nlisten stats\n")
+        );
         assert!(out.contains("  bind 127.0.0.1:9091\n"));
         assert!(!out.contains("0.0.0.0:9090"));
         let auth_at = out.find("http-request auth").unwrap();
@@ -268,7 +279,9 @@ mod tests {
         };
         assert!(matches!(
             guard.apply("global\n  maxconn 1\n"),
-            Err(GuardError::NoStatsSection { flag: "--stats-bind" })
+            Err(GuardError::NoStatsSection {
+                flag: "--stats-bind"
+            })
         ));
         assert!(matches!(
             guard.apply("listen stats\n  mode http\n"),

@@ -164,11 +164,7 @@ impl MarathonClient {
 
     /// One request (`shown`: `url` for messages). `Err` = try the next
     /// host; `Ok(Err)` = final answer.
-    async fn get(
-        &self,
-        url: &str,
-        shown: &str,
-    ) -> Result<Result<Vec<u8>, MarathonError>, String> {
+    async fn get(&self, url: &str, shown: &str) -> Result<Result<Vec<u8>, MarathonError>, String> {
         let mut renewed = false;
         let resp = loop {
             let header = match self.auth.header().await {
@@ -296,7 +292,10 @@ mod tests {
 
     #[test]
     fn redact_url_drops_user_info_only() {
-        assert_eq!(redact_url("http://bob:s3cret@m1:8080/x"), "http://m1:8080/x");
+        assert_eq!(
+            redact_url("http://bob:s3cret@m1:8080/x"),
+            "http://m1:8080/x"
+        );
         assert_eq!(redact_url("https://bob@m1/"), "https://m1/");
         assert_eq!(redact_url("http://m1:8080"), "http://m1:8080");
         assert_eq!(redact_url("bob:s3cret@m1:8080"), "<unparsable URL>");
