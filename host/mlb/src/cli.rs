@@ -242,7 +242,14 @@ impl std::fmt::Debug for Args {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |set: bool| if set { "<hidden>" } else { "<unset>" };
         f.debug_struct("Args")
-            .field("marathon", &self.marathon)
+            .field(
+                "marathon",
+                &self
+                    .marathon
+                    .iter()
+                    .map(|u| crate::marathon::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("haproxy_config", &self.haproxy_config)
             .field("group", &self.group)
             .field("sse", &self.sse)

@@ -261,6 +261,47 @@ mod tests {
     }
 
     #[test]
+    fn the_default_head_is_protected_before_every_endpoint() {
+        let head = mlb_core::Templates::defaults().get("HEAD").to_owned();
+        let guard = StatsGuard {
+            bind: Some("127.0.0.1:9090".parse().unwrap()),
+            auth: Some(auth("ops:$6$s$h")),
+        };
+        let out = guard.apply(&head).unwrap();
+        assert!(!out.contains("0.0.0.0:9090"));
+        assert_eq!(out.matches("  bind 127.0.0.1:9090\n").count(), 1);
+        let auth_at = out.find("http-request auth realm marathon-lb").unwrap();
+        let stats_at = out.find("listen stats").unwrap();
+        assert!(stats_at < auth_at);
+        for rule in [
+            "prometheus-exporter",
+            "lua.getpids",
+            "lua.getconfig",
+            "lua.signalmlbusr1",
+        ] {
+            assert!(auth_at < out.find(rule).unwrap(), "{rule}");
+        }
+        assert!(out.contains("acl mlb_stats_health path /_haproxy_health_check\n"));
+        // Everything else is untouched.
+        let unchanged = |s: &str| {
+            s.lines()
+                .filter(|l| {
+                    !l.contains("mlb_stats") && !l.contains("bind ") && !l.contains("  user ops")
+                })
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(unchanged(&out), unchanged(&head));
+        // HAProxy accepts it (Lua files where the test can write them).
+        let dir = tempfile::tempdir().unwrap();
+        crate::haproxy::install_lua(dir.path()).unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        let lua = format!("lua-load {}/", dir.path().display());
+        std::fs::write(&cfg, out.replace("lua-load /marathon-lb/", &lua)).unwrap();
+        crate::apply::validate(&cfg).unwrap();
+    }
+
+    #[test]
     fn plain_password_is_insecure_password_and_never_debug_printed() {
         let a = auth("ops:s3cret");
         assert!(!a.is_hashed());

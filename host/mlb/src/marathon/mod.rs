@@ -59,8 +59,8 @@ pub enum MarathonError {
     Cancelled,
 }
 
-/// Settings of the Marathon client.
-#[derive(Debug, Clone)]
+/// Settings of the Marathon client (`Debug` shows the URLs redacted).
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URLs in failover order.
     pub urls: Vec<String>,
@@ -78,6 +78,24 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Largest response body accepted (`--marathon-max-body-mib`).
     pub max_body_bytes: u64,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("credentials", &self.credentials)
+            .field("dcos", &self.dcos)
+            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(Vec::len))
+            .field("insecure", &self.insecure)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
 }
 
 /// Default of `--marathon-max-body-mib`.
@@ -300,5 +318,7 @@ mod tests {
         assert_eq!(redact_url("http://m1:8080"), "http://m1:8080");
         assert_eq!(redact_url("bob:s3cret@m1:8080"), "<unparsable URL>");
         assert_eq!(redact_url("not a url"), "<unparsable URL>");
+        let config = ClientConfig::new(vec!["http://bob:s3cret@m1:8080".into()]);
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 }
