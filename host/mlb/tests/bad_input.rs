@@ -523,3 +523,29 @@ fn marathon_ca_cert_shapes_that_work_and_the_error_that_says_what_to_do() {
     assert!(config(work.path()).contains("backend a_10001"));
     rt.block_on(sim.shutdown());
 }
+
+#[test]
+fn temp_files_of_a_killed_run_are_removed_at_start() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let dir = with_previous_config();
+    let stale = [".haproxy.cfg.Ab12Cd.tmp", ".domain2backend.map.xY98zW.tmp"];
+    let foreign = ["notes.tmp", ".haproxy.cfg.tmp"];
+    for name in stale.iter().chain(&foreign) {
+        std::fs::write(dir.path().join(name), "left over").unwrap();
+    }
+    let out = run(dir.path(), &[&sim.base_url()], &["--skip-validation"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in stale {
+        assert!(!dir.path().join(name).exists(), "{name} left");
+    }
+    for name in foreign {
+        assert!(dir.path().join(name).exists(), "{name} removed");
+    }
+    assert!(
+        stderr(&out).contains("removed a temp file left by an earlier run"),
+        "{}",
+        stderr(&out)
+    );
+    rt.block_on(sim.shutdown());
+}
