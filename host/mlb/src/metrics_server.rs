@@ -11,8 +11,12 @@
 //!   a complete request yet is closed to make room, so a crowd of idle
 //!   connections cannot lock out the scraper; if every connection is busy
 //!   answering, the new one is closed at once.
-//! * **Accept errors** (e.g. EMFILE) are logged (once per burst) and followed
-//!   by a short pause instead of an immediate retry: no busy loop.
+//! * **Accept errors** are logged (at most once a minute) and followed by a pause
+//!   ([`ACCEPT_BACKOFF`]) instead of an immediate retry: no busy loop. When
+//!   the error is a full file-descriptor table (EMFILE/ENFILE) and one of our
+//!   connections is idle, the oldest idle one is closed first and the pause
+//!   is short ([`EVICT_PAUSE`]), so a crowd of idle clients is cycled through
+//!   and the scraper behind them gets its turn.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -49,7 +53,11 @@ impl Default for Limits {
 }
 
 /// Pause after a failed accept.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Accept errors are logged at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+/// Pause after closing an idle connection to free a file descriptor.
+pub const EVICT_PAUSE: Duration = Duration::from_millis(10);
 
 /// An open connection: how to close it, and whether its request arrived.
 struct Open {
@@ -74,19 +82,22 @@ pub async fn serve_on(addr: SocketAddr, metrics: Arc<Metrics>, limits: Limits) {
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, limits: Limits) {
     let open: Table = Arc::default();
     let mut next_id = 0u64;
-    let mut failing = false;
+    let mut warned: Option<tokio::time::Instant> = None;
     loop {
         let stream = match listener.accept().await {
-            Ok((stream, _)) => {
-                failing = false;
-                stream
-            }
+            Ok((stream, _)) => stream,
             Err(e) => {
-                if !failing {
+                if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
                     tracing::warn!(error = %e, "metrics endpoint: accept failed; pausing");
-                    failing = true;
+                    warned = Some(tokio::time::Instant::now());
                 }
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                let out_of_fds = matches!(e.raw_os_error(), Some(23 | 24)); // ENFILE, EMFILE
+                let pause = if out_of_fds && evict_oldest_idle(&open) {
+                    EVICT_PAUSE
+                } else {
+                    ACCEPT_BACKOFF
+                };
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };
@@ -120,12 +131,18 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, limits: Limits)
 
 /// Below the limit, or made so by closing the oldest idle connection.
 fn make_room(open: &Table, max: usize) -> bool {
+    if open.lock().is_ok_and(|table| table.len() < max) {
+        return true;
+    }
+    evict_oldest_idle(open)
+}
+
+/// Close the oldest connection that has not sent its request yet; `false`
+/// when there is none.
+fn evict_oldest_idle(open: &Table) -> bool {
     let Ok(mut table) = open.lock() else {
         return false;
     };
-    if table.len() < max {
-        return true;
-    }
     let oldest_idle = table
         .iter()
         .find(|(_, c)| !c.busy.load(Ordering::Relaxed))

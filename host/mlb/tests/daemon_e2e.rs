@@ -529,3 +529,91 @@ fn min_reload_interval_bounds_the_reload_command() {
     assert!(n <= bound, "--command ran {n} times in {elapsed:.1} s");
     rt.block_on(sim.shutdown());
 }
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat; the first after ")" is field 3.
+    fields
+        .get(11)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+#[test]
+fn metrics_endpoint_survives_running_out_of_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let metrics = free_port();
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": []}));
+    let log_file = d.join("marathon-lb.log");
+    // A small descriptor table: the idle crowd below fills it.
+    let daemon = Daemon(
+        Command::new("prlimit")
+            .arg("--nofile=64:64")
+            .arg(support::binary())
+            .current_dir(d)
+            .args([
+                "--sse",
+                "--group",
+                "external",
+                "--skip-validation",
+                "--command",
+                "true",
+            ])
+            .args(["--max-reload-retries", "0", "--reload-interval", "0"])
+            .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
+            .arg("--metrics-address")
+            .arg(format!("127.0.0.1:{metrics}"))
+            .arg("--marathon")
+            .arg(sim.base_url())
+            .arg("--haproxy-config")
+            .arg(d.join("haproxy.cfg"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_file).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let pid = daemon.0.id();
+    metric(metrics, "mlb_reconciles_total");
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", metrics)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (ticks, t) = (cpu_ticks(pid), Instant::now());
+    let took = wait_for(
+        "/metrics through the idle crowd",
+        Duration::from_secs(60),
+        || {
+            http(metrics, "x", "/metrics")
+                .is_some_and(|(s, body)| s == 200 && body.contains("mlb_apps"))
+        },
+    );
+    let cpu = cpu_ticks(pid) - ticks;
+    println!(
+        "fd table full of 200 idle connections: /metrics answered after {} ms, controller CPU {} ticks in {} ms",
+        took.as_millis(),
+        cpu,
+        t.elapsed().as_millis()
+    );
+    assert!(
+        log().contains("accept failed; pausing"),
+        "EMFILE path not reached:\n{}",
+        log()
+    );
+    assert!(
+        log().matches("accept failed; pausing").count() <= 2,
+        "the accept error is not logged per attempt:\n{}",
+        log()
+    );
+    drop(idle);
+    rt.block_on(sim.shutdown());
+}
