@@ -4,7 +4,7 @@
 //! What Marathon does, in the simulator's terms: the body must be JSON sent as `application/json` (415
 //! otherwise), with a string `id` (422); an existing id is a 409. Service ports left at 0
 //! (`portDefinitions[].port`, `container.portMappings[].servicePort`) are assigned from 10000 up, skipping
-//! those other apps use. The deployment is instant: `instances` (default 1) tasks start at once on
+//! those other apps use; `instances` (1), `labels` and `env` ({}) get Marathon's defaults. The deployment is instant: `instances` (default 1) tasks start at once on
 //! `127.0.0.1` with fresh host ports (so a test can serve them on loopback). Events: `api_post_event`, then
 //! `status_update_event` + `instance_changed_event` per task. The answer is 201 with `Location` and the app
 //! as created: counts 0, `deployments: [{"id"}]`, no `versionInfo`, no tasks.
@@ -60,7 +60,10 @@ pub async fn create_app(State(sim): State<Sim>, headers: HeaderMap, body: Bytes)
     for key in RUNTIME_KEYS {
         app.remove(*key);
     }
+    // Defaults Marathon fills in (and always returns).
     app.entry("instances").or_insert_with(|| Value::from(1));
+    app.entry("labels").or_insert_with(|| json!({}));
+    app.entry("env").or_insert_with(|| json!({}));
     let now = clock::now();
     app.insert("version".into(), Value::from(now.clone()));
     let created = sim.mutate(|list, ctx, out| {
@@ -109,15 +112,15 @@ fn error(status: StatusCode, body: Value) -> Response {
 /// The service-port slots of `app`: `portDefinitions[].port` or `container.portMappings[].servicePort`.
 fn service_port_slots(app: &mut App) -> Vec<&mut Value> {
     let mut slots = Vec::new();
-    if let Some(defs) = app.get_mut("portDefinitions").and_then(Value::as_array_mut) {
-        slots.extend(defs.iter_mut().filter_map(|d| d.get_mut("port")));
-    }
-    if let Some(maps) = app
-        .get_mut("container")
-        .and_then(|c| c.get_mut("portMappings"))
-        .and_then(Value::as_array_mut)
-    {
-        slots.extend(maps.iter_mut().filter_map(|m| m.get_mut("servicePort")));
+    for (key, value) in app.iter_mut() {
+        let (list, field) = match key.as_str() {
+            "portDefinitions" => (Some(value), "port"),
+            "container" => (value.get_mut("portMappings"), "servicePort"),
+            _ => continue,
+        };
+        if let Some(items) = list.and_then(Value::as_array_mut) {
+            slots.extend(items.iter_mut().filter_map(|i| i.get_mut(field)));
+        }
     }
     slots
 }

@@ -25,7 +25,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::http::{backend, backend_at, free_port, request, wait_for};
+use support::http::{backend, backend_at, free_port, request};
 
 /// The repository root.
 fn repo() -> PathBuf {
@@ -121,6 +121,20 @@ impl Entrypoint {
             std::fs::read_to_string(&self.stderr).unwrap_or_default(),
             std::fs::read_to_string(&self.stdout).unwrap_or_default()
         )
+    }
+
+    /// Poll `f` until it holds; on timeout panic with this run's output.
+    fn wait_for(&self, what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+        let start = Instant::now();
+        while !f() {
+            assert!(
+                start.elapsed() < limit,
+                "timed out waiting for {what}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        start.elapsed()
     }
 
     /// Wait up to `limit` for the process to exit.
@@ -258,6 +272,35 @@ fn http(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     request(port, host, path).map(|r| (r.status, r.body))
 }
 
+/// `GET path` in HTTP/1.0 (a close-delimited body, never chunked): status, body.
+fn http10(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: lb\r\n\r\n").ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Some((status, body.to_owned()));
+    }
+    // HAProxy's stats page is chunked even to an HTTP/1.0 client.
+    let (mut rest, mut out) = (body, String::new());
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        if size == 0 {
+            return Some((status, out));
+        }
+        out.push_str(after.get(..size)?);
+        rest = after.get(size + 2..)?;
+    }
+}
+
 fn served(port: u16, host: &str, who: &str) -> bool {
     http(port, host, "/").is_some_and(|(s, body)| s == 200 && body == who)
 }
@@ -357,7 +400,7 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
     let r = lb.root_str();
 
-    wait_for("HAProxy to route web.test", Duration::from_secs(30), || {
+    lb.wait_for("HAProxy to route web.test", Duration::from_secs(30), || {
         served(ports.http, "web.test", "backend-a")
     });
     let t0 = Instant::now();
@@ -394,7 +437,7 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
 
     // The 9090 endpoints.
     let stats = |path: &str| {
-        http(ports.stats, "lb", path).unwrap_or_else(|| panic!("{path} unanswered\n{}", lb.log()))
+        http10(ports.stats, path).unwrap_or_else(|| panic!("{path} unanswered\n{}", lb.log()))
     };
     let (status, page) = stats("/haproxy?stats");
     assert_eq!(status, 200);
@@ -449,7 +492,7 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     let (status, body) = stats("/_mlb_signal/hup");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("SIGHUP"), "{body}");
-    wait_for("the HUP refetch", Duration::from_secs(10), || {
+    lb.wait_for("the HUP refetch", Duration::from_secs(10), || {
         served(ports.http, "web.test", "backend-b")
     });
     // /_mlb_signal/usr1 reloads the file on disk without refetching.
@@ -459,13 +502,13 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     std::fs::write(&cfg, text).unwrap();
     let (status, body) = stats("/_mlb_signal/usr1");
     assert_eq!(status, 200, "{body}");
-    wait_for("the USR1 reload", Duration::from_secs(10), || {
+    lb.wait_for("the USR1 reload", Duration::from_secs(10), || {
         stats("/_haproxy_getconfig").1.contains("reloaded-by-usr1")
     });
     println!("endpoints and signals checked in {} ms", t0.elapsed().as_millis());
 
     // HAPROXY_SYSLOGD: HAProxy's request log reaches stdout.
-    wait_for("a request log line on stdout", Duration::from_secs(10), || {
+    lb.wait_for("a request log line on stdout", Duration::from_secs(10), || {
         let _ = http(ports.http, "web.test", "/");
         read(&lb.stdout).contains("marathon_http_in")
     });
@@ -553,7 +596,7 @@ fn poll_entrypoint_takes_certificates_from_the_environment_and_refetches() {
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
     let r = lb.root_str();
 
-    wait_for("HAProxy to route web.test", Duration::from_secs(30), || {
+    lb.wait_for("HAProxy to route web.test", Duration::from_secs(30), || {
         served(ports.http, "web.test", "poll-a")
     });
     assert!(
@@ -581,7 +624,7 @@ fn poll_entrypoint_takes_certificates_from_the_environment_and_refetches() {
     // Poll mode refetches every POLL_INTERVAL: a change without events is served.
     sim.sim()
         .replace_apps(vec![web_app(service, b).as_object().unwrap().clone()], false);
-    let took = wait_for("the next poll", Duration::from_secs(15), || {
+    let took = lb.wait_for("the next poll", Duration::from_secs(15), || {
         served(ports.http, "web.test", "poll-b")
     });
     println!("poll mode (POLL_INTERVAL=1) served a change after {} ms", took.as_millis());
@@ -686,8 +729,12 @@ fn sysctl_params_are_applied_in_the_container_namespace() {
     cmd.arg("--net")
         .arg(repo().join("docker/run"))
         .args(["sse", "--marathon", "http://127.0.0.1:9", "--group", "external"]);
+    // The HEAD from the variable, `\n`-escaped as in a Marathon app's env,
+    // with a maxconn this machine's open-file limit allows.
+    let head = image_head(&dir.path().join("root"), free_port()).replace('\n', "\\n");
     let env = [
         ("PORTS", "80".to_owned()),
+        ("HAPROXY_HEAD", head),
         (
             "HAPROXY_SYSCTL_PARAMS",
             "net.ipv4.tcp_fin_timeout=17 net.core.somaxconn=1234".to_owned(),
@@ -696,7 +743,7 @@ fn sysctl_params_are_applied_in_the_container_namespace() {
     let mut lb = Entrypoint::start(dir.path(), &mut cmd, &env);
     let pid = lb.pid();
     // unshare execs the script, which execs marathon-lb: same PID.
-    wait_for("marathon-lb to run", Duration::from_secs(30), || {
+    lb.wait_for("marathon-lb to run", Duration::from_secs(30), || {
         std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
             .unwrap_or_default()
             .contains("--supervise-haproxy")
@@ -770,7 +817,10 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
         .unwrap()
         .replace("/marathon-lb/run", &image_dir.join("run").display().to_string())
         .replace("http://marathon.mesos:8080", &sim.base_url());
-    assert!(cmd_line.contains(" sse ") && cmd_line.contains("--group external"), "{cmd_line}");
+    assert!(
+        cmd_line.starts_with("exec ") && cmd_line.contains("/run sse ") && cmd_line.contains("--group external"),
+        "{cmd_line}"
+    );
     let mut env = loopback_env(d, &root, ports);
     for (k, v) in lb_def["env"].as_object().unwrap() {
         env.push((k.as_str(), v.as_str().unwrap().to_owned()));
@@ -780,7 +830,7 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     cmd.args(["-c", &cmd_line]);
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
 
-    let took = wait_for("the example vhost to be routed", Duration::from_secs(30), || {
+    let took = lb.wait_for("the example vhost to be routed", Duration::from_secs(30), || {
         served(ports.http, &vhost, "nginx-task")
     });
     println!("seed flow: LB start to the example vhost served in {} ms", took.as_millis());
@@ -788,6 +838,7 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     assert!(config.contains("frontend nginx_10000"), "{config}");
     assert!(!config.contains("marathon-lb_"), "the LB app has no HAPROXY_GROUP\n{config}");
 
+    // `exec` in the cmd: sh becomes run, then marathon-lb, which stops cleanly.
     let r = lb.root_str();
     let status = lb.terminate().unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
     assert!(status.success(), "{status}\n{}", lb.log());
@@ -938,12 +989,23 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
     openssl(
         d,
         &[
-            &["req", "-x509"][..],
-            &ec,
-            &["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-            &["-CA", "ca.crt", "-CAkey", "ca.key", "-keyout", "leaf.key", "-out", "leaf.crt"],
+            &["req", "-new"][..],
+            &ec[..5],
+            &["-subj", "/CN=127.0.0.1", "-keyout", "leaf.key", "-out", "leaf.csr"],
         ]
         .concat(),
+    );
+    std::fs::write(
+        d.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.crt",
+        ],
     );
     std::fs::write(
         d.join("leaf.pem"),
@@ -969,7 +1031,7 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
     let mut cmd = Command::new("haproxy");
     cmd.arg("-db").arg("-f").arg(d.join("tls.cfg"));
     let mut front = Entrypoint::start(d, &mut cmd, &[]);
-    wait_for("the TLS front", Duration::from_secs(10), || {
+    front.wait_for("the TLS front", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_ok()
     });
 
