@@ -149,6 +149,16 @@ impl Entrypoint {
         None
     }
 
+    /// SIGTERM, then: exit status 0 and no process left under the root
+    /// (HAProxy, the syslog relay).
+    fn stop_cleanly(&mut self) {
+        let status = self
+            .terminate()
+            .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", self.log()));
+        assert!(status.success(), "{status}\n{}", self.log());
+        assert_nothing_left(&self.root_str(), &self.log());
+    }
+
     /// SIGTERM to the process group (what `docker stop` does through `tini -g`).
     fn terminate(&mut self) -> Option<ExitStatus> {
         kill("-TERM", &format!("-{}", self.pid()));
@@ -570,43 +580,24 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     );
 
     // SIGTERM: exits 0, no HAProxy or relay left, pid file removed.
-    let status = lb
-        .terminate()
-        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
-    assert!(status.success(), "{status}\n{}", lb.log());
-    assert_nothing_left(&r, &lb.log());
+    lb.stop_cleanly();
     rt.block_on(sim.shutdown());
 }
 
 /// A self-signed certificate + key for `cn`, as PEM text.
 fn make_cert(dir: &Path, cn: &str) -> String {
-    let (key, crt) = (dir.join(format!("{cn}.key")), dir.join(format!("{cn}.crt")));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args([
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={cn}"),
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "openssl req");
-    format!("{}{}", read(&crt), read(&key))
+    let (key, crt) = (format!("{cn}.key"), format!("{cn}.crt"));
+    let subject = format!("/CN={cn}");
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &EC_KEY,
+            &["-subj", &subject, "-keyout", &key, "-out", &crt],
+        ]
+        .concat(),
+    );
+    read(dir.join(crt)) + &read(dir.join(key))
 }
 
 #[test]
@@ -693,11 +684,7 @@ fn poll_entrypoint_takes_certificates_from_the_environment_and_refetches() {
     let (status, body) = http(ports.stats, "lb", "/_mlb_signal/hup").unwrap();
     assert_eq!(status, 200, "{body}");
 
-    let status = lb
-        .terminate()
-        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
-    assert!(status.success(), "{status}\n{}", lb.log());
-    assert_nothing_left(&r, &lb.log());
+    lb.stop_cleanly();
     rt.block_on(sim.shutdown());
 }
 
@@ -949,12 +936,7 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     );
 
     // `exec` in the cmd: sh becomes run, then marathon-lb, which stops cleanly.
-    let r = lb.root_str();
-    let status = lb
-        .terminate()
-        .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", lb.log()));
-    assert!(status.success(), "{status}\n{}", lb.log());
-    assert_nothing_left(&r, &lb.log());
+    lb.stop_cleanly();
     rt.block_on(sim.shutdown());
 }
 
@@ -1106,7 +1088,18 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
     }
 }
 
-/// openssl with `args`, panicking with its stderr on failure.
+/// openssl options for a new P-256 key, unencrypted, valid two days.
+const EC_KEY: [&str; 7] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "2",
+];
+
+/// openssl with `args` in `dir`, panicking with its stderr on failure.
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
@@ -1125,15 +1118,7 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A CA and a server certificate for 127.0.0.1 that it signed.
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-    ];
+    let ec = EC_KEY;
     openssl(
         d,
         &[
