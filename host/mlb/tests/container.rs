@@ -445,16 +445,23 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
         std::fs::metadata(&cert).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let subject = Command::new("openssl")
-        .args(["x509", "-noout", "-subject", "-in"])
-        .arg(&cert)
-        .output()
-        .unwrap();
-    let subject = String::from_utf8_lossy(&subject.stdout);
+    // RSA 2048, CN=*, valid for 3650 days (so still in 9 years).
+    let x509 = |args: &[&str]| {
+        Command::new("openssl")
+            .args(["x509", "-noout", "-in"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let text = String::from_utf8_lossy(&x509(&["-subject", "-text"]).stdout).into_owned();
     assert!(
-        subject.contains("CN = *") || subject.contains("CN=*"),
-        "{subject}"
+        (text.contains("CN = *") || text.contains("CN=*"))
+            && text.contains("Public-Key: (2048 bit)"),
+        "{text}"
     );
+    let nine_years = (9 * 365 * 86_400).to_string();
+    assert!(x509(&["-checkend", &nine_years]).status.success());
     assert_eq!(
         https_get(ports.https, "web.test").as_deref(),
         Some("backend-a")
@@ -691,7 +698,16 @@ fn poll_entrypoint_takes_certificates_from_the_environment_and_refetches() {
 /// Run the entrypoint through `sh -c '<wrapper> "$0" "$@"'` to its (quick)
 /// failure: exit status and stderr.
 fn run_to_failure(wrapper: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
+    run_to_failure_in(&tempfile::tempdir().unwrap(), wrapper, args, env)
+}
+
+/// [`run_to_failure`] with its root at `<dir>/root`.
+fn run_to_failure_in(
+    dir: &tempfile::TempDir,
+    wrapper: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, String) {
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &format!("{wrapper} \"$0\" \"$@\"")])
         .arg(repo().join("docker/run"))
@@ -746,8 +762,16 @@ fn entrypoint_refuses_a_bad_setup_with_a_message_naming_the_fix() {
     } else {
         ""
     };
-    let (code, err) = run_to_failure(
-        &format!("ulimit -n 4096 && exec {drop_cap}"),
+    let low_limit = format!("ulimit -n 4096 && exec {drop_cap}");
+    // A certificate already there (e.g. mounted) is kept, not replaced by a
+    // self-signed one.
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = dir.path().join("root/etc/ssl/cert.pem");
+    std::fs::create_dir_all(mounted.parent().unwrap()).unwrap();
+    std::fs::write(&mounted, "MOUNTED").unwrap();
+    let (code, err) = run_to_failure_in(
+        &dir,
+        &low_limit,
         &sse,
         &[
             ("PORTS", "80"),
@@ -760,6 +784,7 @@ fn entrypoint_refuses_a_bad_setup_with_a_message_naming_the_fix() {
         err.contains("ignored: HAPROXY_SYSCTL_NONSTRICT is set"),
         "{err}"
     );
+    assert_eq!(read(&mounted), "MOUNTED");
     for part in [
         "maxconn 50000 needs about 100100 open files",
         "the limit here is 4096",
@@ -768,6 +793,19 @@ fn entrypoint_refuses_a_bad_setup_with_a_message_naming_the_fix() {
     ] {
         assert!(err.contains(part), "{part:?} missing in:\n{err}");
     }
+
+    // HAPROXY_SSL_CERT5 alone is written (and no self-signed cert.pem).
+    let dir = tempfile::tempdir().unwrap();
+    let (code, err) = run_to_failure_in(
+        &dir,
+        &low_limit,
+        &sse,
+        &[("PORTS", "80"), ("HAPROXY_SSL_CERT5", "PEM\\nTEXT")],
+    );
+    assert_eq!(code, 1, "{err}");
+    let ssl = dir.path().join("root/etc/ssl");
+    assert_eq!(read(ssl.join("cert5.pem")), "PEM\nTEXT\n");
+    assert!(!ssl.join("cert.pem").exists(), "{err}");
 }
 
 /// Whether this test runs as root (read from /proc).
