@@ -286,32 +286,49 @@ fn http(port: u16, host: &str, path: &str) -> Option<(u16, String)> {
     request(port, host, path).map(|r| (r.status, r.body))
 }
 
-/// `GET path` in HTTP/1.0 (a close-delimited body, never chunked): status, body.
-fn http10(port: u16, path: &str) -> Option<(u16, String)> {
+/// `GET path` in HTTP/1.0 (the body may still be chunked: HAProxy's stats
+/// page is, even to an HTTP/1.0 client): status and body, or what went wrong.
+fn http10(port: u16, path: &str) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: lb\r\n\r\n").ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return Some((status, body.to_owned()));
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: lb\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    let raw = || String::from_utf8_lossy(&resp).into_owned();
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no header end in {:?}", raw()))?;
+    let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status in {:?}", raw()))?;
+    let mut body = &resp[split + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return Ok((status, String::from_utf8_lossy(body).into_owned()));
     }
-    // HAProxy's stats page is chunked even to an HTTP/1.0 client.
-    let (mut rest, mut out) = (body, String::new());
+    let mut out = Vec::new();
     loop {
-        let (size, after) = rest.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
+        let line_end = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| format!("bad chunk in {:?}", raw()))?;
+        let size = std::str::from_utf8(&body[..line_end])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+            .ok_or_else(|| format!("bad chunk size in {:?}", raw()))?;
         if size == 0 {
-            return Some((status, out));
+            return Ok((status, String::from_utf8_lossy(&out).into_owned()));
         }
-        out.push_str(after.get(..size)?);
-        rest = after.get(size + 2..)?;
+        let data = body
+            .get(line_end + 2..line_end + 2 + size)
+            .ok_or_else(|| format!("short chunk in {:?}", raw()))?;
+        out.extend_from_slice(data);
+        body = body.get(line_end + 4 + size..).unwrap_or_default();
     }
 }
 
@@ -415,6 +432,10 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
         "--haproxy-map",
         "--log-level",
         "INFO",
+        // Also passed by run itself: the last one wins, as with
+        // marathon-lb's argparse.
+        "--syslog-socket",
+        "/dev/null",
     ]);
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
     let r = lb.root_str();
@@ -468,8 +489,18 @@ fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
     );
 
     // The 9090 endpoints.
+    // A transport error is retried twice (a request can meet a reload); the
+    // answers themselves are checked strictly.
     let stats = |path: &str| {
-        http10(ports.stats, path).unwrap_or_else(|| panic!("{path} unanswered\n{}", lb.log()))
+        let mut last = String::new();
+        for _ in 0..3 {
+            match http10(ports.stats, path) {
+                Ok(answer) => return answer,
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{path}: {last}\n{}", lb.log())
     };
     let (status, page) = stats("/haproxy?stats");
     assert_eq!(status, 200);
