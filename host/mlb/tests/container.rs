@@ -896,6 +896,73 @@ fn sysctl_params_are_applied_in_the_container_namespace() {
     assert!(lb.terminate().is_some(), "{}", lb.log());
 }
 
+/// `NSpid` of a process: its PIDs from the outermost to its own namespace.
+fn ns_pids(pid: u32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Whether `pid` has a SIGTERM handler installed (marathon-lb's graceful stop).
+fn catches_sigterm(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & (1 << (15 - 1)) != 0)
+}
+
+#[test]
+fn as_pid_1_the_entrypoint_reruns_itself_under_tini() {
+    // Marathon's `cmd` (`exec /marathon-lb/run …`) bypasses the image's tini.
+    if !is_root() || Command::new("tini").arg("--version").output().is_err() {
+        println!("SKIPPED: needs root (unshare --pid) and tini on PATH (apt-get install tini)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let head = image_head(&dir.path().join("root"), free_port());
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc"])
+        .arg(repo().join("docker/run"))
+        .args([
+            "sse",
+            "--marathon",
+            "http://127.0.0.1:9",
+            "--group",
+            "external",
+        ]);
+    let env = [("PORTS", "80".to_owned()), ("HAPROXY_HEAD", head)];
+    let mut lb = Entrypoint::start(dir.path(), &mut cmd, &env);
+    let root = lb.root_str();
+    let mut mlb = 0;
+    lb.wait_for(
+        "marathon-lb in the new PID namespace",
+        Duration::from_secs(30),
+        || {
+            mlb = procs_mentioning(&root)
+                .into_iter()
+                .find(|(_, c)| c.starts_with("marathon-lb --supervise-haproxy"))
+                .map_or(0, |(p, _)| p);
+            // Signalled before its handler is in place, it would just die.
+            mlb != 0 && catches_sigterm(mlb)
+        },
+    );
+    let ppid: u32 = read(format!("/proc/{mlb}/status"))
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap();
+    let parent = read(format!("/proc/{ppid}/cmdline")).replace('\0', " ");
+    assert!(parent.starts_with("tini -g -- "), "{parent}\n{}", lb.log());
+    assert_eq!(ns_pids(ppid).last().map(String::as_str), Some("1"));
+    assert_eq!(ns_pids(mlb).last().map(String::as_str), Some("2"));
+    lb.stop_cleanly();
+}
+
 /// The `curl -H 'Content-Type: application/json' …/v2/apps -d@…` lines of
 /// docs/migrating.md.
 fn documented_posts() -> Vec<String> {
