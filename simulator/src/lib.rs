@@ -18,7 +18,7 @@
 //! * [`apps`]: pure views of the app document (`embed`, counts, zero-copy serialisation).
 //! * [`tasks`], [`ops`]: building tasks and the operations on the app list, each returning the events
 //!   Marathon would emit; [`events`] holds the event shapes and SSE framing.
-//! * [`marathon`]: the REST read endpoints; [`sse`]: `GET /v2/events`.
+//! * [`marathon`]: the REST read endpoints; [`create`]: `POST /v2/apps`; [`sse`]: `GET /v2/events`.
 //! * [`auth`], [`fault`], [`layers`]: the middleware of Marathon endpoints (basic auth, injected faults,
 //!   request log and Marathon's response headers).
 //! * [`admin`]: the `/_sim/` admin API.
@@ -30,6 +30,7 @@ pub mod admin;
 pub mod apps;
 pub mod auth;
 pub mod clock;
+pub mod create;
 pub mod error;
 pub mod events;
 pub mod fault;

@@ -20,7 +20,7 @@ use crate::state::Sim;
 /// The Marathon routes (without middleware).
 pub fn router() -> Router<Sim> {
     Router::new()
-        .route("/v2/apps", get(list_apps))
+        .route("/v2/apps", get(list_apps).post(crate::create::create_app))
         .route("/v2/apps/", get(list_apps))
         .route("/v2/apps/{*rest}", get(app_path))
         .route("/v2/tasks", get(list_tasks))

@@ -14,7 +14,10 @@ use crate::plugin::PluginSpec;
     name = "marathon-lb",
     version,
     about = "Marathon-LB: HAProxy configuration from Marathon apps (Rust re-implementation of marathon-lb 1.15)",
-    after_help = "See --longhelp for the label and template reference."
+    after_help = "See --longhelp for the label and template reference.",
+    // As argparse: a flag given twice takes the last value (the container's
+    // `run` passes some flags itself before the user's).
+    args_override_self = true
 )]
 pub struct Args {
     /// Print the label and template reference and exit.
@@ -153,6 +156,12 @@ pub struct Args {
     #[arg(long, default_value_t = 300.0)]
     pub resync_interval: f64,
 
+    /// Without --sse: keep running and refetch every SECONDS instead of
+    /// following the event stream (the container's `run poll`); SIGHUP,
+    /// SIGUSR1 and --supervise-haproxy work as in SSE mode.
+    #[arg(long, value_name = "SECONDS")]
+    pub poll_interval: Option<f64>,
+
     /// SSE mode: run HAProxy as a child (master-worker, seamless reloads, restarted if it dies) instead of a --command.
     #[arg(long)]
     pub supervise_haproxy: bool,
@@ -215,6 +224,12 @@ pub enum Tool {
     /// Inspect and try plugins.
     #[command(subcommand)]
     Plugin(PluginTool),
+    /// Print every syslog datagram received on SOCKET as a line on stdout
+    /// (the container's HAPROXY_SYSLOGD); stops when the parent exits.
+    Syslogd {
+        /// The Unix datagram socket to create, e.g. /dev/log.
+        socket: PathBuf,
+    },
 }
 
 /// `marathon-lb plugin …`.

@@ -47,6 +47,9 @@ pub struct DaemonSettings {
     pub min_reload_interval: Duration,
     /// Full resync period.
     pub resync_interval: Duration,
+    /// Follow the event stream (`--sse`); without it, only the resync
+    /// (`--poll-interval`) and signals trigger a refetch.
+    pub follow_events: bool,
     /// Reconnect backoff cap.
     pub max_backoff: Duration,
     /// Run HAProxy as a child.
@@ -260,7 +263,9 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
 
     let sse_config =
         SseConfig::from_client(&ctl.settings.client, daemon.watchdog, daemon.max_backoff);
-    tokio::spawn(sse::follow(sse_config, tx.clone(), metrics.clone()));
+    if daemon.follow_events {
+        tokio::spawn(sse::follow(sse_config, tx.clone(), metrics.clone()));
+    }
     tokio::spawn(resync(tx.clone(), daemon.resync_interval));
     tokio::spawn(signals(tx.clone()));
     if let Some(addr) = daemon.metrics_address {
@@ -389,7 +394,8 @@ impl DaemonSettings {
         Self {
             watchdog: secs(args.sse_watchdog),
             min_reload_interval: secs(args.min_reload_interval),
-            resync_interval: secs(args.resync_interval.max(1.0)),
+            resync_interval: secs(args.poll_interval.unwrap_or(args.resync_interval).max(1.0)),
+            follow_events: args.sse,
             max_backoff: Duration::from_secs(args.max_backoff.max(1)),
             supervise: args.supervise_haproxy.then(|| SupervisorConfig {
                 haproxy: PathBuf::from("haproxy"),

@@ -11,6 +11,7 @@
 //! - [`plugin`]: wasmtime host for label, filter and policy plugins; the
 //!   embedded default plugin; the plugin chain with failure isolation.
 //! - [`tools`]: `marathon-lb plugin check` and `plugin list`.
+//! - [`syslog_relay`]: `marathon-lb syslogd` (the container's `HAPROXY_SYSLOGD`).
 //! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
 //! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
@@ -41,5 +42,6 @@ pub mod pipeline;
 pub mod plugin;
 pub mod resolve;
 pub mod settings;
+pub mod syslog_relay;
 pub mod tools;
 pub mod trigger;

@@ -24,8 +24,18 @@ fn main() -> ExitCode {
         eprintln!("marathon-lb: {e}");
         return ExitCode::from(2);
     }
-    if let Some(Tool::Plugin(tool)) = &args.tool {
-        return run_tool(&args, tool);
+    match &args.tool {
+        Some(Tool::Plugin(tool)) => return run_tool(&args, tool),
+        Some(Tool::Syslogd { socket }) => {
+            return match marathon_lb::syslog_relay::run(socket) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("marathon-lb syslogd: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -66,7 +76,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    if args.sse {
+    if args.sse || args.poll_interval.is_some() {
         let daemon = daemon::DaemonSettings::from_args(&args);
         runtime.block_on(daemon::run(settings, daemon))?;
     } else {

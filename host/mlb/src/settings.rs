@@ -56,7 +56,9 @@ pub fn plugin_cache_dir(flag: Option<&Path>, env: &[(String, String)]) -> Option
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     /// `--supervise-haproxy` without `--sse`.
-    #[error("--supervise-haproxy needs --sse (a one-shot run cannot keep HAProxy running)")]
+    #[error(
+        "--supervise-haproxy needs --sse or --poll-interval (a one-shot run cannot keep HAProxy running)"
+    )]
     SuperviseNeedsSse,
     /// `--group` missing.
     #[error("--group is required (use --group '*' to serve every app)")]
@@ -160,7 +162,7 @@ impl Settings {
         if args.group.is_empty() {
             return Err(SettingsError::NoGroup);
         }
-        if args.supervise_haproxy && !args.sse {
+        if args.supervise_haproxy && !args.sse && args.poll_interval.is_none() {
             return Err(SettingsError::SuperviseNeedsSse);
         }
         let (min, max) = (

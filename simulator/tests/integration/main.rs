@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod cli;
 mod common;
+mod create;
 mod events;
 mod faults;
 mod rest;

@@ -9,7 +9,13 @@ use std::time::{Duration, Instant};
 
 /// A tiny HTTP server answering every request with its own name.
 pub fn backend(name: &'static str) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    backend_at(0, name)
+}
+
+/// [`backend`] on `127.0.0.1:port` (0: any free port); returns the port.
+pub fn backend_at(port: u16, name: &'static str) -> u16 {
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .unwrap_or_else(|e| panic!("cannot listen on 127.0.0.1:{port}: {e}"));
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
