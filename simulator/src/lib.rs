@@ -19,6 +19,8 @@
 //! * [`tasks`], [`ops`]: building tasks and the operations on the app list, each returning the events
 //!   Marathon would emit; [`events`] holds the event shapes and SSE framing.
 //! * [`marathon`]: the REST read endpoints; [`sse`]: `GET /v2/events`.
+//! * [`deploy`]: the REST write endpoints and deployments; [`engine`] drives the apps written through them
+//!   (staging, running, health, crash loops) with real loopback HTTP servers per task ([`backend`]).
 //! * [`auth`], [`fault`], [`layers`]: the middleware of Marathon endpoints (basic auth, injected faults,
 //!   request log and Marathon's response headers).
 //! * [`admin`]: the `/_sim/` admin API.
@@ -29,7 +31,10 @@
 pub mod admin;
 pub mod apps;
 pub mod auth;
+pub mod backend;
 pub mod clock;
+pub mod deploy;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fault;
@@ -142,6 +147,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
             tracing::error!(error = %e, "marathon-sim server failed");
         }
     });
+    tokio::spawn(engine::run(sim.clone()));
     tracing::info!(%addr, "marathon-sim listening");
     Ok(SimHandle {
         addr,

@@ -22,6 +22,7 @@
 //! - [`metrics`]: the controller's own Prometheus metrics.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
 //! - [`longhelp`]: the generated label and template reference.
+//! - [`zdd`]: `marathon-lb zdd`, zero-downtime deployments (zdd.py).
 
 pub mod apply;
 pub mod backoff;
@@ -41,3 +42,4 @@ pub mod resolve;
 pub mod settings;
 pub mod tools;
 pub mod trigger;
+pub mod zdd;

@@ -123,28 +123,53 @@ impl MarathonClient {
 
     /// `GET /v2/apps?embed=apps.tasks`: the raw JSON body.
     pub async fn fetch_apps(&mut self) -> Result<Vec<u8>, MarathonError> {
+        self.request(reqwest::Method::GET, "/v2/apps?embed=apps.tasks", None)
+            .await
+    }
+
+    /// `method path` (path with query) on the first Marathon that answers,
+    /// with `body` as JSON: the raw JSON body of a 2xx answer. A write moves
+    /// on to the next URL only when the connection could not be made (it
+    /// was then never received); a read also on timeouts and non-JSON
+    /// bodies.
+    pub async fn request(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<u8>, MarathonError> {
         let mut failures = Vec::new();
         for i in 0..self.urls.len() {
-            let url = format!("{}/v2/apps?embed=apps.tasks", self.urls[i]);
-            tracing::info!(%url, "fetching apps");
-            match self.get(&url).await {
+            let url = format!("{}{path}", self.urls[i]);
+            tracing::info!(%url, %method, "asking Marathon");
+            match self.send(&method, &url, body).await {
                 Ok(body) => {
                     if i != 0 {
                         self.urls.rotate_left(i);
                     }
                     return body;
                 }
-                Err(cause) => {
-                    tracing::warn!(%url, %cause, "Marathon did not answer, trying the next one");
-                    failures.push(format!("{url}: {cause}"));
+                Err(failure) if method == reqwest::Method::GET || failure.unsent => {
+                    tracing::warn!(%url, cause = %failure.cause, "Marathon did not answer, trying the next one");
+                    failures.push(format!("{url}: {}", failure.cause));
+                }
+                Err(failure) => {
+                    failures.push(format!("{url}: {}", failure.cause));
+                    break;
                 }
             }
         }
         Err(MarathonError::AllHostsFailed(failures))
     }
 
-    /// One request. `Err` = try the next host; `Ok(Err)` = final answer.
-    async fn get(&self, url: &str) -> Result<Result<Vec<u8>, MarathonError>, String> {
+    /// One request. `Err` = no answer (maybe try the next host); `Ok(Err)`
+    /// = final answer.
+    async fn send(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Result<Vec<u8>, MarathonError>, Failure> {
         let mut renewed = false;
         let resp = loop {
             let header = match self.auth.header().await {
@@ -153,13 +178,16 @@ impl MarathonClient {
             };
             let mut req = self
                 .http
-                .get(url)
+                .request(method.clone(), url)
                 .header("Accept", "application/json")
                 .header("Content-Type", "application/json");
             if let Some(h) = &header {
                 req = req.header(reqwest::header::AUTHORIZATION, h.clone());
             }
-            let resp = req.send().await.map_err(describe)?;
+            if let Some(body) = body {
+                req = req.body(body.to_vec());
+            }
+            let resp = req.send().await.map_err(Failure::from)?;
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED
                 && !renewed
                 && self.auth.renews_on_401()
@@ -172,11 +200,14 @@ impl MarathonClient {
             break resp;
         };
         let status = resp.status();
-        let body = resp.bytes().await.map_err(describe)?.to_vec();
+        let body = resp.bytes().await.map_err(Failure::from)?.to_vec();
         // A body that is not JSON is treated like a connection problem
         // (marathon-lb with requests >= 2.27 does the same).
-        let json: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("{status}, body is not JSON ({e})"))?;
+        let json: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| Failure {
+                cause: format!("{status}, body is not JSON ({e})"),
+                unsent: false,
+            })?;
         if !status.is_success() {
             let message = json
                 .get("message")
@@ -190,6 +221,22 @@ impl MarathonClient {
             }));
         }
         Ok(Ok(body))
+    }
+}
+
+/// A request that got no usable answer.
+struct Failure {
+    cause: String,
+    /// The connection was never made: the request was not received.
+    unsent: bool,
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        Self {
+            unsent: e.is_connect(),
+            cause: describe(e),
+        }
     }
 }
 
