@@ -404,7 +404,6 @@ impl Load {
                         f.fetch_add(1, Ordering::Relaxed)
                     }
                 };
-                std::thread::sleep(Duration::from_millis(5));
             }
             errors
         });

@@ -22,6 +22,9 @@ use std::time::Duration;
 pub use auth::{Credentials, CredentialsError};
 pub use dcos::{Auth, DcosAuth, DcosError};
 
+/// What the controller fetches.
+const APPS: &str = "/v2/apps?embed=apps.tasks";
+
 /// Why apps could not be fetched.
 ///
 /// Every variant is retryable (the next poll or event may succeed); the
@@ -123,7 +126,7 @@ impl MarathonClient {
 
     /// `GET /v2/apps?embed=apps.tasks`: the raw JSON body.
     pub async fn fetch_apps(&mut self) -> Result<Vec<u8>, MarathonError> {
-        self.request(reqwest::Method::GET, "/v2/apps?embed=apps.tasks", None)
+        self.request(reqwest::Method::GET, APPS, None)
             .await
     }
 
@@ -141,7 +144,11 @@ impl MarathonClient {
         let mut failures = Vec::new();
         for i in 0..self.urls.len() {
             let url = format!("{}{path}", self.urls[i]);
-            tracing::info!(%url, %method, "asking Marathon");
+            if path == APPS {
+                tracing::info!(%url, "fetching apps");
+            } else {
+                tracing::debug!(%url, %method, "asking Marathon");
+            }
             match self.send(&method, &url, body).await {
                 Ok(body) => {
                     if i != 0 {
