@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod cli;
 mod common;
+mod deploy;
 mod events;
 mod faults;
 mod rest;
