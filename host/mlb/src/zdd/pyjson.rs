@@ -8,11 +8,21 @@ use serde_json::Value;
 /// `json.dumps(value, sort_keys=True, indent=2)`.
 pub fn dumps(value: &Value) -> String {
     let mut out = String::new();
-    write_value(value, 0, &mut out);
+    write_value(value, Some(0), &mut out);
     out
 }
 
-fn write_value(value: &Value, depth: usize, out: &mut String) {
+/// `json.dumps(value)`: one line, `", "` and `": "` separators (how zdd.py
+/// passes apps and task ids to the pre-kill hook).
+pub fn compact(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, None, &mut out);
+    out
+}
+
+/// `depth` is `None` for the one-line form.
+fn write_value(value: &Value, depth: Option<usize>, out: &mut String) {
+    let inner = depth.map(|d| d + 1);
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -22,11 +32,8 @@ fn write_value(value: &Value, depth: usize, out: &mut String) {
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(depth + 1, out);
-                write_value(item, depth + 1, out);
+                separate(i, inner, out);
+                write_value(item, inner, out);
             }
             newline(depth, out);
             out.push(']');
@@ -37,13 +44,10 @@ fn write_value(value: &Value, depth: usize, out: &mut String) {
             keys.sort();
             out.push('{');
             for (i, key) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                newline(depth + 1, out);
+                separate(i, inner, out);
                 write_string(key, out);
                 out.push_str(": ");
-                write_value(&map[key], depth + 1, out);
+                write_value(&map[key], inner, out);
             }
             newline(depth, out);
             out.push('}');
@@ -51,9 +55,22 @@ fn write_value(value: &Value, depth: usize, out: &mut String) {
     }
 }
 
-fn newline(depth: usize, out: &mut String) {
-    out.push('\n');
-    out.extend(std::iter::repeat_n(' ', depth * 2));
+/// Before item `i`: `,` + newline + indent, or `, ` on one line.
+fn separate(i: usize, depth: Option<usize>, out: &mut String) {
+    if i > 0 {
+        out.push(',');
+        if depth.is_none() {
+            out.push(' ');
+        }
+    }
+    newline(depth, out);
+}
+
+fn newline(depth: Option<usize>, out: &mut String) {
+    if let Some(depth) = depth {
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', depth * 2));
+    }
 }
 
 /// Integers as they are; floats like Python's `repr` (`65.0`, `0.1`, `1e+16`).
@@ -114,5 +131,9 @@ mod tests {
         // python3 -c 'import json; print(json.dumps(v, sort_keys=True, indent=2))'
         let expected = "{\n  \"a\": {\n    \"y\": {},\n    \"z\": []\n  },\n  \"b\": [\n    1,\n    0.1,\n    65.0,\n    1e+16,\n    1.5e-07\n  ],\n  \"c\": \"\\u00e9\\ud83d\\ude00\\\"\\n\",\n  \"d\": null,\n  \"e\": true\n}";
         assert_eq!(dumps(&v), expected);
+        // zdd.py's test_pre_kill_hook arguments.
+        assert_eq!(compact(&json!({"id": "oldApp"})), "{\"id\": \"oldApp\"}");
+        assert_eq!(compact(&json!(["task1", "task2"])), "[\"task1\", \"task2\"]");
+        assert_eq!(compact(&json!({"a": [], "b": {}})), "{\"a\": [], \"b\": {}}");
     }
 }

@@ -262,3 +262,104 @@ pub fn decide(view: &View<'_>) -> Decision {
     }
     Decision::Step { kill, scale }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zdd::stats::Row;
+    use serde_json::json;
+
+    fn task(id: &str, port: u64, alive: bool) -> Value {
+        json!({"id": id, "host": "127.0.0.1", "ports": [port], "state": "TASK_RUNNING",
+               "healthCheckResults": [{"alive": alive}]})
+    }
+
+    fn app(id: &str, n: u64, tasks: Vec<Value>, labels: Value) -> Value {
+        json!({"id": id, "instances": n, "tasks": tasks, "labels": labels,
+               "healthChecks": [{"protocol": "HTTP"}], "deployments": []})
+    }
+
+    fn row(port: u64, status: &str, scur: u64) -> Row {
+        Row {
+            pxname: "web_10000".into(),
+            svname: format!("127_0_0_1_{port}"),
+            status: status.into(),
+            qcur: 0,
+            scur,
+        }
+    }
+
+    fn decide_with(old: &Value, new: &Value, lbs: &[Vec<Row>], hybrid: bool) -> Decision {
+        let rows: Vec<Vec<&Row>> = lbs.iter().map(|l| l.iter().collect()).collect();
+        decide(&View {
+            old,
+            new,
+            lbs: &rows,
+            hybrid,
+            drain_timed_out: false,
+            linear: 0,
+        })
+    }
+
+    fn labels(target: u64, new: u64) -> Value {
+        json!({"HAPROXY_DEPLOYMENT_TARGET_INSTANCES": target.to_string(),
+               "HAPROXY_DEPLOYMENT_NEW_INSTANCES": new.to_string()})
+    }
+
+    #[test]
+    fn kills_only_what_is_drained_on_every_instance() {
+        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, true)], json!({}));
+        let new = app("/g", 1, vec![task("g1", 3, true)], labels(2, 0));
+        let lb = |b1: &str, scur: u64| vec![row(1, b1, scur), row(2, "UP", 0), row(3, "UP", 0)];
+        // Drained on one instance, sessions on the other: wait.
+        let d = decide_with(&old, &new, &[lb("MAINT", 0), lb("MAINT", 2)], false);
+        assert!(matches!(d, Decision::Wait(ref w) if w.contains("drain")), "{d:?}");
+        // Drained everywhere: kill it and scale the new app to the target.
+        let d = decide_with(&old, &new, &[lb("MAINT", 0), lb("MAINT", 0)], false);
+        assert_eq!(d, Decision::Step { kill: vec!["b1".into()], scale: Some(2) });
+        // An instance that does not list the new task yet: wait.
+        let short = vec![row(1, "MAINT", 0), row(2, "UP", 0)];
+        let d = decide_with(&old, &new, &[lb("MAINT", 0), short], false);
+        assert!(matches!(d, Decision::Wait(ref w) if w.contains("list all")), "{d:?}");
+    }
+
+    #[test]
+    fn never_below_the_target() {
+        // The new task is healthy in Marathon but DOWN in HAProxy: nothing moves.
+        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, true)], json!({}));
+        let new = app("/g", 1, vec![task("g1", 3, true)], labels(2, 0));
+        let lb = vec![row(1, "MAINT", 0), row(2, "UP", 0), row(3, "DOWN", 0)];
+        let d = decide_with(&old, &new, &[lb.clone(), lb], false);
+        assert!(matches!(d, Decision::Wait(ref w) if w.contains("healthy and UP")), "{d:?}");
+        // An unhealthy old task does not count: killing the drained one would leave 1 of 2.
+        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, false)], json!({}));
+        let lb = vec![row(1, "MAINT", 0), row(2, "UP", 0), row(3, "UP", 0)];
+        let d = decide_with(&old, &new, &[lb.clone(), lb], false);
+        assert_eq!(d, Decision::Step { kill: vec![], scale: Some(2) });
+    }
+
+    #[test]
+    fn complete_and_hybrid_complete() {
+        let old = app("/b", 1, vec![task("b1", 1, true)], json!({}));
+        let new = app("/g", 2, vec![task("g1", 3, true), task("g2", 4, true)], labels(2, 0));
+        let lb = vec![row(1, "MAINT", 0), row(3, "UP", 0), row(4, "UP", 0)];
+        assert_eq!(decide_with(&old, &new, &[lb.clone(), lb], false), Decision::Complete);
+        // Canary: 1 new of 3, 2 old left → complete, both apps kept.
+        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, true)], json!({}));
+        let new = app("/g", 1, vec![task("g1", 3, true)], labels(3, 1));
+        let lb = vec![row(1, "UP", 0), row(2, "UP", 0), row(3, "UP", 0)];
+        assert_eq!(decide_with(&old, &new, &[lb], true), Decision::Complete);
+    }
+
+    #[test]
+    fn crash_looping_new_tasks_fail_fast() {
+        let old = app("/b", 1, vec![task("b1", 1, true)], json!({}));
+        let mut new = app("/g", 1, vec![], labels(1, 0));
+        new["lastTaskFailure"] = json!({"taskId": "g.1", "state": "TASK_FAILED", "message": "exit 1"});
+        assert!(matches!(decide_with(&old, &new, &[], false), Decision::Fail(ref w) if w.contains("g.1")));
+        let mut t = task("g2", 3, false);
+        t["healthCheckResults"][0]["consecutiveFailures"] = json!(3);
+        let new = app("/g", 1, vec![t], labels(1, 0));
+        assert!(matches!(decide_with(&old, &new, &[], false), Decision::Fail(_)));
+    }
+}

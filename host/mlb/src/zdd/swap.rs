@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::api::Api;
+use super::pyjson;
 use super::error::ZddError;
 use super::labels::{backend_name, instances};
 use super::lbs::{LbView, Lbs};
@@ -96,9 +97,9 @@ pub fn confirm(question: &str) -> bool {
 /// `hook old_app_json tasks_json new_app_json`, as zdd.py calls it.
 fn pre_kill_hook(hook: &PathBuf, old: &Value, ids: &[String], new: &Value) -> Result<(), ZddError> {
     let status = std::process::Command::new(hook)
-        .arg(old.to_string())
-        .arg(serde_json::to_string(ids).unwrap_or_default())
-        .arg(new.to_string())
+        .arg(pyjson::compact(old))
+        .arg(pyjson::compact(&serde_json::json!(ids)))
+        .arg(pyjson::compact(new))
         .status()
         .map_err(|e| ZddError::Unexpected(format!("pre-kill hook {}: {e}", hook.display())))?;
     if !status.success() {
@@ -165,12 +166,11 @@ pub async fn swap(
             linear: s.linear,
         };
         let all_ok = ok_views.len() == lbs.urls.len();
-        let decision = if !all_ok {
-            Decision::Wait("every marathon-lb instance to answer".into())
-        } else if !settled {
-            Decision::Wait("HAProxy reloads to settle".into())
-        } else {
-            step::decide(&view)
+        let decision = match step::decide(&view) {
+            fail @ Decision::Fail(_) => fail,
+            _ if !all_ok => Decision::Wait("every marathon-lb instance to answer".into()),
+            _ if !settled => Decision::Wait("HAProxy reloads to settle".into()),
+            decision => decision,
         };
         let counts = step::counts(&view);
         let mut counts = counts.into_iter();
