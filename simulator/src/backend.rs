@@ -52,7 +52,11 @@ async fn answer(mut stream: TcpStream, body: String, failing: bool) {
             _ => return,
         }
     }
-    let status = if failing { "500 Internal Server Error" } else { "200 OK" };
+    let status = if failing {
+        "500 Internal Server Error"
+    } else {
+        "200 OK"
+    };
     let resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -29,7 +29,9 @@ type Answer = Result<Response, SimError>;
 fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, SimError> {
     match serde_json::from_slice(body) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(SimError::BadRequest("Object is not valid: expected a JSON object".into())),
+        Ok(_) => Err(SimError::BadRequest(
+            "Object is not valid: expected a JSON object".into(),
+        )),
         Err(e) => Err(SimError::BadRequest(format!("Invalid JSON: {e}"))),
     }
 }
@@ -53,7 +55,11 @@ pub async fn create(State(sim): State<Sim>, body: Bytes) -> Answer {
     let mut app = parse_object(&body)?;
     let id = match app.get("id").and_then(Value::as_str) {
         Some(id) if !id.trim_matches('/').is_empty() => format!("/{}", id.trim_matches('/')),
-        _ => return Err(SimError::BadRequest("Object is not valid: id is required".into())),
+        _ => {
+            return Err(SimError::BadRequest(
+                "Object is not valid: id is required".into(),
+            ));
+        }
     };
     let now = clock::now();
     app.insert("id".into(), Value::from(id.clone()));
@@ -117,10 +123,17 @@ pub async fn update(
         }
         app.insert("version".into(), Value::from(now.clone()));
         if let Some(vi) = app.get_mut("versionInfo").and_then(Value::as_object_mut) {
-            let key = if scaling { "lastScalingAt" } else { "lastConfigChangeAt" };
+            let key = if scaling {
+                "lastScalingAt"
+            } else {
+                "lastConfigChangeAt"
+            };
             vi.insert(key.into(), Value::from(now.clone()));
         }
-        out.push(events::api_post(&format!("/v2/apps{id}"), apps::definition(app)));
+        out.push(events::api_post(
+            &format!("/v2/apps{id}"),
+            apps::definition(app),
+        ));
         Ok(start_deployment(&sim2, app))
     })?;
     sim.manage(&id);
@@ -145,7 +158,12 @@ pub async fn kill_tasks(State(sim): State<Sim>, RawQuery(raw): RawQuery, body: B
     let ids: Vec<String> = parse_object(&body)?
         .get("ids")
         .and_then(Value::as_array)
-        .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .ok_or_else(|| SimError::BadRequest("Object is not valid: ids is required".into()))?;
     let sim2 = sim.clone();
     let (killed, deployment) = sim.mutate(|list, _, out| {

@@ -63,9 +63,17 @@ async fn tick(sim: &Sim) {
     let mut probes = Vec::new();
     for app in apps.iter().filter(|a| sim.is_managed(app_id(a))) {
         let Some(path) = check(app) else { continue };
-        for t in apps::tasks(app).iter().filter(|t| task_state(t) == "TASK_RUNNING") {
-            if let Some(port) = t.get("ports").and_then(|p| p.get(0)).and_then(Value::as_u64) {
-                let (app, task, path) = (app_id(app).to_owned(), task_id(t).to_owned(), path.clone());
+        for t in apps::tasks(app)
+            .iter()
+            .filter(|t| task_state(t) == "TASK_RUNNING")
+        {
+            if let Some(port) = t
+                .get("ports")
+                .and_then(|p| p.get(0))
+                .and_then(Value::as_u64)
+            {
+                let (app, task, path) =
+                    (app_id(app).to_owned(), task_id(t).to_owned(), path.clone());
                 probes.push(async move {
                     let alive = backend::probe(port as u16, path.as_deref()).await;
                     (app, task, alive)
@@ -88,7 +96,11 @@ async fn tick(sim: &Sim) {
 
 fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) {
     let id = app_id(app).to_owned();
-    let version = app.get("version").and_then(Value::as_str).unwrap_or("").to_owned();
+    let version = app
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let crash = fail_mode(app) == Some("crash");
     let mut list = apps::tasks(app).to_vec();
     // 1. Staging → running (or failed).

@@ -85,7 +85,15 @@ fn dry_run(app: &Value, apps: Vec<Value>, extra: &[&str]) -> (Output, Value) {
     let rt = support::runtime();
     let sim = support::start_sim(&rt, json!({ "apps": apps }));
     let url = sim.base_url();
-    let mut args = vec!["-m", &url, "-l", "http://127.0.0.1:9", "-j", file.to_str().unwrap(), "--dry-run"];
+    let mut args = vec![
+        "-m",
+        &url,
+        "-l",
+        "http://127.0.0.1:9",
+        "-j",
+        file.to_str().unwrap(),
+        "--dry-run",
+    ];
     args.extend_from_slice(extra);
     let out = zdd(&args);
     let writes: Vec<_> = sim
@@ -108,9 +116,15 @@ fn blank_started_at(mut v: Value) -> Value {
 fn dry_run_first_deploy_is_blue_on_the_service_port() {
     let (out, printed) = dry_run(&nginx(), vec![], &[]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let started = printed["labels"]["HAPROXY_DEPLOYMENT_STARTED_AT"].as_str().unwrap().to_owned();
+    let started = printed["labels"]["HAPROXY_DEPLOYMENT_STARTED_AT"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     // datetime.isoformat(): 2016-02-01T15:51:38.184623
-    assert!(started.len() >= 19 && &started[10..11] == "T" && !started.ends_with('Z'), "{started}");
+    assert!(
+        started.len() >= 19 && &started[10..11] == "T" && !started.ends_with('Z'),
+        "{started}"
+    );
     let mut expected = nginx();
     expected["id"] = json!("/nginx-blue");
     for (k, v) in [
@@ -133,14 +147,24 @@ fn dry_run_first_deploy_is_blue_on_the_service_port() {
 #[test]
 fn dry_run_second_deploy_is_green_on_the_alternate_port() {
     // zdd.py's test_simple: the running blue app has 3 instances.
-    let (out, printed) = dry_run(&nginx(), vec![running("blue", 10000, "2016-02-01T15:51:38.184623")], &[]);
+    let (out, printed) = dry_run(
+        &nginx(),
+        vec![running("blue", 10000, "2016-02-01T15:51:38.184623")],
+        &[],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(printed["id"], "/nginx-green");
     assert_eq!(printed["instances"], 1);
-    assert_eq!(printed["container"]["docker"]["portMappings"][0]["servicePort"], 10001);
+    assert_eq!(
+        printed["container"]["docker"]["portMappings"][0]["servicePort"],
+        10001
+    );
     assert_eq!(printed["labels"]["HAPROXY_0_PORT"], "10000");
     assert_eq!(printed["labels"]["HAPROXY_DEPLOYMENT_COLOUR"], "green");
-    assert_eq!(printed["labels"]["HAPROXY_DEPLOYMENT_TARGET_INSTANCES"], "3");
+    assert_eq!(
+        printed["labels"]["HAPROXY_DEPLOYMENT_TARGET_INSTANCES"],
+        "3"
+    );
     assert_eq!(printed["labels"]["HAPROXY_DEPLOYMENT_NEW_INSTANCES"], "0");
 }
 
@@ -148,10 +172,17 @@ fn dry_run_second_deploy_is_green_on_the_alternate_port() {
 fn dry_run_third_deploy_on_marathon_1_5_is_blue_on_the_original_port() {
     // zdd.py looked at `ports`, absent on Marathon ≥ 1.5, and asked for the
     // alternate port again (Marathon rejects it: the green app holds it).
-    let (out, printed) = dry_run(&nginx(), vec![running("green", 10001, "2016-02-02T10:00:00")], &[]);
+    let (out, printed) = dry_run(
+        &nginx(),
+        vec![running("green", 10001, "2016-02-02T10:00:00")],
+        &[],
+    );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(printed["id"], "/nginx-blue");
-    assert_eq!(printed["container"]["docker"]["portMappings"][0]["servicePort"], 10000);
+    assert_eq!(
+        printed["container"]["docker"]["portMappings"][0]["servicePort"],
+        10000
+    );
 }
 
 #[test]
@@ -168,9 +199,15 @@ fn dry_run_initial_instances_and_hybrid() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(printed["instances"], 1);
     assert_eq!(printed["labels"]["HAPROXY_DEPLOYMENT_NEW_INSTANCES"], "1");
-    assert_eq!(printed["labels"]["HAPROXY_DEPLOYMENT_TARGET_INSTANCES"], "3");
+    assert_eq!(
+        printed["labels"]["HAPROXY_DEPLOYMENT_TARGET_INSTANCES"],
+        "3"
+    );
     let (_, printed) = dry_run(&nginx(), prev(), &["-n", "7"]);
-    assert_eq!(printed["labels"]["HAPROXY_DEPLOYMENT_NEW_INSTANCES"], "3", "capped");
+    assert_eq!(
+        printed["labels"]["HAPROXY_DEPLOYMENT_NEW_INSTANCES"], "3",
+        "capped"
+    );
 }
 
 #[test]
@@ -194,15 +231,62 @@ fn dry_run_port_definitions_only_app() {
 #[test]
 fn bad_inputs_exit_with_their_codes_and_messages() {
     let cases: Vec<(Value, Vec<Value>, Vec<&str>, i32, &str)> = vec![
-        ({ let mut a = nginx(); a["labels"].as_object_mut().unwrap().remove("HAPROXY_DEPLOYMENT_GROUP"); a },
-         vec![], vec![], 4, "HAPROXY_DEPLOYMENT_GROUP"),
-        ({ let mut a = nginx(); a["labels"].as_object_mut().unwrap().remove("HAPROXY_DEPLOYMENT_ALT_PORT"); a },
-         vec![], vec![], 4, "HAPROXY_DEPLOYMENT_ALT_PORT"),
-        ({ let mut a = nginx(); a.as_object_mut().unwrap().remove("container"); a },
-         vec![], vec![], 4, "service port"),
-        (nginx(), vec![running("blue", 10000, "2016-01-01T00:00:00"), running("green", 10001, "2016-01-02T00:00:00")],
-         vec!["--force"], 2, "existing deployment in progress"),
-        (nginx(), vec![running("blue", 10000, "2016-01-01T00:00:00")], vec!["--complete-cur"], 3, "not hybrid"),
+        (
+            {
+                let mut a = nginx();
+                a["labels"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("HAPROXY_DEPLOYMENT_GROUP");
+                a
+            },
+            vec![],
+            vec![],
+            4,
+            "HAPROXY_DEPLOYMENT_GROUP",
+        ),
+        (
+            {
+                let mut a = nginx();
+                a["labels"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("HAPROXY_DEPLOYMENT_ALT_PORT");
+                a
+            },
+            vec![],
+            vec![],
+            4,
+            "HAPROXY_DEPLOYMENT_ALT_PORT",
+        ),
+        (
+            {
+                let mut a = nginx();
+                a.as_object_mut().unwrap().remove("container");
+                a
+            },
+            vec![],
+            vec![],
+            4,
+            "service port",
+        ),
+        (
+            nginx(),
+            vec![
+                running("blue", 10000, "2016-01-01T00:00:00"),
+                running("green", 10001, "2016-01-02T00:00:00"),
+            ],
+            vec!["--force"],
+            2,
+            "existing deployment in progress",
+        ),
+        (
+            nginx(),
+            vec![running("blue", 10000, "2016-01-01T00:00:00")],
+            vec!["--complete-cur"],
+            3,
+            "not hybrid",
+        ),
     ];
     for (app, apps, extra, want, message) in cases {
         let (out, _) = dry_run(&app, apps, &extra);
@@ -212,14 +296,26 @@ fn bad_inputs_exit_with_their_codes_and_messages() {
     }
     let out = zdd(&["-m", "http://127.0.0.1:9", "-j", "x.json"]);
     assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("--marathon-lb/-l is required"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--marathon-lb/-l is required"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn dry_run_is_honoured_when_resuming() {
     // zdd.py went ahead and wrote with --resume / --complete-* despite --dry-run.
-    let apps = vec![running("blue", 10000, "2016-01-01T00:00:00"), running("green", 10001, "2016-01-02T00:00:00")];
-    for flag in ["--resume", "--complete-cur", "--complete-prev", "--rollback"] {
+    let apps = vec![
+        running("blue", 10000, "2016-01-01T00:00:00"),
+        running("green", 10001, "2016-01-02T00:00:00"),
+    ];
+    for flag in [
+        "--resume",
+        "--complete-cur",
+        "--complete-prev",
+        "--rollback",
+    ] {
         let (out, printed) = dry_run(&nginx(), apps.clone(), &[flag, "--force"]);
         assert_eq!(code(&out), 0, "{flag}: {}", stderr(&out));
         assert!(printed.get("action").is_some(), "{flag}: {printed}");
@@ -248,24 +344,91 @@ fn every_zdd_py_flag_is_accepted_and_longhelp_explains() {
     });
     let url = sim.base_url();
     let out = zdd(&[
-        "--marathon", &url, "--marathon-lb", "http://127.0.0.1:9", "--json", file.to_str().unwrap(),
-        "--dry-run", "--force", "--step-delay", "1", "--initial-instances", "1", "--linear-increase", "0",
-        "--max-wait", "30", "--new-instances", "0", "--pre-kill-hook", hook.to_str().unwrap(),
-        "--log-format", "%(asctime)s %(message)s", "--marathon-auth-credential-file", creds.to_str().unwrap(),
-        "--auth-credentials", "user:pass", "--dcos-auth-credentials", "{}",
+        "--marathon",
+        &url,
+        "--marathon-lb",
+        "http://127.0.0.1:9",
+        "--json",
+        file.to_str().unwrap(),
+        "--dry-run",
+        "--force",
+        "--step-delay",
+        "1",
+        "--initial-instances",
+        "1",
+        "--linear-increase",
+        "0",
+        "--max-wait",
+        "30",
+        "--new-instances",
+        "0",
+        "--pre-kill-hook",
+        hook.to_str().unwrap(),
+        "--log-format",
+        "%(asctime)s %(message)s",
+        "--marathon-auth-credential-file",
+        creds.to_str().unwrap(),
+        "--auth-credentials",
+        "user:pass",
+        "--dcos-auth-credentials",
+        "{}",
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert!(sim.sim().requests().iter().all(|r| r.auth), "basic auth sent");
-    let out = zdd(&["-m", &url, "-l", "http://127.0.0.1:9", "-j", file.to_str().unwrap(), "-d", "-f", "-s", "1", "-i", "1", "-w", "3", "-n", "0", "-r", "--marathon-ca-cert", creds.to_str().unwrap()]);
-    assert_eq!(code(&out), 3, "a file without certificates is refused: {}", stderr(&out));
+    assert!(
+        sim.sim().requests().iter().all(|r| r.auth),
+        "basic auth sent"
+    );
+    let out = zdd(&[
+        "-m",
+        &url,
+        "-l",
+        "http://127.0.0.1:9",
+        "-j",
+        file.to_str().unwrap(),
+        "-d",
+        "-f",
+        "-s",
+        "1",
+        "-i",
+        "1",
+        "-w",
+        "3",
+        "-n",
+        "0",
+        "-r",
+        "--marathon-ca-cert",
+        creds.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        code(&out),
+        3,
+        "a file without certificates is refused: {}",
+        stderr(&out)
+    );
     for short in [["-c"], ["-p"]] {
-        let out = zdd(&["-m", &url, "-l", "http://127.0.0.1:9", "-j", file.to_str().unwrap(), "-d", short[0], "--auth-credentials", "user:pass"]);
+        let out = zdd(&[
+            "-m",
+            &url,
+            "-l",
+            "http://127.0.0.1:9",
+            "-j",
+            file.to_str().unwrap(),
+            "-d",
+            short[0],
+            "--auth-credentials",
+            "user:pass",
+        ]);
         assert_eq!(code(&out), 3, "{}", stderr(&out));
     }
     let out = zdd(&["--longhelp"]);
     assert_eq!(code(&out), 0);
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in ["HAPROXY_DEPLOYMENT_ALT_PORT", "Exit codes", "--rollback", "drained"] {
+    for needle in [
+        "HAPROXY_DEPLOYMENT_ALT_PORT",
+        "Exit codes",
+        "--rollback",
+        "drained",
+    ] {
         assert!(text.contains(needle), "--longhelp lacks {needle}:\n{text}");
     }
 }
@@ -277,9 +440,20 @@ fn a_marathon_that_never_answers_times_out() {
     let file = write_json(dir.path(), "app.json", &nginx());
     let rt = support::runtime();
     let sim = support::start_sim(&rt, json!({"apps": []}));
-    sim.sim().set_fault(serde_json::from_value(json!({"mode": "stall"})).unwrap());
+    sim.sim()
+        .set_fault(serde_json::from_value(json!({"mode": "stall"})).unwrap());
     let url = sim.base_url();
-    let out = zdd(&["-m", &url, "-l", "http://127.0.0.1:9", "-j", file.to_str().unwrap(), "-d", "--request-timeout", "0.5"]);
+    let out = zdd(&[
+        "-m",
+        &url,
+        "-l",
+        "http://127.0.0.1:9",
+        "-j",
+        file.to_str().unwrap(),
+        "-d",
+        "--request-timeout",
+        "0.5",
+    ]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert!(stderr(&out).contains("Marathon"), "{}", stderr(&out));
 }
@@ -338,20 +512,44 @@ fn start_lb(dir: &Path, name: &str, marathon: &str, bind_ip: &str) -> Lb {
         dir = d.display(),
         lua = lua.display()
     );
-    let unused = |name: &str| format!("\nfrontend {name}\n  bind 127.0.0.1:{}\n  mode http\n", free_port());
+    let unused = |name: &str| {
+        format!(
+            "\nfrontend {name}\n  bind 127.0.0.1:{}\n  mode http\n",
+            free_port()
+        )
+    };
     let log = d.join("marathon-lb.log");
     let mut cmd = Command::new(support::binary());
     cmd.current_dir(&d)
-        .args(["--sse", "--supervise-haproxy", "--group", "external", "--log-level", "INFO", "--syslog-socket", "/dev/null"])
+        .args([
+            "--sse",
+            "--supervise-haproxy",
+            "--group",
+            "external",
+            "--log-level",
+            "INFO",
+            "--syslog-socket",
+            "/dev/null",
+        ])
         .args(["--marathon", marathon, "--min-reload-interval", "0.1"])
-        .arg("--haproxy-config").arg(d.join("haproxy.cfg"))
-        .arg("--haproxy-run-dir").arg(&d)
-        .arg("--server-state-file").arg(d.join("server-state"))
-        .arg("--lua-dir").arg(&lua)
+        .arg("--haproxy-config")
+        .arg(d.join("haproxy.cfg"))
+        .arg("--haproxy-run-dir")
+        .arg(&d)
+        .arg("--server-state-file")
+        .arg(d.join("server-state"))
+        .arg("--lua-dir")
+        .arg(&lua)
         .env("HAPROXY_HEAD", &head)
-        .env("HAPROXY_FRONTEND_HEAD", format!("\nfrontend {{backend}}\n  bind {bind_ip}:{{servicePort}}\n  mode {{mode}}\n"))
+        .env(
+            "HAPROXY_FRONTEND_HEAD",
+            format!("\nfrontend {{backend}}\n  bind {bind_ip}:{{servicePort}}\n  mode {{mode}}\n"),
+        )
         .env("HAPROXY_HTTP_FRONTEND_HEAD", unused("marathon_http_in"))
-        .env("HAPROXY_HTTP_FRONTEND_APPID_HEAD", unused("marathon_http_appid_in"))
+        .env(
+            "HAPROXY_HTTP_FRONTEND_APPID_HEAD",
+            unused("marathon_http_appid_in"),
+        )
         .env("HAPROXY_HTTPS_FRONTEND_HEAD", unused("marathon_https_in"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
@@ -390,7 +588,11 @@ struct Load {
 
 impl Load {
     fn start(port: u16) -> Self {
-        let (stop, ok, failed) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+            Arc::new(AtomicU64::new(0)),
+        );
         let (s, o, f) = (stop.clone(), ok.clone(), failed.clone());
         let thread = std::thread::spawn(move || {
             let mut errors = Vec::new();
@@ -407,14 +609,23 @@ impl Load {
             }
             errors
         });
-        Self { stop, ok, failed, thread: Some(thread) }
+        Self {
+            stop,
+            ok,
+            failed,
+            thread: Some(thread),
+        }
     }
 
     /// (ok, failed, first failures).
     fn finish(mut self) -> (u64, u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let errors = self.thread.take().unwrap().join().unwrap();
-        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed), errors)
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
     }
 }
 
@@ -441,12 +652,22 @@ impl Env {
             start_lb(&path, "lb1", &sim.base_url(), "127.0.0.1"),
             start_lb(&path, "lb2", &sim.base_url(), "127.0.0.2"),
         ];
-        let env = Self { lbs, sim, _rt: rt, dir: path, _dir: dir, service: free_port(), alt: free_port() };
+        let env = Self {
+            lbs,
+            sim,
+            _rt: rt,
+            dir: path,
+            _dir: dir,
+            service: free_port(),
+            alt: free_port(),
+        };
         let out = env.zdd(&web(env.service, env.alt, false), &[]);
         assert_eq!(code(&out), 0, "first deploy: {}", stderr(&out));
-        wait_for("blue to serve on both instances", Duration::from_secs(30), || {
-            env.serves("/web-blue", "127.0.0.1") && env.serves("/web-blue", "127.0.0.2")
-        });
+        wait_for(
+            "blue to serve on both instances",
+            Duration::from_secs(30),
+            || env.serves("/web-blue", "127.0.0.1") && env.serves("/web-blue", "127.0.0.2"),
+        );
         env
     }
 
@@ -455,7 +676,8 @@ impl Env {
             use std::io::{Read, Write};
             let mut s = std::net::TcpStream::connect((ip, self.service)).ok()?;
             s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-            s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n").ok()?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
+                .ok()?;
             let mut r = String::new();
             s.read_to_string(&mut r).ok()?;
             Some(r)
@@ -465,12 +687,27 @@ impl Env {
 
     fn zdd(&self, app: &Value, extra: &[&str]) -> Output {
         let file = write_json(&self.dir, "web.json", app);
-        let lbs: Vec<String> = self.lbs.iter().map(|l| format!("http://127.0.0.1:{}", l.stats)).collect();
+        let lbs: Vec<String> = self
+            .lbs
+            .iter()
+            .map(|l| format!("http://127.0.0.1:{}", l.stats))
+            .collect();
         let mut args = vec![
-            "-m".to_owned(), self.sim.base_url(), "-l".to_owned(), lbs.join(","),
-            "-j".to_owned(), file.display().to_string(), "--force".to_owned(),
-            "--step-delay".to_owned(), "0.2".to_owned(), "--max-wait".to_owned(), "20".to_owned(),
-            "--deadline".to_owned(), "90".to_owned(), "--request-timeout".to_owned(), "2".to_owned(),
+            "-m".to_owned(),
+            self.sim.base_url(),
+            "-l".to_owned(),
+            lbs.join(","),
+            "-j".to_owned(),
+            file.display().to_string(),
+            "--force".to_owned(),
+            "--step-delay".to_owned(),
+            "0.2".to_owned(),
+            "--max-wait".to_owned(),
+            "20".to_owned(),
+            "--deadline".to_owned(),
+            "90".to_owned(),
+            "--request-timeout".to_owned(),
+            "2".to_owned(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -478,11 +715,20 @@ impl Env {
     }
 
     fn app(&self, id: &str) -> Option<Value> {
-        self.sim.sim().apps().iter().find(|a| a["id"] == id).map(|a| Value::Object(a.clone()))
+        self.sim
+            .sim()
+            .apps()
+            .iter()
+            .find(|a| a["id"] == id)
+            .map(|a| Value::Object(a.clone()))
     }
 
     fn logs(&self) -> String {
-        self.lbs.iter().map(|l| std::fs::read_to_string(&l.log).unwrap_or_default()).collect::<Vec<_>>().join("\n---\n")
+        self.lbs
+            .iter()
+            .map(|l| std::fs::read_to_string(&l.log).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
     }
 }
 
@@ -504,10 +750,15 @@ fn blue_green_deploy_under_load_drops_no_request() {
     let t0 = Instant::now();
     let out = env.zdd(&web(env.service, env.alt, false), &[]);
     let took = t0.elapsed();
-    wait_for("green to serve", Duration::from_secs(20), || env.serves("/web-green", "127.0.0.1"));
+    wait_for("green to serve", Duration::from_secs(20), || {
+        env.serves("/web-green", "127.0.0.1")
+    });
     std::thread::sleep(Duration::from_millis(500));
     let (ok, failed, errors) = load.finish();
-    println!("blue->green with 2 marathon-lb instances: {ok} requests ok, {failed} failed, deploy took {} ms", took.as_millis());
+    println!(
+        "blue->green with 2 marathon-lb instances: {ok} requests ok, {failed} failed, deploy took {} ms",
+        took.as_millis()
+    );
     let err = stderr(&out);
     println!("zdd progress:\n{err}");
     assert_eq!(code(&out), 0, "{err}\n{}", env.logs());
@@ -518,10 +769,30 @@ fn blue_green_deploy_under_load_drops_no_request() {
     assert_eq!(green["instances"], 2);
     assert_eq!(green["labels"]["HAPROXY_DEPLOYMENT_COLOUR"], "green");
     assert!(err.contains("killing drained old tasks"), "{err}");
-    let writes: Vec<String> = env.sim.sim().requests().into_iter().filter(|r| r.method != "GET").map(|r| format!("{} {}", r.method, r.path)).collect();
-    assert!(writes.iter().any(|w| w == "POST /v2/tasks/delete?scale=true"), "{writes:?}");
-    assert!(writes.iter().any(|w| w.starts_with("PUT /v2/apps/web-green")), "{writes:?}");
-    assert!(writes.iter().any(|w| w == "DELETE /v2/apps/web-blue"), "{writes:?}");
+    let writes: Vec<String> = env
+        .sim
+        .sim()
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        writes
+            .iter()
+            .any(|w| w == "POST /v2/tasks/delete?scale=true"),
+        "{writes:?}"
+    );
+    assert!(
+        writes
+            .iter()
+            .any(|w| w.starts_with("PUT /v2/apps/web-green")),
+        "{writes:?}"
+    );
+    assert!(
+        writes.iter().any(|w| w == "DELETE /v2/apps/web-blue"),
+        "{writes:?}"
+    );
 }
 
 #[test]
@@ -535,9 +806,14 @@ fn a_failing_new_version_is_rolled_back_without_dropping_requests() {
     let (ok, failed, errors) = load.finish();
     println!("failing version, rolled back: {ok} requests ok, {failed} failed");
     let err = stderr(&out);
+    println!("zdd progress:\n{err}");
     assert_eq!(code(&out), 10, "{err}\n{}", env.logs());
     assert_eq!(failed, 0, "failures: {errors:?}");
-    assert!(err.lines().any(|l| l.starts_with('{') && l.contains("\"exit_code\"")), "JSON lines: {err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with('{') && l.contains("\"exit_code\"")),
+        "JSON lines: {err}"
+    );
     assert!(env.app("/web-green").is_none(), "the new app is gone");
     let blue = env.app("/web-blue").expect("blue kept");
     assert_eq!(running_tasks(&blue), blue_tasks, "blue untouched");
@@ -550,17 +826,42 @@ fn a_marathon_lb_instance_dying_mid_deploy_stops_and_rolls_back() {
     let mut env = Env::start();
     let load = Load::start(env.service);
     let file = write_json(&env.dir, "web.json", &web(env.service, env.alt, false));
-    let lbs: Vec<String> = env.lbs.iter().map(|l| format!("http://127.0.0.1:{}", l.stats)).collect();
+    let lbs: Vec<String> = env
+        .lbs
+        .iter()
+        .map(|l| format!("http://127.0.0.1:{}", l.stats))
+        .collect();
     let child = Command::new(support::binary())
-        .args(["zdd", "--syslog-socket", "/dev/null", "--log-level", "INFO", "--force", "--step-delay", "0.2", "--deadline", "90", "--request-timeout", "1"])
-        .args(["-m", &env.sim.base_url(), "-l", &lbs.join(","), "-j", file.to_str().unwrap()])
+        .args([
+            "zdd",
+            "--syslog-socket",
+            "/dev/null",
+            "--log-level",
+            "INFO",
+            "--force",
+            "--step-delay",
+            "0.2",
+            "--deadline",
+            "90",
+            "--request-timeout",
+            "1",
+        ])
+        .args([
+            "-m",
+            &env.sim.base_url(),
+            "-l",
+            &lbs.join(","),
+            "-j",
+            file.to_str().unwrap(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for("a green task to run", Duration::from_secs(30), || {
-        env.app("/web-green").is_some_and(|g| !running_tasks(&g).is_empty())
+        env.app("/web-green")
+            .is_some_and(|g| !running_tasks(&g).is_empty())
     });
     let blue_left = running_tasks(&env.app("/web-blue").unwrap());
     drop(env.lbs.remove(1).daemon);
@@ -569,12 +870,16 @@ fn a_marathon_lb_instance_dying_mid_deploy_stops_and_rolls_back() {
     let (ok, failed, errors) = load.finish();
     println!("marathon-lb instance lost mid-deploy: {ok} requests ok, {failed} failed");
     let err = stderr(&out);
+    println!("zdd progress:\n{err}");
     assert_eq!(code(&out), 10, "{err}");
     assert!(err.contains("unreachable"), "{err}");
     assert_eq!(failed, 0, "failures: {errors:?}");
     let blue = env.app("/web-blue").expect("blue kept");
     let now = running_tasks(&blue);
-    assert!(blue_left.iter().all(|t| now.contains(t)), "no old task killed after the loss: {blue_left:?} -> {now:?}");
+    assert!(
+        blue_left.iter().all(|t| now.contains(t)),
+        "no old task killed after the loss: {blue_left:?} -> {now:?}"
+    );
     assert_eq!(blue["instances"], 2, "back at its target");
     assert!(env.app("/web-green").is_none());
     assert!(env.serves("/web-blue", "127.0.0.1"));

@@ -61,16 +61,38 @@ async fn deployments_run_real_task_servers() {
     let (st, r) = put(&format!("{base}/v2/apps/web"), json!({"instances": 3})).await;
     assert_eq!(st, StatusCode::OK, "{r}");
     assert!(r["deploymentId"].is_string());
-    assert_eq!(settled(&base, "/web").await["tasks"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        settled(&base, "/web").await["tasks"]
+            .as_array()
+            .map(Vec::len),
+        Some(3)
+    );
 
     let victim = tasks[0]["id"].as_str().expect("id");
-    let (st, _) = post(&format!("{base}/v2/tasks/delete?scale=true"), Some(json!({"ids": [victim]}))).await;
+    let (st, _) = post(
+        &format!("{base}/v2/tasks/delete?scale=true"),
+        Some(json!({"ids": [victim]})),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     let a = settled(&base, "/web").await;
     assert_eq!(a["instances"], 2);
-    assert!(a["tasks"].as_array().expect("tasks").iter().all(|t| t["id"] != victim));
+    assert!(
+        a["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .all(|t| t["id"] != victim)
+    );
     let port = tasks[0]["ports"][0].as_u64().expect("port");
-    assert!(client().get(format!("http://127.0.0.1:{port}/")).send().await.is_err(), "killed task stopped listening");
+    assert!(
+        client()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .is_err(),
+        "killed task stopped listening"
+    );
 
     let (st, _) = delete(&format!("{base}/v2/apps/web")).await;
     assert_eq!(st, StatusCode::OK);
@@ -96,9 +118,17 @@ async fn a_crashing_version_loops_and_keeps_its_deployment() {
     }
     assert_eq!(failure["state"], "TASK_FAILED");
     let a = app(&base, "/bad").await;
-    assert_eq!(a["deployments"].as_array().map(Vec::len), Some(1), "never finishes");
+    assert_eq!(
+        a["deployments"].as_array().map(Vec::len),
+        Some(1),
+        "never finishes"
+    );
     let (st, _) = put(&format!("{base}/v2/apps/bad"), json!({"instances": 0})).await;
     assert_eq!(st, StatusCode::CONFLICT, "locked by its deployment");
-    let (st, _) = put(&format!("{base}/v2/apps/bad?force=true"), json!({"instances": 0})).await;
+    let (st, _) = put(
+        &format!("{base}/v2/apps/bad?force=true"),
+        json!({"instances": 0}),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
 }

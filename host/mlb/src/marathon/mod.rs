@@ -126,8 +126,7 @@ impl MarathonClient {
 
     /// `GET /v2/apps?embed=apps.tasks`: the raw JSON body.
     pub async fn fetch_apps(&mut self) -> Result<Vec<u8>, MarathonError> {
-        self.request(reqwest::Method::GET, APPS, None)
-            .await
+        self.request(reqwest::Method::GET, APPS, None).await
     }
 
     /// `method path` (path with query) on the first Marathon that answers,
@@ -210,11 +209,10 @@ impl MarathonClient {
         let body = resp.bytes().await.map_err(Failure::from)?.to_vec();
         // A body that is not JSON is treated like a connection problem
         // (marathon-lb with requests >= 2.27 does the same).
-        let json: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| Failure {
-                cause: format!("{status}, body is not JSON ({e})"),
-                unsent: false,
-            })?;
+        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| Failure {
+            cause: format!("{status}, body is not JSON ({e})"),
+            unsent: false,
+        })?;
         if !status.is_success() {
             let message = json
                 .get("message")

@@ -57,7 +57,10 @@ impl Api {
             .await
             .map_err(|e| ZddError::Marathon(e.to_string()))?;
         let v = json_of(&body)?;
-        Ok(v.get("leader").and_then(Value::as_str).unwrap_or("").to_owned())
+        Ok(v.get("leader")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned())
     }
 
     /// `GET /v2/apps`.
@@ -76,7 +79,10 @@ impl Api {
 
     /// `GET /v2/apps/{id}` (tasks embedded); `None` when it does not exist.
     pub async fn app(&mut self, id: &str) -> Result<Option<Value>, ZddError> {
-        let path = format!("/v2/apps{}?embed=app.tasks&embed=app.lastTaskFailure", path_of(id));
+        let path = format!(
+            "/v2/apps{}?embed=app.tasks&embed=app.lastTaskFailure",
+            path_of(id)
+        );
         match self.call(Method::GET, &path, None).await {
             Ok(body) => {
                 let mut v = json_of(&body)?;
@@ -116,9 +122,9 @@ impl Api {
             "/v2/tasks/delete?scale=true"
         };
         self.call(Method::POST, path, Some(&json!({ "ids": ids })))
-        .await
-        .map(drop)
-        .map_err(|e| ZddError::Scale(format!("killing {ids:?}: {e}")))
+            .await
+            .map(drop)
+            .map_err(|e| ZddError::Scale(format!("killing {ids:?}: {e}")))
     }
 
     /// `DELETE /v2/apps/{id}` (`force` cancels its running deployment).

@@ -42,7 +42,9 @@ pub enum ZddError {
     #[error("deployment failed and was rolled back: {0}")]
     RolledBack(String),
     /// The deployment failed and so did the rollback: both apps are kept.
-    #[error("deployment failed ({cause}) and the rollback failed too ({rollback}); both apps are kept, fix by hand or run --rollback")]
+    #[error(
+        "deployment failed ({cause}) and the rollback failed too ({rollback}); both apps are kept, fix by hand or run --rollback"
+    )]
     RollbackFailed {
         /// Why the deployment stopped.
         cause: String,

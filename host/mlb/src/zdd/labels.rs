@@ -104,8 +104,15 @@ pub fn validate(app: &Value) -> Result<(), ZddError> {
     if !app.is_object() {
         return Err(ZddError::missing("id", "the app JSON must be an object"));
     }
-    if app.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
-        return Err(ZddError::missing("id", "App doesn't contain a valid App ID"));
+    if app
+        .get("id")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(ZddError::missing(
+            "id",
+            "App doesn't contain a valid App ID",
+        ));
     }
     if !app.get("labels").is_some_and(Value::is_object) {
         return Err(ZddError::missing(
@@ -171,7 +178,11 @@ pub fn service_port(app: &Value) -> Option<u64> {
             .and_then(|a| a.first())
             .cloned()
     };
-    if let Some(p) = positive(first("portDefinitions").as_ref().and_then(|d| d.get("port"))) {
+    if let Some(p) = positive(
+        first("portDefinitions")
+            .as_ref()
+            .and_then(|d| d.get("port")),
+    ) {
         return Some(p);
     }
     positive(first("ports").as_ref())
@@ -317,7 +328,11 @@ pub fn prepare(
 /// straight to the target; in hybrid mode at most `NEW_INSTANCES`.
 pub fn next_scale(new_app: &Value, old_instances: u64, linear: u64, hybrid: bool) -> u64 {
     let n = instances(new_app);
-    let mut next = if linear > 0 { n + linear } else { n + (n + 1) / 2 };
+    let mut next = if linear > 0 {
+        n + linear
+    } else {
+        n + (n + 1) / 2
+    };
     if hybrid {
         next = next.min(new_instance_count(new_app));
     } else if next >= old_instances {
@@ -417,7 +432,8 @@ mod tests {
         assert_eq!(next_scale(&new, 30, 0, false), 15);
         assert_eq!(next_scale(&new, 8, 0, false), 30);
         assert_eq!(next_scale(&new, 30, 3, false), 13);
-        let hybrid = json!({"instances": 10, "labels": {TARGET_INSTANCES: "30", NEW_INSTANCES: "15"}});
+        let hybrid =
+            json!({"instances": 10, "labels": {TARGET_INSTANCES: "30", NEW_INSTANCES: "15"}});
         assert_eq!(next_scale(&hybrid, 20, 0, true), 15);
         let one = json!({"instances": 1, "labels": {TARGET_INSTANCES: "3"}});
         assert_eq!(next_scale(&one, 3, 0, false), 2);

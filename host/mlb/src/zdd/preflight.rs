@@ -50,7 +50,9 @@ pub async fn check(
         return Ok(());
     };
     let own_group = group(new_app);
-    let outside = apps.iter().filter(|a| group(a) != own_group || own_group.is_none());
+    let outside = apps
+        .iter()
+        .filter(|a| group(a) != own_group || own_group.is_none());
     for app in outside {
         if app_id(app) == app_id(new_app) {
             return Err(ZddError::InvalidArgs(format!(

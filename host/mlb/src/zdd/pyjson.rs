@@ -89,7 +89,11 @@ fn write_number(n: &serde_json::Number, out: &mut String) {
             let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
             let exp: i32 = exp.parse().unwrap_or(0);
             out.push_str(mantissa);
-            out.push_str(&format!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()));
+            out.push_str(&format!(
+                "e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            ));
         }
     } else {
         out.push_str(&n.to_string());
@@ -133,7 +137,13 @@ mod tests {
         assert_eq!(dumps(&v), expected);
         // zdd.py's test_pre_kill_hook arguments.
         assert_eq!(compact(&json!({"id": "oldApp"})), "{\"id\": \"oldApp\"}");
-        assert_eq!(compact(&json!(["task1", "task2"])), "[\"task1\", \"task2\"]");
-        assert_eq!(compact(&json!({"a": [], "b": {}})), "{\"a\": [], \"b\": {}}");
+        assert_eq!(
+            compact(&json!(["task1", "task2"])),
+            "[\"task1\", \"task2\"]"
+        );
+        assert_eq!(
+            compact(&json!({"a": [], "b": {}})),
+            "{\"a\": [], \"b\": {}}"
+        );
     }
 }

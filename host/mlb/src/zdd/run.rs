@@ -20,8 +20,9 @@ use crate::marathon::MarathonClient;
 use crate::settings::{MarathonAccess, client_config};
 
 fn secs(v: f64, flag: &str) -> Result<Duration, ZddError> {
-    Duration::try_from_secs_f64(v)
-        .map_err(|_| ZddError::InvalidArgs(format!("{flag} must be a non-negative number of seconds")))
+    Duration::try_from_secs_f64(v).map_err(|_| {
+        ZddError::InvalidArgs(format!("{flag} must be a non-negative number of seconds"))
+    })
 }
 
 fn load(args: &ZddArgs) -> Result<Value, ZddError> {
@@ -140,7 +141,16 @@ pub async fn run(args: &ZddArgs, out: &mut dyn std::io::Write) -> Result<Ended, 
         preflight::check(&mut api, &lbs, &all, Some(old), None).await?;
         let hybrid = labels::new_instance_count(new) != 0 && what == "resume";
         let (new_id, old_id) = (app_id(new).to_owned(), app_id(old).to_owned());
-        return guarded(&mut api, &lbs, &settings(hybrid), &mut progress, &new_id, &old_id, target_instances(new)).await;
+        return guarded(
+            &mut api,
+            &lbs,
+            &settings(hybrid),
+            &mut progress,
+            &new_id,
+            &old_id,
+            target_instances(new),
+        )
+        .await;
     }
     if args.complete_cur || args.complete_prev {
         return Err(ZddError::InvalidArgs(
@@ -151,7 +161,12 @@ pub async fn run(args: &ZddArgs, out: &mut dyn std::io::Write) -> Result<Ended, 
         initial_instances: args.initial_instances,
         new_instances: args.new_instances,
     };
-    let new_app = labels::prepare(app, &previous, counts, &labels::started_at(SystemTime::now()))?;
+    let new_app = labels::prepare(
+        app,
+        &previous,
+        counts,
+        &labels::started_at(SystemTime::now()),
+    )?;
     tracing::info!(target: "zdd", "Final app definition:");
     writeln!(out, "{}", pyjson::dumps(&new_app)).ok();
     if args.dry_run {
@@ -167,13 +182,26 @@ pub async fn run(args: &ZddArgs, out: &mut dyn std::io::Write) -> Result<Ended, 
         return Ok(Ended::Declined);
     }
     api.create(&new_app).await?;
-    progress.event(&format!("created {} with {} instance(s)", app_id(&new_app), instances(&new_app)));
+    progress.event(&format!(
+        "created {} with {} instance(s)",
+        app_id(&new_app),
+        instances(&new_app)
+    ));
     let Some(old) = previous.last() else {
         return Ok(Ended::Done);
     };
     let hybrid = labels::new_instance_count(&new_app) != 0;
     let target = target_instances(&new_app);
-    guarded(&mut api, &lbs, &settings(hybrid), &mut progress, app_id(&new_app), app_id(old), target).await
+    guarded(
+        &mut api,
+        &lbs,
+        &settings(hybrid),
+        &mut progress,
+        app_id(&new_app),
+        app_id(old),
+        target,
+    )
+    .await
 }
 
 /// The swap, rolled back if it fails (except a failed final DELETE: the

@@ -66,14 +66,23 @@ pub fn parse(csv: &str) -> Result<Vec<Row>, String> {
     let header = header
         .strip_prefix('#')
         .ok_or_else(|| format!("not a HAProxy stats CSV (first line {header:?})"))?;
-    let names: Vec<String> = split(header.trim()).into_iter().map(|n| n.trim().to_owned()).collect();
+    let names: Vec<String> = split(header.trim())
+        .into_iter()
+        .map(|n| n.trim().to_owned())
+        .collect();
     let col = |name: &str| {
         names
             .iter()
             .position(|n| n == name)
             .ok_or_else(|| format!("the stats CSV has no {name} column"))
     };
-    let (px, sv, st, qc, sc) = (col("pxname")?, col("svname")?, col("status")?, col("qcur")?, col("scur")?);
+    let (px, sv, st, qc, sc) = (
+        col("pxname")?,
+        col("svname")?,
+        col("status")?,
+        col("qcur")?,
+        col("scur")?,
+    );
     let mut rows = Vec::new();
     for line in lines.filter(|l| !l.starts_with('#')) {
         let f = split(line);
@@ -99,7 +108,13 @@ pub fn servers<'a>(rows: &'a [Row], backend: &str) -> Vec<&'a Row> {
 
 fn sanitise(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -129,9 +144,9 @@ pub fn task_row<'a>(servers: &[&'a Row], task: &Value) -> Option<&'a Row> {
     let suffix = format!("_{port}");
     servers.iter().copied().find(|r| {
         r.svname.ends_with(&suffix)
-            && prefixes
-                .iter()
-                .any(|p| r.svname == format!("{p}{suffix}") || r.svname.starts_with(&format!("{p}_")))
+            && prefixes.iter().any(|p| {
+                r.svname == format!("{p}{suffix}") || r.svname.starts_with(&format!("{p}_"))
+            })
     })
 }
 
@@ -174,7 +189,11 @@ g_10000,127_0_0_1_31001,0,0,0,1,,5,0,0,,0,,0,0,0,0,MAINT,1,1,0,0,0,3,0,,1,3,1,,5
     #[test]
     fn garbage_is_an_error_naming_the_problem() {
         assert!(parse("").is_err());
-        assert!(parse("<html>").unwrap_err().contains("not a HAProxy stats CSV"));
+        assert!(
+            parse("<html>")
+                .unwrap_err()
+                .contains("not a HAProxy stats CSV")
+        );
         assert!(parse("# pxname,svname\n").unwrap_err().contains("status"));
     }
 

@@ -76,7 +76,10 @@ fn state(task: &Value) -> &str {
 }
 
 fn id(task: &Value) -> String {
-    task.get("id").and_then(Value::as_str).unwrap_or("").to_owned()
+    task.get("id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned()
 }
 
 fn has_checks(app: &Value) -> bool {
@@ -95,7 +98,9 @@ pub fn healthy(app: &Value, task: &Value) -> bool {
     }
     task.get("healthCheckResults")
         .and_then(Value::as_array)
-        .is_some_and(|r| !r.is_empty() && r.iter().all(|r| r.get("alive") == Some(&Value::Bool(true))))
+        .is_some_and(|r| {
+            !r.is_empty() && r.iter().all(|r| r.get("alive") == Some(&Value::Bool(true)))
+        })
 }
 
 /// Why the new version is failing, if it is: a failed task, or a health
@@ -116,7 +121,10 @@ fn failing(new: &Value) -> Option<String> {
         .and_then(Value::as_u64)
         .unwrap_or(3);
     for t in tasks(new) {
-        if matches!(state(t), "TASK_FAILED" | "TASK_ERROR" | "TASK_LOST" | "TASK_DROPPED") {
+        if matches!(
+            state(t),
+            "TASK_FAILED" | "TASK_ERROR" | "TASK_LOST" | "TASK_DROPPED"
+        ) {
             return Some(format!("new task {} is {}", id(t), state(t)));
         }
         let failures = t
@@ -173,7 +181,10 @@ pub fn decide(view: &View<'_>) -> Decision {
         .and_then(Value::as_array)
         .is_some_and(|d| !d.is_empty())
     {
-        return Decision::Wait(format!("Marathon to finish deploying {}", labels::app_id(new)));
+        return Decision::Wait(format!(
+            "Marathon to finish deploying {}",
+            labels::app_id(new)
+        ));
     }
     let (old_tasks, new_tasks) = (tasks(old), tasks(new));
     let expected = instances(old) + instances(new);
@@ -308,44 +319,93 @@ mod tests {
 
     #[test]
     fn kills_only_what_is_drained_on_every_instance() {
-        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, true)], json!({}));
+        let old = app(
+            "/b",
+            2,
+            vec![task("b1", 1, true), task("b2", 2, true)],
+            json!({}),
+        );
         let new = app("/g", 1, vec![task("g1", 3, true)], labels(2, 0));
         let lb = |b1: &str, scur: u64| vec![row(1, b1, scur), row(2, "UP", 0), row(3, "UP", 0)];
         // Drained on one instance, sessions on the other: wait.
         let d = decide_with(&old, &new, &[lb("MAINT", 0), lb("MAINT", 2)], false);
-        assert!(matches!(d, Decision::Wait(ref w) if w.contains("drain")), "{d:?}");
+        assert!(
+            matches!(d, Decision::Wait(ref w) if w.contains("drain")),
+            "{d:?}"
+        );
         // Drained everywhere: kill it and scale the new app to the target.
         let d = decide_with(&old, &new, &[lb("MAINT", 0), lb("MAINT", 0)], false);
-        assert_eq!(d, Decision::Step { kill: vec!["b1".into()], scale: Some(2) });
+        assert_eq!(
+            d,
+            Decision::Step {
+                kill: vec!["b1".into()],
+                scale: Some(2)
+            }
+        );
         // An instance that does not list the new task yet: wait.
         let short = vec![row(1, "MAINT", 0), row(2, "UP", 0)];
         let d = decide_with(&old, &new, &[lb("MAINT", 0), short], false);
-        assert!(matches!(d, Decision::Wait(ref w) if w.contains("list all")), "{d:?}");
+        assert!(
+            matches!(d, Decision::Wait(ref w) if w.contains("list all")),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn never_below_the_target() {
         // The new task is healthy in Marathon but DOWN in HAProxy: nothing moves.
-        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, true)], json!({}));
+        let old = app(
+            "/b",
+            2,
+            vec![task("b1", 1, true), task("b2", 2, true)],
+            json!({}),
+        );
         let new = app("/g", 1, vec![task("g1", 3, true)], labels(2, 0));
         let lb = vec![row(1, "MAINT", 0), row(2, "UP", 0), row(3, "DOWN", 0)];
         let d = decide_with(&old, &new, &[lb.clone(), lb], false);
-        assert!(matches!(d, Decision::Wait(ref w) if w.contains("healthy and UP")), "{d:?}");
+        assert!(
+            matches!(d, Decision::Wait(ref w) if w.contains("healthy and UP")),
+            "{d:?}"
+        );
         // An unhealthy old task does not count: killing the drained one would leave 1 of 2.
-        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, false)], json!({}));
+        let old = app(
+            "/b",
+            2,
+            vec![task("b1", 1, true), task("b2", 2, false)],
+            json!({}),
+        );
         let lb = vec![row(1, "MAINT", 0), row(2, "UP", 0), row(3, "UP", 0)];
         let d = decide_with(&old, &new, &[lb.clone(), lb], false);
-        assert_eq!(d, Decision::Step { kill: vec![], scale: Some(2) });
+        assert_eq!(
+            d,
+            Decision::Step {
+                kill: vec![],
+                scale: Some(2)
+            }
+        );
     }
 
     #[test]
     fn complete_and_hybrid_complete() {
         let old = app("/b", 1, vec![task("b1", 1, true)], json!({}));
-        let new = app("/g", 2, vec![task("g1", 3, true), task("g2", 4, true)], labels(2, 0));
+        let new = app(
+            "/g",
+            2,
+            vec![task("g1", 3, true), task("g2", 4, true)],
+            labels(2, 0),
+        );
         let lb = vec![row(1, "MAINT", 0), row(3, "UP", 0), row(4, "UP", 0)];
-        assert_eq!(decide_with(&old, &new, &[lb.clone(), lb], false), Decision::Complete);
+        assert_eq!(
+            decide_with(&old, &new, &[lb.clone(), lb], false),
+            Decision::Complete
+        );
         // Canary: 1 new of 3, 2 old left → complete, both apps kept.
-        let old = app("/b", 2, vec![task("b1", 1, true), task("b2", 2, true)], json!({}));
+        let old = app(
+            "/b",
+            2,
+            vec![task("b1", 1, true), task("b2", 2, true)],
+            json!({}),
+        );
         let new = app("/g", 1, vec![task("g1", 3, true)], labels(3, 1));
         let lb = vec![row(1, "UP", 0), row(2, "UP", 0), row(3, "UP", 0)];
         assert_eq!(decide_with(&old, &new, &[lb], true), Decision::Complete);
@@ -355,11 +415,17 @@ mod tests {
     fn crash_looping_new_tasks_fail_fast() {
         let old = app("/b", 1, vec![task("b1", 1, true)], json!({}));
         let mut new = app("/g", 1, vec![], labels(1, 0));
-        new["lastTaskFailure"] = json!({"taskId": "g.1", "state": "TASK_FAILED", "message": "exit 1"});
-        assert!(matches!(decide_with(&old, &new, &[], false), Decision::Fail(ref w) if w.contains("g.1")));
+        new["lastTaskFailure"] =
+            json!({"taskId": "g.1", "state": "TASK_FAILED", "message": "exit 1"});
+        assert!(
+            matches!(decide_with(&old, &new, &[], false), Decision::Fail(ref w) if w.contains("g.1"))
+        );
         let mut t = task("g2", 3, false);
         t["healthCheckResults"][0]["consecutiveFailures"] = json!(3);
         let new = app("/g", 1, vec![t], labels(1, 0));
-        assert!(matches!(decide_with(&old, &new, &[], false), Decision::Fail(_)));
+        assert!(matches!(
+            decide_with(&old, &new, &[], false),
+            Decision::Fail(_)
+        ));
     }
 }

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::api::Api;
-use super::pyjson;
 use super::error::ZddError;
 use super::labels::{backend_name, instances};
 use super::lbs::{LbView, Lbs};
 use super::progress::{Progress, State};
-use super::step::{self, Decision, LbCounts, View};
+use super::pyjson;
 use super::stats::{Row, servers};
+use super::step::{self, Decision, LbCounts, View};
 
 /// Rounds an instance may be unreachable before the deployment stops.
 const LB_FAILURES: u32 = 3;
@@ -156,7 +156,10 @@ pub async fn swap(
             }
         }
         let ok_views: Vec<&LbView> = views.iter().filter_map(|v| v.as_ref().ok()).collect();
-        let rows: Vec<Vec<&Row>> = ok_views.iter().map(|v| servers(&v.rows, &backend)).collect();
+        let rows: Vec<Vec<&Row>> = ok_views
+            .iter()
+            .map(|v| servers(&v.rows, &backend))
+            .collect();
         let view = View {
             old: &old,
             new: &new,
@@ -184,7 +187,9 @@ pub async fn swap(
             Decision::Step { kill, scale } => format!(
                 "killing {} drained old task(s){}",
                 kill.len(),
-                scale.map(|n| format!(", scaling new to {n}")).unwrap_or_default()
+                scale
+                    .map(|n| format!(", scaling new to {n}"))
+                    .unwrap_or_default()
             ),
             Decision::Complete => "complete".to_owned(),
             Decision::Fail(why) => format!("failing: {why}"),
