@@ -228,9 +228,12 @@ fn dry_run_port_definitions_only_app() {
     assert_eq!(printed["portDefinitions"][0]["port"], 10001);
 }
 
+/// App JSON, running apps, extra flags, exit code, message.
+type BadCase = (Value, Vec<Value>, Vec<&'static str>, i32, &'static str);
+
 #[test]
 fn bad_inputs_exit_with_their_codes_and_messages() {
-    let cases: Vec<(Value, Vec<Value>, Vec<&str>, i32, &str)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             {
                 let mut a = nginx();

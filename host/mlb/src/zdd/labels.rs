@@ -331,7 +331,7 @@ pub fn next_scale(new_app: &Value, old_instances: u64, linear: u64, hybrid: bool
     let mut next = if linear > 0 {
         n + linear
     } else {
-        n + (n + 1) / 2
+        n + n.div_ceil(2)
     };
     if hybrid {
         next = next.min(new_instance_count(new_app));
