@@ -703,15 +703,17 @@ impl Env {
             "-j".to_owned(),
             file.display().to_string(),
             "--force".to_owned(),
-            "--step-delay".to_owned(),
-            "0.2".to_owned(),
-            "--max-wait".to_owned(),
-            "20".to_owned(),
-            "--deadline".to_owned(),
-            "90".to_owned(),
-            "--request-timeout".to_owned(),
-            "2".to_owned(),
         ];
+        for (flag, value) in [
+            ("--step-delay", "0.2"),
+            ("--max-wait", "20"),
+            ("--deadline", "90"),
+            ("--request-timeout", "2"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         zdd(&args)
@@ -750,8 +752,20 @@ fn blue_green_deploy_under_load_drops_no_request() {
     let _serial = E2E.lock().unwrap_or_else(|e| e.into_inner());
     let env = Env::start();
     let load = Load::start(env.service);
+    // The pre-kill hook gets old app, task ids and new app as JSON arguments.
+    let hook = env.dir.join("hook.sh");
+    let calls = env.dir.join("hook-calls");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$2\" >> {}\n", calls.display()),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
     let t0 = Instant::now();
-    let out = env.zdd(&web(env.service, env.alt, false), &[]);
+    let out = env.zdd(
+        &web(env.service, env.alt, false),
+        &["--pre-kill-hook", hook.to_str().unwrap()],
+    );
     let took = t0.elapsed();
     wait_for("green to serve", Duration::from_secs(20), || {
         env.serves("/web-green", "127.0.0.1")
@@ -772,6 +786,11 @@ fn blue_green_deploy_under_load_drops_no_request() {
     assert_eq!(green["instances"], 2);
     assert_eq!(green["labels"]["HAPROXY_DEPLOYMENT_COLOUR"], "green");
     assert!(err.contains("killing drained old tasks"), "{err}");
+    let calls = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert!(
+        calls.starts_with("[\"web-blue."),
+        "hook arguments: {calls:?}"
+    );
     let writes: Vec<String> = env
         .sim
         .sim()
@@ -886,4 +905,21 @@ fn a_marathon_lb_instance_dying_mid_deploy_stops_and_rolls_back() {
     assert_eq!(blue["instances"], 2, "back at its target");
     assert!(env.app("/web-green").is_none());
     assert!(env.serves("/web-blue", "127.0.0.1"));
+}
+
+#[test]
+fn the_deadline_stops_and_rolls_back() {
+    let _serial = E2E.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::start();
+    let load = Load::start(env.service);
+    let out = env.zdd(&web(env.service, env.alt, false), &["--deadline", "0.3"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed, errors) = load.finish();
+    println!("--deadline 0.3 s: {ok} requests ok, {failed} failed");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 10, "{err}");
+    assert!(err.contains("--deadline reached"), "{err}");
+    assert_eq!(failed, 0, "failures: {errors:?}");
+    assert!(env.app("/web-green").is_none());
+    assert_eq!(env.app("/web-blue").expect("blue kept")["instances"], 2);
 }
