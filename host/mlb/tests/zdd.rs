@@ -307,6 +307,27 @@ fn bad_inputs_exit_with_their_codes_and_messages() {
 }
 
 #[test]
+fn declining_the_prompt_exits_1_without_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_json(dir.path(), "app.json", &nginx());
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": []}));
+    let url = sim.base_url();
+    // stdin is empty: no answer is no.
+    let out = zdd(&[
+        "-m",
+        &url,
+        "-l",
+        "http://127.0.0.1:9",
+        "-j",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Continue with deployment? [Y/n]"));
+    assert!(sim.sim().requests().iter().all(|r| r.method == "GET"));
+}
+
+#[test]
 fn dry_run_is_honoured_when_resuming() {
     // zdd.py went ahead and wrote with --resume / --complete-* despite --dry-run.
     let apps = vec![

@@ -94,19 +94,29 @@ pub fn confirm(question: &str) -> bool {
     }
 }
 
-/// `hook old_app_json tasks_json new_app_json`, as zdd.py calls it.
-fn pre_kill_hook(hook: &PathBuf, old: &Value, ids: &[String], new: &Value) -> Result<(), ZddError> {
-    let status = std::process::Command::new(hook)
+/// `hook old_app_json tasks_json new_app_json`, as zdd.py calls it; killed
+/// at the deadline.
+async fn pre_kill_hook(
+    hook: &PathBuf,
+    (old, ids, new): (&Value, &[String], &Value),
+    deadline: Instant,
+) -> Result<(), ZddError> {
+    let failed =
+        |what: String| ZddError::Unexpected(format!("pre-kill hook {}: {what}", hook.display()));
+    let mut child = tokio::process::Command::new(hook)
         .arg(pyjson::compact(old))
         .arg(pyjson::compact(&serde_json::json!(ids)))
         .arg(pyjson::compact(new))
-        .status()
-        .map_err(|e| ZddError::Unexpected(format!("pre-kill hook {}: {e}", hook.display())))?;
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    let status = match tokio::time::timeout(left, child.wait()).await {
+        Ok(status) => status.map_err(|e| failed(e.to_string()))?,
+        Err(_) => return Err(failed("still running at the --deadline".into())),
+    };
     if !status.success() {
-        return Err(ZddError::Unexpected(format!(
-            "pre-kill hook {} exited with {status}; stopping",
-            hook.display()
-        )));
+        return Err(failed(format!("exited with {status}; stopping")));
     }
     Ok(())
 }
@@ -229,7 +239,7 @@ pub async fn swap(
                 if !kill.is_empty() {
                     if let Some(hook) = &s.pre_kill_hook {
                         progress.event(&format!("calling pre-kill hook {}", hook.display()));
-                        pre_kill_hook(hook, &old, &kill, &new)?;
+                        pre_kill_hook(hook, (&old, &kill, &new), s.deadline).await?;
                     }
                     progress.event(&format!("killing drained old tasks: {}", kill.join(", ")));
                     if !s.force && !confirm("Continue?") {
