@@ -883,7 +883,7 @@ fn a_marathon_lb_instance_dying_mid_deploy_stops_and_rolls_back() {
             "INFO",
             "--force",
             "--step-delay",
-            "0.2",
+            "0.5",
             "--deadline",
             "90",
             "--request-timeout",
@@ -943,4 +943,35 @@ fn the_deadline_stops_and_rolls_back() {
     assert_eq!(failed, 0, "failures: {errors:?}");
     assert!(env.app("/web-green").is_none());
     assert_eq!(env.app("/web-blue").expect("blue kept")["instances"], 2);
+}
+
+#[test]
+fn a_canary_keeps_both_apps_and_rollback_undoes_it() {
+    let _serial = E2E.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::start();
+    let load = Load::start(env.service);
+    let out = env.zdd(&web(env.service, env.alt, false), &["--new-instances", "1"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("hybrid deployment complete"), "{err}");
+    let (blue, green) = (
+        env.app("/web-blue").expect("blue"),
+        env.app("/web-green").expect("green"),
+    );
+    assert_eq!(
+        (blue["instances"].as_u64(), green["instances"].as_u64()),
+        (Some(1), Some(1))
+    );
+    wait_for("both colours to serve", Duration::from_secs(20), || {
+        env.serves("/web-green", "127.0.0.1") && env.serves("/web-blue", "127.0.0.1")
+    });
+    let out = env.zdd(&web(env.service, env.alt, false), &["--rollback"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed, errors) = load.finish();
+    println!("canary then --rollback: {ok} requests ok, {failed} failed");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert_eq!(failed, 0, "failures: {errors:?}");
+    assert!(env.app("/web-green").is_none(), "{err}");
+    assert_eq!(env.app("/web-blue").expect("blue")["instances"], 2);
 }
