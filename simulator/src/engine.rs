@@ -59,6 +59,10 @@ fn task_id(t: &Value) -> &str {
 }
 
 async fn tick(sim: &Sim) {
+    // Apps loaded from a file are left alone (and not copied on write).
+    if !sim.manages_any() {
+        return;
+    }
     let apps = sim.apps();
     let mut probes = Vec::new();
     for app in apps.iter().filter(|a| sim.is_managed(app_id(a))) {

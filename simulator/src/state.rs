@@ -279,6 +279,11 @@ impl Sim {
         lock(&self.inner.managed).remove(id);
     }
 
+    /// Whether the engine drives any app.
+    pub fn manages_any(&self) -> bool {
+        !lock(&self.inner.managed).is_empty()
+    }
+
     /// Whether the engine drives this app.
     pub fn is_managed(&self, id: &str) -> bool {
         lock(&self.inner.managed).contains(id)
