@@ -975,3 +975,55 @@ fn a_canary_keeps_both_apps_and_rollback_undoes_it() {
     assert!(env.app("/web-green").is_none(), "{err}");
     assert_eq!(env.app("/web-blue").expect("blue")["instances"], 2);
 }
+
+#[test]
+fn an_interrupted_deploy_is_resumed() {
+    let _serial = E2E.lock().unwrap_or_else(|e| e.into_inner());
+    let env = Env::start();
+    let load = Load::start(env.service);
+    let file = write_json(&env.dir, "web.json", &web(env.service, env.alt, false));
+    let lbs: Vec<String> = env
+        .lbs
+        .iter()
+        .map(|l| format!("http://127.0.0.1:{}", l.stats))
+        .collect();
+    let mut child = Command::new(support::binary())
+        .args([
+            "zdd",
+            "--syslog-socket",
+            "/dev/null",
+            "--force",
+            "--step-delay",
+            "5",
+        ])
+        .args([
+            "-m",
+            &env.sim.base_url(),
+            "-l",
+            &lbs.join(","),
+            "-j",
+            file.to_str().unwrap(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the green app", Duration::from_secs(30), || {
+        env.app("/web-green").is_some()
+    });
+    // zdd dies between steps: two apps in the group.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = env.zdd(&web(env.service, env.alt, false), &[]);
+    assert_eq!(code(&out), 2, "no --resume: {}", stderr(&out));
+    let out = env.zdd(&web(env.service, env.alt, false), &["--resume"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, failed, errors) = load.finish();
+    println!("interrupted, then --resume: {ok} requests ok, {failed} failed");
+    let err = stderr(&out);
+    assert_eq!(code(&out), 0, "{err}");
+    assert_eq!(failed, 0, "failures: {errors:?}");
+    assert!(env.app("/web-blue").is_none(), "{err}");
+    assert_eq!(env.app("/web-green").expect("green")["instances"], 2);
+}
