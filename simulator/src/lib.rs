@@ -18,7 +18,10 @@
 //! * [`apps`]: pure views of the app document (`embed`, counts, zero-copy serialisation).
 //! * [`tasks`], [`ops`]: building tasks and the operations on the app list, each returning the events
 //!   Marathon would emit; [`events`] holds the event shapes and SSE framing.
-//! * [`marathon`]: the REST read endpoints; [`create`]: `POST /v2/apps`; [`sse`]: `GET /v2/events`.
+//! * [`marathon`]: the REST read endpoints; [`sse`]: `GET /v2/events`.
+//! * [`deploy`]: the REST write endpoints and deployments; [`engine`] drives the apps written through them
+//!   (staging, running, health, crash loops) with real loopback HTTP servers per task ([`backend`]).
+//! * [`create`]: an earlier `POST /v2/apps` (instant tasks on loopback host ports served by the caller).
 //! * [`auth`], [`fault`], [`layers`]: the middleware of Marathon endpoints (basic auth, injected faults,
 //!   request log and Marathon's response headers).
 //! * [`admin`]: the `/_sim/` admin API.
@@ -29,8 +32,11 @@
 pub mod admin;
 pub mod apps;
 pub mod auth;
+pub mod backend;
 pub mod clock;
 pub mod create;
+pub mod deploy;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fault;
@@ -143,6 +149,7 @@ pub async fn start(config: SimConfig) -> anyhow::Result<SimHandle> {
             tracing::error!(error = %e, "marathon-sim server failed");
         }
     });
+    tokio::spawn(engine::run(sim.clone()));
     tracing::info!(%addr, "marathon-sim listening");
     Ok(SimHandle {
         addr,

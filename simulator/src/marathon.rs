@@ -1,16 +1,18 @@
 //! Marathon's read endpoints: `/v2/apps`, `/v2/apps/{id}`, `/v2/apps/{id}/tasks`, `/v2/apps/{group}/*`,
-//! `/v2/tasks`, `/v2/info`, `/v2/leader`, `/ping`; `/v2/events` is in [`crate::sse`].
+//! `/v2/tasks`, `/v2/info`, `/v2/leader`, `/ping`; `/v2/events` is in [`crate::sse`]; the write endpoints
+//! and `/v2/deployments` are in [`crate::deploy`].
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::apps::{self, App, AppView, Embed, app_id, contains_ci};
+use crate::deploy;
 use crate::error::SimError;
 use crate::query::Query;
 use crate::selector::Selector;
@@ -20,10 +22,15 @@ use crate::state::Sim;
 /// The Marathon routes (without middleware).
 pub fn router() -> Router<Sim> {
     Router::new()
-        .route("/v2/apps", get(list_apps).post(crate::create::create_app))
-        .route("/v2/apps/", get(list_apps))
-        .route("/v2/apps/{*rest}", get(app_path))
+        .route("/v2/apps", get(list_apps).post(deploy::create))
+        .route("/v2/apps/", get(list_apps).post(deploy::create))
+        .route(
+            "/v2/apps/{*rest}",
+            get(app_path).put(deploy::update).delete(deploy::destroy),
+        )
         .route("/v2/tasks", get(list_tasks))
+        .route("/v2/tasks/delete", post(deploy::kill_tasks))
+        .route("/v2/deployments", get(deploy::list))
         .route("/v2/info", get(info))
         .route("/v2/leader", get(leader))
         .route("/ping", get(ping))

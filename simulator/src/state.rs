@@ -4,6 +4,7 @@
 //! the lock; writers copy on write. Events are published while the lock is held, so every client sees
 //! them in the order the changes were made.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{broadcast, watch};
 
 use crate::apps::{self, App};
+use crate::backend::TaskServer;
 use crate::clock::UuidGen;
 use crate::error::SimError;
 use crate::events::SimEvent;
@@ -69,6 +71,10 @@ struct Inner {
     auth: Option<String>,
     keepalive: Duration,
     leader: OnceLock<String>,
+    /// Apps written through the REST API, driven by [`crate::engine`].
+    managed: Mutex<HashSet<String>>,
+    /// The loopback servers of their tasks, by task id.
+    servers: Mutex<HashMap<String, TaskServer>>,
 }
 
 /// A handle on the simulator state; cheap to clone.
@@ -98,6 +104,8 @@ impl Sim {
                 auth,
                 keepalive,
                 leader: OnceLock::new(),
+                managed: Mutex::default(),
+                servers: Mutex::default(),
             }),
         }
     }
@@ -256,7 +264,46 @@ impl Sim {
             .unwrap_or("127.0.0.1:8080")
     }
 
+    /// A fresh UUID-shaped id.
+    pub fn next_uuid(&self) -> String {
+        self.inner.uuids.next()
+    }
+
+    /// Marks an app as driven by the engine (written through the REST API).
+    pub fn manage(&self, id: &str) {
+        lock(&self.inner.managed).insert(id.to_owned());
+    }
+
+    /// Stops driving an app (deleted).
+    pub fn unmanage(&self, id: &str) {
+        lock(&self.inner.managed).remove(id);
+    }
+
+    /// Whether the engine drives any app.
+    pub fn manages_any(&self) -> bool {
+        !lock(&self.inner.managed).is_empty()
+    }
+
+    /// Whether the engine drives this app.
+    pub fn is_managed(&self, id: &str) -> bool {
+        lock(&self.inner.managed).contains(id)
+    }
+
+    /// Keeps a task's server running until [`Sim::stop_server`].
+    pub fn add_server(&self, task_id: &str, server: TaskServer) {
+        lock(&self.inner.servers).insert(task_id.to_owned(), server);
+    }
+
+    /// Stops a task's server (no-op for tasks without one).
+    pub fn stop_server(&self, task_id: &str) {
+        lock(&self.inner.servers).remove(task_id);
+    }
+
     pub(crate) fn set_leader(&self, hostport: String) {
         let _ = self.inner.leader.set(hostport);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -14,7 +14,8 @@ use crate::plugin::PluginSpec;
     name = "marathon-lb",
     version,
     about = "Marathon-LB: HAProxy configuration from Marathon apps (Rust re-implementation of marathon-lb 1.15)",
-    after_help = "See --longhelp for the label and template reference.",
+    after_help = "See --longhelp for the label and template reference. \
+                  `marathon-lb zdd --help`: zero-downtime deployments (zdd.py).",
     // As argparse: a flag given twice takes the last value (the container's
     // `run` passes some flags itself before the user's).
     args_override_self = true

@@ -24,6 +24,7 @@
 //! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
 //! - [`longhelp`]: the generated label and template reference.
+//! - [`zdd`]: `marathon-lb zdd`, zero-downtime deployments (zdd.py).
 
 pub mod apply;
 pub mod backoff;
@@ -45,3 +46,4 @@ pub mod settings;
 pub mod syslog_relay;
 pub mod tools;
 pub mod trigger;
+pub mod zdd;

@@ -204,7 +204,11 @@ impl LineLayer {
                         Piece::Attr { name, width } => {
                             let value = match name.as_str() {
                                 "asctime" => asctime(SystemTime::now()),
-                                "name" => "marathon_lb".to_owned(),
+                                // zdd's own lines under zdd.py's logger name.
+                                "name" => match event.metadata().target() {
+                                    "zdd" => "zdd".to_owned(),
+                                    _ => "marathon_lb".to_owned(),
+                                },
                                 "levelname" => level_name(level).to_owned(),
                                 "levelno" => match *level {
                                     Level::ERROR => "40",

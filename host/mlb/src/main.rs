@@ -6,10 +6,14 @@ use anyhow::Context;
 use clap::Parser;
 use marathon_lb::cli::{Args, PluginTool, Tool};
 use marathon_lb::settings::{Settings, plugin_cache_dir};
-use marathon_lb::{daemon, logging, longhelp, oneshot, tools};
+use marathon_lb::{daemon, logging, longhelp, oneshot, tools, zdd};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(zdd_args) = zdd::invoked(&argv) {
+        return zdd::main(zdd_args);
+    }
+    let args = Args::parse_from(argv);
     if args.longhelp {
         print!("{}", longhelp::text());
         return ExitCode::SUCCESS;

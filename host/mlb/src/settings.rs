@@ -156,6 +156,51 @@ fn protect_head(
     Ok(())
 }
 
+/// The Marathon-access flags shared by the controller and `zdd`.
+#[derive(Debug, Clone, Copy)]
+pub struct MarathonAccess<'a> {
+    /// `--marathon-auth-credential-file`.
+    pub credential_file: Option<&'a Path>,
+    /// `--auth-credentials`.
+    pub auth_credentials: Option<&'a str>,
+    /// `--dcos-auth-credentials`.
+    pub dcos_auth_credentials: Option<&'a str>,
+    /// `--marathon-ca-cert`.
+    pub ca_cert: Option<&'a Path>,
+    /// `--marathon-insecure`.
+    pub insecure: bool,
+}
+
+/// The Marathon client settings for `urls` and the access flags
+/// (precedence as marathon-lb: credential file, then `--auth-credentials`,
+/// then DC/OS credentials).
+pub fn client_config(
+    urls: Vec<String>,
+    access: &MarathonAccess<'_>,
+) -> Result<ClientConfig, SettingsError> {
+    let credentials = if let Some(file) = access.credential_file {
+        Some(Credentials::from_file(file)?)
+    } else if let Some(text) = access.auth_credentials {
+        Some(Credentials::parse(text, "--auth-credentials")?)
+    } else {
+        None
+    };
+    let mut client = ClientConfig::new(urls);
+    client.ca_cert_pem = access.ca_cert.map(read).transpose()?;
+    client.insecure = access.insecure;
+    if credentials.is_none()
+        && let Some(json) = access.dcos_auth_credentials
+    {
+        client.dcos = Some(DcosAuth::from_json(
+            json,
+            client.ca_cert_pem.as_deref(),
+            client.insecure,
+        )?);
+    }
+    client.credentials = credentials;
+    Ok(client)
+}
+
 impl Settings {
     /// Validate `args`; `env` is the process environment.
     pub fn from_args(args: &Args, env: &[(String, String)]) -> Result<Self, SettingsError> {
@@ -172,28 +217,17 @@ impl Settings {
         if (min == 0) != (max == 0) || min > max || min < 0 {
             return Err(SettingsError::PortRange(min, max));
         }
-        let credentials = if let Some(file) = &args.marathon_auth_credential_file {
-            Some(Credentials::from_file(file)?)
-        } else if let Some(text) = &args.auth_credentials {
-            Some(Credentials::parse(text, "--auth-credentials")?)
-        } else {
-            None
-        };
-        let mut client = ClientConfig::new(args.marathon.clone());
-        client.ca_cert_pem = args.marathon_ca_cert.as_deref().map(read).transpose()?;
-        client.insecure = args.marathon_insecure;
+        let mut client = client_config(
+            args.marathon.clone(),
+            &MarathonAccess {
+                credential_file: args.marathon_auth_credential_file.as_deref(),
+                auth_credentials: args.auth_credentials.as_deref(),
+                dcos_auth_credentials: args.dcos_auth_credentials.as_deref(),
+                ca_cert: args.marathon_ca_cert.as_deref(),
+                insecure: args.marathon_insecure,
+            },
+        )?;
         client.max_body_bytes = args.marathon_max_body_mib << 20;
-        // Precedence as marathon-lb: DC/OS credentials only without basic ones.
-        if credentials.is_none()
-            && let Some(json) = &args.dcos_auth_credentials
-        {
-            client.dcos = Some(DcosAuth::from_json(
-                json,
-                client.ca_cert_pem.as_deref(),
-                client.insecure,
-            )?);
-        }
-        client.credentials = credentials;
 
         let framework_name = env
             .iter()

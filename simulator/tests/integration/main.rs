@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod common;
 mod create;
+mod deploy;
 mod events;
 mod faults;
 mod rest;

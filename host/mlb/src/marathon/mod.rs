@@ -29,6 +29,9 @@ use std::time::Duration;
 pub use auth::{Credentials, CredentialsError};
 pub use dcos::{Auth, DcosAuth, DcosError};
 
+/// What the controller fetches.
+const APPS: &str = "/v2/apps?embed=apps.tasks";
+
 /// Why apps could not be fetched.
 ///
 /// Every variant is retryable (the next poll or event may succeed); the
@@ -159,30 +162,58 @@ impl MarathonClient {
 
     /// `GET /v2/apps?embed=apps.tasks`: the raw JSON body.
     pub async fn fetch_apps(&mut self) -> Result<Vec<u8>, MarathonError> {
+        self.request(reqwest::Method::GET, APPS, None).await
+    }
+
+    /// `method path` (path with query) on the first Marathon that answers,
+    /// with `body` as JSON: the raw JSON body of a 2xx answer. A write moves
+    /// on to the next URL only when the connection could not be made (it
+    /// was then never received); a read also on timeouts and non-JSON
+    /// bodies.
+    pub async fn request(
+        &mut self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<u8>, MarathonError> {
         let mut failures = Vec::new();
         for i in 0..self.urls.len() {
-            let url = format!("{}/v2/apps?embed=apps.tasks", self.urls[i]);
+            let url = format!("{}{path}", self.urls[i]);
             let shown = redact_url(&url);
-            tracing::info!(url = %shown, "fetching apps");
-            match self.get(&url, &shown).await {
+            if path == APPS {
+                tracing::info!(url = %shown, "fetching apps");
+            } else {
+                tracing::debug!(url = %shown, %method, "asking Marathon");
+            }
+            match self.send(&method, &url, &shown, body).await {
                 Ok(body) => {
                     if i != 0 {
                         self.urls.rotate_left(i);
                     }
                     return body;
                 }
-                Err(cause) => {
-                    tracing::warn!(url = %shown, %cause, "Marathon did not answer, trying the next one");
-                    failures.push(format!("{shown}: {cause}"));
+                Err(failure) if method == reqwest::Method::GET || failure.unsent => {
+                    tracing::warn!(url = %shown, cause = %failure.cause, "Marathon did not answer, trying the next one");
+                    failures.push(format!("{shown}: {}", failure.cause));
+                }
+                Err(failure) => {
+                    failures.push(format!("{shown}: {}", failure.cause));
+                    break;
                 }
             }
         }
         Err(MarathonError::AllHostsFailed(failures))
     }
 
-    /// One request (`shown`: `url` for messages). `Err` = try the next
-    /// host; `Ok(Err)` = final answer.
-    async fn get(&self, url: &str, shown: &str) -> Result<Result<Vec<u8>, MarathonError>, String> {
+    /// One request (`shown`: `url` for messages). `Err` = no answer (maybe
+    /// try the next host); `Ok(Err)` = final answer.
+    async fn send(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        shown: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Result<Vec<u8>, MarathonError>, Failure> {
         let mut renewed = false;
         let resp = loop {
             let header = match self.auth.header().await {
@@ -191,13 +222,16 @@ impl MarathonClient {
             };
             let mut req = self
                 .http
-                .get(url)
+                .request(method.clone(), url)
                 .header("Accept", "application/json")
                 .header("Content-Type", "application/json");
             if let Some(h) = &header {
                 req = req.header(reqwest::header::AUTHORIZATION, h.clone());
             }
-            let resp = req.send().await.map_err(describe)?;
+            if let Some(body) = body {
+                req = req.body(body.to_vec());
+            }
+            let resp = req.send().await.map_err(Failure::from)?;
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED
                 && !renewed
                 && self.auth.renews_on_401()
@@ -210,11 +244,14 @@ impl MarathonClient {
             break resp;
         };
         let status = resp.status();
-        let body = read_capped(resp, self.max_body_bytes).await?;
+        let body = read_capped(resp, self.max_body_bytes)
+            .await
+            .map_err(Failure::answered)?;
         // A body that is not JSON is treated like a connection problem
         // (marathon-lb with requests >= 2.27 does the same). A good answer
         // is only checked here (no second tree of a large document).
-        let not_json = |e: serde_json::Error| format!("{status}, body is not JSON ({e})");
+        let not_json =
+            |e: serde_json::Error| Failure::answered(format!("{status}, body is not JSON ({e})"));
         if status.is_success() {
             serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(not_json)?;
             return Ok(Ok(body));
@@ -282,6 +319,32 @@ pub fn redact_url(url: &str) -> String {
             url.to_owned()
         }
         Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// A request that got no usable answer.
+struct Failure {
+    cause: String,
+    /// The connection was never made: the request was not received.
+    unsent: bool,
+}
+
+impl Failure {
+    /// The request reached Marathon but the answer is unusable.
+    fn answered(cause: String) -> Self {
+        Self {
+            cause,
+            unsent: false,
+        }
+    }
+}
+
+impl From<reqwest::Error> for Failure {
+    fn from(e: reqwest::Error) -> Self {
+        Self {
+            unsent: e.is_connect(),
+            cause: describe(e),
+        }
     }
 }
 

@@ -1,0 +1,227 @@
+//! Marathon's write endpoints, with deployments: `POST /v2/apps`,
+//! `PUT /v2/apps/{id}` (scale; `?force=true` overrides a running deployment),
+//! `DELETE /v2/apps/{id}`, `POST /v2/tasks/delete[?scale=true]` and
+//! `GET /v2/deployments`.
+//!
+//! An app written here is *managed*: the [`crate::engine`] launches its
+//! tasks as real loopback HTTP servers ([`crate::backend`]), runs its
+//! health checks against them and finishes its deployment once every task
+//! runs (and is healthy). While a deployment runs, the app lists it in
+//! `deployments` and `GET /v2/deployments` shows it.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::apps::{self, App, app_id};
+use crate::clock;
+use crate::error::SimError;
+use crate::events;
+use crate::marathon::json_response;
+use crate::ops;
+use crate::query::Query;
+use crate::state::Sim;
+
+type Answer = Result<Response, SimError>;
+
+fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, SimError> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(SimError::BadRequest(
+            "Object is not valid: expected a JSON object".into(),
+        )),
+        Err(e) => Err(SimError::BadRequest(format!("Invalid JSON: {e}"))),
+    }
+}
+
+/// Starts a deployment of `app`: `deployments: [{"id"}]`; returns its id.
+pub(crate) fn start_deployment(sim: &Sim, app: &mut App) -> String {
+    let id = sim.next_uuid();
+    app.insert("deployments".into(), json!([{ "id": id }]));
+    id
+}
+
+fn deployment_answer(version: &str, deployment: &str) -> Response {
+    json_response(
+        StatusCode::OK,
+        &json!({"version": version, "deploymentId": deployment}),
+    )
+}
+
+/// `POST /v2/apps`: create an app (201); 409 if the id is taken.
+pub async fn create(State(sim): State<Sim>, body: Bytes) -> Answer {
+    let mut app = parse_object(&body)?;
+    let id = match app.get("id").and_then(Value::as_str) {
+        Some(id) if !id.trim_matches('/').is_empty() => format!("/{}", id.trim_matches('/')),
+        _ => {
+            return Err(SimError::BadRequest(
+                "Object is not valid: id is required".into(),
+            ));
+        }
+    };
+    let now = clock::now();
+    app.insert("id".into(), Value::from(id.clone()));
+    app.entry("instances").or_insert(json!(1));
+    app.insert("version".into(), Value::from(now.clone()));
+    app.insert(
+        "versionInfo".into(),
+        json!({"lastScalingAt": now, "lastConfigChangeAt": now}),
+    );
+    app.insert("tasks".into(), json!([]));
+    let sim2 = sim.clone();
+    let created = sim.mutate(|list, _, out| {
+        if list.iter().any(|a| app_id(a) == id) {
+            return Err(SimError::Conflict(format!(
+                "An app with id [{id}] already exists."
+            )));
+        }
+        start_deployment(&sim2, &mut app);
+        apps::refresh_counts(&mut app);
+        out.push(events::api_post("/v2/apps", apps::definition(&app)));
+        list.push(app.clone());
+        Ok(app)
+    })?;
+    sim.manage(&id);
+    Ok(json_response(StatusCode::CREATED, &created))
+}
+
+/// `PUT /v2/apps/{id}[?force=true]`: update fields (an `instances` change
+/// scales); 409 while a deployment runs, unless forced.
+pub async fn update(
+    State(sim): State<Sim>,
+    Path(rest): Path<String>,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Answer {
+    let force = Query::parse(raw.as_deref()).first("force") == Some("true");
+    let id = format!("/{}", rest.trim_matches('/'));
+    let patch = parse_object(&body)?;
+    let now = clock::now();
+    let sim2 = sim.clone();
+    let deployment = sim.mutate(|list, _, out| {
+        let app = list
+            .iter_mut()
+            .find(|a| app_id(a) == id)
+            .ok_or_else(|| SimError::no_app(&id))?;
+        let locked = app
+            .get("deployments")
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty());
+        if locked && !force {
+            return Err(SimError::Conflict(
+                "App is locked by one or more deployments. Override with the option '?force=true'."
+                    .into(),
+            ));
+        }
+        let scaling = patch.contains_key("instances");
+        for (k, v) in patch {
+            if k != "id" && !apps::RUNTIME_KEYS.contains(&k.as_str()) {
+                app.insert(k, v);
+            }
+        }
+        app.insert("version".into(), Value::from(now.clone()));
+        if let Some(vi) = app.get_mut("versionInfo").and_then(Value::as_object_mut) {
+            let key = if scaling {
+                "lastScalingAt"
+            } else {
+                "lastConfigChangeAt"
+            };
+            vi.insert(key.into(), Value::from(now.clone()));
+        }
+        out.push(events::api_post(
+            &format!("/v2/apps{id}"),
+            apps::definition(app),
+        ));
+        Ok(start_deployment(&sim2, app))
+    })?;
+    sim.manage(&id);
+    Ok(deployment_answer(&now, &deployment))
+}
+
+/// `DELETE /v2/apps/{id}`: kill its tasks and remove it.
+pub async fn destroy(State(sim): State<Sim>, Path(rest): Path<String>) -> Answer {
+    let id = format!("/{}", rest.trim_matches('/'));
+    let app = sim.mutate(|list, _, out| ops::remove_app(list, &id, out))?;
+    for t in apps::tasks(&app) {
+        sim.stop_server(t.get("id").and_then(Value::as_str).unwrap_or(""));
+    }
+    sim.unmanage(&id);
+    Ok(deployment_answer(&clock::now(), &sim.next_uuid()))
+}
+
+/// `POST /v2/tasks/delete[?scale=true]` + `{"ids": [...]}`: kill tasks;
+/// with `scale` their apps' `instances` drop accordingly.
+pub async fn kill_tasks(State(sim): State<Sim>, RawQuery(raw): RawQuery, body: Bytes) -> Answer {
+    let scale = Query::parse(raw.as_deref()).first("scale") == Some("true");
+    let ids: Vec<String> = parse_object(&body)?
+        .get("ids")
+        .and_then(Value::as_array)
+        .map(|ids| {
+            ids.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .ok_or_else(|| SimError::BadRequest("Object is not valid: ids is required".into()))?;
+    let sim2 = sim.clone();
+    let (killed, deployment) = sim.mutate(|list, _, out| {
+        let mut killed = Vec::new();
+        let mut deployment = String::new();
+        for tid in &ids {
+            let owner = list.iter().find_map(|a| {
+                apps::tasks(a)
+                    .iter()
+                    .any(|t| t.get("id").and_then(Value::as_str) == Some(tid))
+                    .then(|| app_id(a).to_owned())
+            });
+            let Some(owner) = owner else { continue };
+            killed.push(ops::remove_task(list, &owner, tid, scale, out)?);
+            if scale && let Some(app) = list.iter_mut().find(|a| app_id(a) == owner) {
+                deployment = start_deployment(&sim2, app);
+            }
+        }
+        if killed.is_empty() {
+            return Err(SimError::NotFound(format!("Tasks {ids:?} do not exist")));
+        }
+        Ok((killed, deployment))
+    })?;
+    for t in &killed {
+        sim.stop_server(t.get("id").and_then(Value::as_str).unwrap_or(""));
+    }
+    if scale {
+        return Ok(deployment_answer(&clock::now(), &deployment));
+    }
+    Ok(json_response(StatusCode::OK, &json!({ "tasks": killed })))
+}
+
+/// `GET /v2/deployments`: one entry per app with a running deployment.
+pub async fn list(State(sim): State<Sim>) -> Response {
+    let apps = sim.apps();
+    let deployments: Vec<Value> = apps
+        .iter()
+        .flat_map(|a| {
+            let id = app_id(a).to_owned();
+            let version = a.get("version").cloned().unwrap_or(Value::Null);
+            a.get("deployments")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |d| {
+                    json!({
+                        "id": d.get("id").cloned().unwrap_or(Value::Null),
+                        "version": version,
+                        "affectedApps": [id],
+                        "affectedPods": [],
+                        "steps": [{"actions": [{"action": "ScaleApplication", "app": id}]}],
+                        "currentActions": [{"action": "ScaleApplication", "app": id, "readinessCheckResults": []}],
+                        "currentStep": 1,
+                        "totalSteps": 1
+                    })
+                })
+        })
+        .collect();
+    json_response(StatusCode::OK, &deployments)
+}

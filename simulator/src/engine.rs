@@ -1,0 +1,191 @@
+//! Drives the apps written through the REST API ([`crate::deploy`]) the way
+//! Marathon's scheduler would, one tick at a time:
+//!
+//! 1. staging tasks (launched in the previous tick) start running — or, for
+//!    an app whose `env.SIM_TASK_FAIL` is `crash`, fail (`TASK_FAILED`,
+//!    `lastTaskFailure`) and are launched again next tick: a crash loop;
+//! 2. health checks of running tasks are probed for real against their
+//!    loopback servers (HTTP: `GET path` answered 2xx/3xx; TCP: a
+//!    connection); `SIM_TASK_FAIL=unhealthy` tasks answer 500;
+//! 3. missing tasks are launched (`TASK_STAGING`, a new loopback server
+//!    each), surplus ones killed youngest first;
+//! 4. a deployment finishes once every task runs and is healthy.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::apps::{self, App, app_id, task_state};
+use crate::backend;
+use crate::clock;
+use crate::events;
+use crate::ops::Payload;
+use crate::state::Sim;
+use crate::tasks::{self, Ctx};
+
+/// How often the engine ticks (and so how long a task stages).
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Runs the engine until the simulator shuts down.
+pub async fn run(sim: Sim) {
+    let mut control = sim.control();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => tick(&sim).await,
+            r = control.changed() => if r.is_err() || control.borrow().shutdown { return },
+        }
+    }
+}
+
+fn fail_mode(app: &App) -> Option<&str> {
+    app.get("env")?.get("SIM_TASK_FAIL")?.as_str()
+}
+
+/// `Some(path)` for HTTP checks, `None` for TCP-style ones; no entry
+/// without health checks.
+fn check(app: &App) -> Option<Option<String>> {
+    let hc = app.get("healthChecks")?.as_array()?.first()?;
+    let protocol = hc.get("protocol").and_then(Value::as_str).unwrap_or("HTTP");
+    Some(protocol.contains("HTTP").then(|| {
+        hc.get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_owned()
+    }))
+}
+
+fn task_id(t: &Value) -> &str {
+    t.get("id").and_then(Value::as_str).unwrap_or("")
+}
+
+async fn tick(sim: &Sim) {
+    // Apps loaded from a file are left alone (and not copied on write).
+    if !sim.manages_any() {
+        return;
+    }
+    let apps = sim.apps();
+    let mut probes = Vec::new();
+    for app in apps.iter().filter(|a| sim.is_managed(app_id(a))) {
+        let Some(path) = check(app) else { continue };
+        for t in apps::tasks(app)
+            .iter()
+            .filter(|t| task_state(t) == "TASK_RUNNING")
+        {
+            if let Some(port) = t
+                .get("ports")
+                .and_then(|p| p.get(0))
+                .and_then(Value::as_u64)
+            {
+                let (app, task, path) =
+                    (app_id(app).to_owned(), task_id(t).to_owned(), path.clone());
+                probes.push(async move {
+                    let alive = backend::probe(port as u16, path.as_deref()).await;
+                    (app, task, alive)
+                });
+            }
+        }
+    }
+    let results = futures_util::future::join_all(probes).await;
+    let sim2 = sim.clone();
+    let _ = sim.mutate(|list, ctx, out| {
+        for (app, task, alive) in &results {
+            let _ = crate::ops::set_health(list, app, task, *alive, out);
+        }
+        for app in list.iter_mut().filter(|a| sim2.is_managed(app_id(a))) {
+            advance(&sim2, app, ctx, out);
+        }
+        Ok(())
+    });
+}
+
+fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) {
+    let id = app_id(app).to_owned();
+    let version = app
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let crash = fail_mode(app) == Some("crash");
+    let mut list = apps::tasks(app).to_vec();
+    // 1. Staging → running (or failed).
+    let mut failed = None;
+    list.retain_mut(|t| {
+        if task_state(t) != "TASK_STAGING" {
+            return true;
+        }
+        if crash {
+            out.push(events::status_update(&id, t, "TASK_FAILED", &version));
+            failed = Some(json!({
+                "appId": id, "host": t.get("host").cloned().unwrap_or(json!("127.0.0.1")),
+                "message": "Command exited with status 1", "state": "TASK_FAILED",
+                "taskId": task_id(t), "timestamp": clock::now(), "version": version,
+                "slaveId": t.get("slaveId").cloned().unwrap_or(json!("sim-agent-S0"))
+            }));
+            sim.stop_server(task_id(t));
+            return false;
+        }
+        let obj = t.as_object_mut().expect("task object");
+        obj.insert("state".into(), json!("TASK_RUNNING"));
+        obj.insert("startedAt".into(), json!(clock::now()));
+        out.push(events::status_update(&id, t, "TASK_RUNNING", &version));
+        true
+    });
+    if let Some(f) = failed {
+        app.insert("lastTaskFailure".into(), f);
+    }
+    // 3. Launch or kill to reach `instances`.
+    let want = app.get("instances").and_then(Value::as_u64).unwrap_or(0) as usize;
+    while list.len() > want {
+        let t = list.pop().expect("non-empty");
+        out.push(events::status_update(&id, &t, "TASK_KILLED", &version));
+        sim.stop_server(task_id(&t));
+    }
+    while list.len() < want {
+        let mut t = tasks::new_task(app, None, None, ctx);
+        let label = format!("{id} {}", task_id(&t));
+        let port = if crash {
+            None
+        } else {
+            match backend::serve(&label, fail_mode(app) == Some("unhealthy")) {
+                Ok((port, server)) => {
+                    sim.add_server(task_id(&t), server);
+                    Some(port)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a task server");
+                    return;
+                }
+            }
+        };
+        let obj = t.as_object_mut().expect("task object");
+        if let Some(port) = port {
+            obj.insert("ports".into(), json!([port]));
+        }
+        obj.insert("state".into(), json!("TASK_STAGING"));
+        obj.remove("startedAt");
+        obj.remove("healthCheckResults");
+        out.push(events::status_update(&id, &t, "TASK_STAGING", &version));
+        list.push(t);
+    }
+    // 4. Deployment done?
+    let has_check = check(app).is_some();
+    let done = list.len() == want
+        && list.iter().all(|t| {
+            task_state(t) == "TASK_RUNNING" && (!has_check || tasks::healthy(t) == Some(true))
+        });
+    app.insert("tasks".into(), Value::from(list));
+    apps::refresh_counts(app);
+    if done
+        && app
+            .get("deployments")
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty())
+    {
+        app.insert("deployments".into(), json!([]));
+        let mut ev = serde_json::Map::new();
+        ev.insert("eventType".into(), json!("deployment_success"));
+        ev.insert("id".into(), json!(sim.next_uuid()));
+        ev.insert("timestamp".into(), json!(clock::now()));
+        out.push(ev);
+    }
+}
