@@ -1,7 +1,8 @@
 //! Marathon's write endpoints, with deployments: `POST /v2/apps`,
 //! `PUT /v2/apps/{id}` (scale; `?force=true` overrides a running deployment),
 //! `DELETE /v2/apps/{id}`, `POST /v2/tasks/delete[?scale=true]` and
-//! `GET /v2/deployments`.
+//! `GET /v2/deployments`. Bodies are checked (and new apps completed) by
+//! [`crate::appdef`], with Marathon's status codes and error shapes.
 //!
 //! An app written here is *managed*: the [`crate::engine`] launches its
 //! tasks as real loopback HTTP servers ([`crate::backend`]), runs its
@@ -11,10 +12,11 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+use crate::appdef;
 use crate::apps::{self, App, app_id};
 use crate::clock;
 use crate::error::SimError;
@@ -25,16 +27,6 @@ use crate::query::Query;
 use crate::state::Sim;
 
 type Answer = Result<Response, SimError>;
-
-fn parse_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, SimError> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(SimError::BadRequest(
-            "Object is not valid: expected a JSON object".into(),
-        )),
-        Err(e) => Err(SimError::BadRequest(format!("Invalid JSON: {e}"))),
-    }
-}
 
 /// Starts a deployment of `app`: `deployments: [{"id"}]`; returns its id.
 pub(crate) fn start_deployment(sim: &Sim, app: &mut App) -> String {
@@ -50,41 +42,54 @@ fn deployment_answer(version: &str, deployment: &str) -> Response {
     )
 }
 
-/// `POST /v2/apps`: create an app (201); 409 if the id is taken.
-pub async fn create(State(sim): State<Sim>, body: Bytes) -> Answer {
-    let mut app = parse_object(&body)?;
-    let id = match app.get("id").and_then(Value::as_str) {
-        Some(id) if !id.trim_matches('/').is_empty() => format!("/{}", id.trim_matches('/')),
-        _ => {
-            return Err(SimError::BadRequest(
-                "Object is not valid: id is required".into(),
-            ));
-        }
-    };
+/// `POST /v2/apps`: create an app ([`appdef`] checks and completes it; 409 if the id is taken). The
+/// answer is Marathon's: 201, `Location` and `Marathon-Deployment-Id`, the app as created with counts
+/// of 0 and its deployment, without tasks or `versionInfo`.
+pub async fn create(State(sim): State<Sim>, headers: HeaderMap, body: Bytes) -> Answer {
+    let mut app = appdef::new_app(appdef::json_object(&headers, &body)?)?;
+    let id = app_id(&app).to_owned();
     let now = clock::now();
-    app.insert("id".into(), Value::from(id.clone()));
-    app.entry("instances").or_insert(json!(1));
     app.insert("version".into(), Value::from(now.clone()));
-    app.insert(
-        "versionInfo".into(),
-        json!({"lastScalingAt": now, "lastConfigChangeAt": now}),
-    );
-    app.insert("tasks".into(), json!([]));
     let sim2 = sim.clone();
-    let created = sim.mutate(|list, _, out| {
+    let (mut answer, deployment) = sim.mutate(|list, _, out| {
         if list.iter().any(|a| app_id(a) == id) {
             return Err(SimError::Conflict(format!(
                 "An app with id [{id}] already exists."
             )));
         }
-        start_deployment(&sim2, &mut app);
+        appdef::assign_service_ports(&mut app, list);
+        out.push(events::api_post("/v2/apps", app.clone()));
+        let answer = app.clone();
+        app.insert(
+            "versionInfo".into(),
+            json!({"lastScalingAt": now, "lastConfigChangeAt": now}),
+        );
+        app.insert("tasks".into(), json!([]));
+        let deployment = start_deployment(&sim2, &mut app);
         apps::refresh_counts(&mut app);
-        out.push(events::api_post("/v2/apps", apps::definition(&app)));
-        list.push(app.clone());
-        Ok(app)
+        list.push(app);
+        Ok((answer, deployment))
     })?;
     sim.manage(&id);
-    Ok(json_response(StatusCode::CREATED, &created))
+    for k in [
+        "tasksStaged",
+        "tasksRunning",
+        "tasksHealthy",
+        "tasksUnhealthy",
+    ] {
+        answer.insert(k.into(), json!(0));
+    }
+    answer.insert("deployments".into(), json!([{ "id": deployment }]));
+    let mut resp = json_response(StatusCode::CREATED, &answer);
+    for (name, value) in [
+        (header::LOCATION.as_str(), &id),
+        ("marathon-deployment-id", &deployment),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            resp.headers_mut().insert(name, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// `PUT /v2/apps/{id}[?force=true]`: update fields (an `instances` change
@@ -93,11 +98,12 @@ pub async fn update(
     State(sim): State<Sim>,
     Path(rest): Path<String>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
     let force = Query::parse(raw.as_deref()).first("force") == Some("true");
     let id = format!("/{}", rest.trim_matches('/'));
-    let patch = parse_object(&body)?;
+    let patch = appdef::json_object(&headers, &body)?;
     let now = clock::now();
     let sim2 = sim.clone();
     let deployment = sim.mutate(|list, _, out| {
@@ -153,9 +159,14 @@ pub async fn destroy(State(sim): State<Sim>, Path(rest): Path<String>) -> Answer
 
 /// `POST /v2/tasks/delete[?scale=true]` + `{"ids": [...]}`: kill tasks;
 /// with `scale` their apps' `instances` drop accordingly.
-pub async fn kill_tasks(State(sim): State<Sim>, RawQuery(raw): RawQuery, body: Bytes) -> Answer {
+pub async fn kill_tasks(
+    State(sim): State<Sim>,
+    RawQuery(raw): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let scale = Query::parse(raw.as_deref()).first("scale") == Some("true");
-    let ids: Vec<String> = parse_object(&body)?
+    let ids: Vec<String> = appdef::json_object(&headers, &body)?
         .get("ids")
         .and_then(Value::as_array)
         .map(|ids| {
@@ -164,7 +175,10 @@ pub async fn kill_tasks(State(sim): State<Sim>, RawQuery(raw): RawQuery, body: B
                 .map(str::to_owned)
                 .collect()
         })
-        .ok_or_else(|| SimError::BadRequest("Object is not valid: ids is required".into()))?;
+        .ok_or_else(|| SimError::Invalid {
+            path: "/ids".into(),
+            error: "error.path.missing".into(),
+        })?;
     let sim2 = sim.clone();
     let (killed, deployment) = sim.mutate(|list, _, out| {
         let mut killed = Vec::new();

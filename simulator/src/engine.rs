@@ -8,8 +8,11 @@
 //!    loopback servers (HTTP: `GET path` answered 2xx/3xx; TCP: a
 //!    connection); `SIM_TASK_FAIL=unhealthy` tasks answer 500;
 //! 3. missing tasks are launched (`TASK_STAGING`, a new loopback server
-//!    each), surplus ones killed youngest first;
+//!    per host port), surplus ones killed youngest first;
 //! 4. a deployment finishes once every task runs and is healthy.
+//!
+//! Each task change emits `status_update_event` + `instance_changed_event`;
+//! a finished deployment `deployment_success`.
 
 use std::time::Duration;
 
@@ -114,7 +117,7 @@ fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) 
             return true;
         }
         if crash {
-            out.push(events::status_update(&id, t, "TASK_FAILED", &version));
+            out.extend(events::task_changed(&id, t, "TASK_FAILED", &version));
             failed = Some(json!({
                 "appId": id, "host": t.get("host").cloned().unwrap_or(json!("127.0.0.1")),
                 "message": "Command exited with status 1", "state": "TASK_FAILED",
@@ -127,7 +130,7 @@ fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) 
         let obj = t.as_object_mut().expect("task object");
         obj.insert("state".into(), json!("TASK_RUNNING"));
         obj.insert("startedAt".into(), json!(clock::now()));
-        out.push(events::status_update(&id, t, "TASK_RUNNING", &version));
+        out.extend(events::task_changed(&id, t, "TASK_RUNNING", &version));
         true
     });
     if let Some(f) = failed {
@@ -137,34 +140,44 @@ fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) 
     let want = app.get("instances").and_then(Value::as_u64).unwrap_or(0) as usize;
     while list.len() > want {
         let t = list.pop().expect("non-empty");
-        out.push(events::status_update(&id, &t, "TASK_KILLED", &version));
+        out.extend(events::task_changed(&id, &t, "TASK_KILLED", &version));
         sim.stop_server(task_id(&t));
     }
     while list.len() < want {
         let mut t = tasks::new_task(app, None, None, ctx);
         let label = format!("{id} {}", task_id(&t));
-        let port = if crash {
-            None
-        } else {
-            match backend::serve(&label, fail_mode(app) == Some("unhealthy")) {
+        // One server per host port (at least one), so every port of the task answers.
+        let n_ports = t
+            .get("ports")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+            .max(1);
+        let unhealthy = fail_mode(app) == Some("unhealthy");
+        let mut ports = Vec::new();
+        while !crash && ports.len() < n_ports {
+            match backend::serve(&label, unhealthy) {
                 Ok((port, server)) => {
                     sim.add_server(task_id(&t), server);
-                    Some(port)
+                    ports.push(port);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot start a task server");
-                    return;
+                    sim.stop_server(task_id(&t));
+                    break;
                 }
             }
-        };
+        }
+        if !crash && ports.len() < n_ports {
+            break; // retried next tick
+        }
         let obj = t.as_object_mut().expect("task object");
-        if let Some(port) = port {
-            obj.insert("ports".into(), json!([port]));
+        if !crash {
+            obj.insert("ports".into(), json!(ports));
         }
         obj.insert("state".into(), json!("TASK_STAGING"));
         obj.remove("startedAt");
         obj.remove("healthCheckResults");
-        out.push(events::status_update(&id, &t, "TASK_STAGING", &version));
+        out.extend(events::task_changed(&id, &t, "TASK_STAGING", &version));
         list.push(t);
     }
     // 4. Deployment done?

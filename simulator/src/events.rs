@@ -149,6 +149,21 @@ pub fn instance_changed(
     }))
 }
 
+/// The `status_update_event` + `instance_changed_event` pair of a task reaching `status`, in Marathon's
+/// order.
+pub fn task_changed(
+    app_id: &str,
+    task: &Value,
+    status: &str,
+    app_version: &str,
+) -> [Map<String, Value>; 2] {
+    let instance = crate::tasks::instance_id(task);
+    [
+        status_update(app_id, task, status, app_version),
+        instance_changed(app_id, task, &instance, status, app_version),
+    ]
+}
+
 /// `health_status_changed_event` (Marathon-side HTTP/HTTPS/TCP checks only).
 pub fn health_status_changed(
     app_id: &str,

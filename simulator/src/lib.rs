@@ -19,9 +19,9 @@
 //! * [`tasks`], [`ops`]: building tasks and the operations on the app list, each returning the events
 //!   Marathon would emit; [`events`] holds the event shapes and SSE framing.
 //! * [`marathon`]: the REST read endpoints; [`sse`]: `GET /v2/events`.
-//! * [`deploy`]: the REST write endpoints and deployments; [`engine`] drives the apps written through them
-//!   (staging, running, health, crash loops) with real loopback HTTP servers per task ([`backend`]).
-//! * [`create`]: an earlier `POST /v2/apps` (instant tasks on loopback host ports served by the caller).
+//! * [`deploy`]: the REST write endpoints and deployments, with Marathon's checks, defaults and service-port
+//!   assignment for written apps ([`appdef`]); [`engine`] drives the apps written through them (staging,
+//!   running, health, crash loops) with real loopback HTTP servers per task ([`backend`]).
 //! * [`auth`], [`fault`], [`layers`]: the middleware of Marathon endpoints (basic auth, injected faults,
 //!   request log and Marathon's response headers).
 //! * [`admin`]: the `/_sim/` admin API.
@@ -30,11 +30,11 @@
 //! * `main.rs`: the `marathon-sim` binary, a thin CLI over [`start`].
 
 pub mod admin;
+pub mod appdef;
 pub mod apps;
 pub mod auth;
 pub mod backend;
 pub mod clock;
-pub mod create;
 pub mod deploy;
 pub mod engine;
 pub mod error;

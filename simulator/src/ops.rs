@@ -38,14 +38,7 @@ fn tasks_mut(app: &mut App) -> &mut Vec<Value> {
 /// The `status_update_event` + `instance_changed_event` pair for a task reaching `status`.
 fn task_events(app: &App, task: &Value, status: &str, out: &mut Vec<Payload>) {
     let (id, v) = (app_id(app), version(app));
-    out.push(events::status_update(id, task, status, &v));
-    out.push(events::instance_changed(
-        id,
-        task,
-        &tasks::instance_id(task),
-        status,
-        &v,
-    ));
+    out.extend(events::task_changed(id, task, status, &v));
 }
 
 fn set_instances(app: &mut App, n: u64) {

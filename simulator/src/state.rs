@@ -73,8 +73,8 @@ struct Inner {
     leader: OnceLock<String>,
     /// Apps written through the REST API, driven by [`crate::engine`].
     managed: Mutex<HashSet<String>>,
-    /// The loopback servers of their tasks, by task id.
-    servers: Mutex<HashMap<String, TaskServer>>,
+    /// The loopback servers of their tasks (one per host port), by task id.
+    servers: Mutex<HashMap<String, Vec<TaskServer>>>,
 }
 
 /// A handle on the simulator state; cheap to clone.
@@ -289,12 +289,15 @@ impl Sim {
         lock(&self.inner.managed).contains(id)
     }
 
-    /// Keeps a task's server running until [`Sim::stop_server`].
+    /// Keeps a server of a task running until [`Sim::stop_server`].
     pub fn add_server(&self, task_id: &str, server: TaskServer) {
-        lock(&self.inner.servers).insert(task_id.to_owned(), server);
+        lock(&self.inner.servers)
+            .entry(task_id.to_owned())
+            .or_default()
+            .push(server);
     }
 
-    /// Stops a task's server (no-op for tasks without one).
+    /// Stops a task's servers (no-op for tasks without one).
     pub fn stop_server(&self, task_id: &str) {
         lock(&self.inner.servers).remove(task_id);
     }

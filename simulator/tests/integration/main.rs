@@ -4,7 +4,6 @@ mod admin;
 mod auth;
 mod cli;
 mod common;
-mod create;
 mod deploy;
 mod events;
 mod faults;
