@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use harness::*;
 use serde_json::{Value, json};
-use support::http::{backend, backend_at, free_port};
+use support::http::{backend, free_port};
 
 #[test]
 fn sse_entrypoint_runs_haproxy_serves_the_9090_endpoints_and_stops_cleanly() {
@@ -600,15 +600,17 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let apps = sim.sim().apps();
-    let nginx = apps
-        .iter()
-        .find(|a| a.get("id").and_then(Value::as_str) == Some("/nginx"))
-        .map(|a| Value::Object(a.clone()))
-        .expect("/nginx created");
-    let task_port = nginx["tasks"][0]["ports"][0].as_u64().unwrap() as u16;
-    assert_eq!(nginx["tasks"][0]["host"], "127.0.0.1");
-    backend_at(task_port, "nginx-task");
+    // The simulator deploys it: its task is a loopback server answering `/nginx <taskId>`.
+    let nginx_task = || {
+        let apps = sim.sim().apps();
+        let nginx = apps
+            .iter()
+            .find(|a| a.get("id").and_then(Value::as_str) == Some("/nginx"))
+            .expect("/nginx created");
+        let task = nginx["tasks"].get(0)?;
+        assert_eq!(task["host"], "127.0.0.1");
+        Some(format!("/nginx {}\n", task["id"].as_str()?))
+    };
     let lb_def = read(repo().join("examples/marathon-lb.json"));
     let lb_def: Value = serde_json::from_str(&lb_def).unwrap();
     let vhost = read(repo().join("examples/nginx.json"));
@@ -648,9 +650,9 @@ fn seed_flow_examples_posted_with_the_documented_curl_commands_are_routed() {
     let mut lb = Entrypoint::start(d, &mut cmd, &env);
 
     let took = lb.wait_for(
-        "the example vhost to be routed",
+        "the example vhost to be routed to the simulator's nginx task",
         Duration::from_secs(30),
-        || served(ports.http, &vhost, "nginx-task"),
+        || nginx_task().is_some_and(|answer| served(ports.http, &vhost, &answer)),
     );
     println!(
         "seed flow: LB start to the example vhost served in {} ms",
