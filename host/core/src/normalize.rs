@@ -305,15 +305,16 @@ fn convert_app(
                     .filter_map(|a| a.ip_address.as_deref())
                     .map(|a| ("tasks[].ipAddresses[].ipAddress", a)),
             )
-            .find_map(|(field, v)| allowlist::check(Class::Address, v).err().map(|r| (field, r)))
+            .find_map(|(field, v)| {
+                allowlist::check(Class::Address, v)
+                    .err()
+                    .map(|r| (field, r))
+            })
         {
             diagnostics.push(Diagnostic::warning(
                 &id,
                 Some(field),
-                format!(
-                    "task {} skipped: the address {refusal}",
-                    shown(&task_id)
-                ),
+                format!("task {} skipped: the address {refusal}", shown(&task_id)),
             ));
             continue;
         }
@@ -490,7 +491,11 @@ mod tests {
         assert_eq!(n.apps[0].labels[0].1, "caf\u{e9} ok");
         assert_eq!(n.diagnostics.len(), 1);
         assert_eq!(n.diagnostics[0].app_id, "/bad");
-        assert!(n.diagnostics[0].message.contains("not UTF-8"), "{}", n.diagnostics[0]);
+        assert!(
+            n.diagnostics[0].message.contains("not UTF-8"),
+            "{}",
+            n.diagnostics[0]
+        );
         // Outside any app the document is still unreadable as a whole.
         let mut broken = br#"{"apps": [] }"#.to_vec();
         broken[11] = 0xfe;

@@ -220,7 +220,10 @@ pub fn check_service(s: &Service) -> Result<(), ServiceFault> {
         if !is_proxy_name(&server.name) {
             return Err(fault(
                 "servers.name",
-                format!("'{}' is not a valid HAProxy name", server.name.escape_debug()),
+                format!(
+                    "'{}' is not a valid HAProxy name",
+                    server.name.escape_debug()
+                ),
             ));
         }
         port("servers.port", server.port)?;
@@ -419,7 +422,10 @@ mod tests {
             ("HTTP_FRONTEND_ACL", "  acl a b\n  .if 0\n"),
             ("BACKEND_HTTP_OPTIONS", "'backend' evil\n"),
         ] {
-            assert!(check_sections(template, "a_1", text).is_err(), "{template} {text:?}");
+            assert!(
+                check_sections(template, "a_1", text).is_err(),
+                "{template} {text:?}"
+            );
         }
     }
 }

@@ -198,38 +198,76 @@ fn marathon_fields_outside_the_allow_list_cost_only_their_app() {
     ));
     let mut group = base("/bad");
     group["labels"]["HAPROXY_DEPLOYMENT_GROUP"] = json!(format!("g{inject}"));
-    cases.push(("newline in HAPROXY_DEPLOYMENT_GROUP", group, "/bad", "HAPROXY_DEPLOYMENT_GROUP"));
+    cases.push((
+        "newline in HAPROXY_DEPLOYMENT_GROUP",
+        group,
+        "/bad",
+        "HAPROXY_DEPLOYMENT_GROUP",
+    ));
     let mut hc = base("/bad");
     hc["healthChecks"] = check(&format!("/h{inject}"));
-    cases.push(("newline in a health-check path", hc, "/bad", "healthChecks[].path"));
+    cases.push((
+        "newline in a health-check path",
+        hc,
+        "/bad",
+        "healthChecks[].path",
+    ));
     let mut proto = base("/bad");
     proto["healthChecks"] = check("/h");
     proto["healthChecks"][0]["protocol"] = json!("HTTP\u{2028}x");
-    cases.push(("line separator in a health-check protocol", proto, "/bad", "healthChecks[].protocol"));
+    cases.push((
+        "line separator in a health-check protocol",
+        proto,
+        "/bad",
+        "healthChecks[].protocol",
+    ));
     let mut host = base("/bad");
     host["tasks"][0]["host"] = json!(format!("10.0.0.4{inject}"));
     cases.push(("newline in a task host", host, "/bad", "tasks[].host"));
     let mut ippt = base("/bad");
     ippt["ipAddress"] = json!({"discovery": {"ports": [{"number": 8080}]}});
     ippt["tasks"][0]["ipAddresses"] = json!([{"ipAddress": format!("10.1.0.4{inject}")}]);
-    cases.push(("newline in an IP-per-task address", ippt, "/bad", "tasks[].ipAddresses[].ipAddress"));
+    cases.push((
+        "newline in an IP-per-task address",
+        ippt,
+        "/bad",
+        "tasks[].ipAddresses[].ipAddress",
+    ));
     let mut realm = base("/bad");
     realm["labels"]["HAPROXY_0_AUTH"] = json!("${SOME_VAR}:user:pass");
     cases.push(("${VAR} in the auth realm", realm, "/bad", "HAPROXY_0_AUTH"));
     let mut redir = base("/bad");
     redir["labels"]["HAPROXY_0_HTTP_BACKEND_REDIR"] = json!("/x%[env(SOME_VAR)]");
-    cases.push(("%[env()] in a redirect", redir, "/bad", "HAPROXY_0_HTTP_BACKEND_REDIR"));
+    cases.push((
+        "%[env()] in a redirect",
+        redir,
+        "/bad",
+        "HAPROXY_0_HTTP_BACKEND_REDIR",
+    ));
     let mut section = base("/bad");
     section["labels"]["HAPROXY_0_HTTP_FRONTEND_ACL"] = json!("  # x\nbackend evil\n");
-    cases.push(("template override opening a section", section, "/bad", "HAPROXY_0_HTTP_FRONTEND_ACL"));
+    cases.push((
+        "template override opening a section",
+        section,
+        "/bad",
+        "HAPROXY_0_HTTP_FRONTEND_ACL",
+    ));
     let mut other = base("/bad");
     other["labels"]["HAPROXY_0_BACKEND_HEAD"] = json!("\nbackend db_10002\n  balance roundrobin\n");
-    cases.push(("BACKEND_HEAD naming another app's backend", other, "/bad", "HAPROXY_0_BACKEND_HEAD"));
+    cases.push((
+        "BACKEND_HEAD naming another app's backend",
+        other,
+        "/bad",
+        "HAPROXY_0_BACKEND_HEAD",
+    ));
     for (what, app, id, field) in cases {
         let mut apps = good_apps();
         apps.insert(1, app);
         let (config, diagnostics) = generate(apps);
-        assert_eq!(config, expected, "{what}: other apps changed or the bad app leaked");
+        assert_eq!(
+            config, expected,
+            "{what}: other apps changed or the bad app leaked"
+        );
         assert!(
             diagnostics.iter().any(|d| d.severity >= Severity::Warning
                 && d.app_id == id

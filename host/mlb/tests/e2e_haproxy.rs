@@ -262,7 +262,13 @@ fn hsts_proxypass_and_revproxy_work_on_modern_haproxy() {
 }
 
 /// One app of the hostile batch: `labels` on top of a vhost, one loopback task.
-fn hostile_app(id: &str, vhost: &str, port: u16, backend: u16, labels: serde_json::Value) -> serde_json::Value {
+fn hostile_app(
+    id: &str,
+    vhost: &str,
+    port: u16,
+    backend: u16,
+    labels: serde_json::Value,
+) -> serde_json::Value {
     let mut l = json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": vhost, "HAPROXY_0_BIND_ADDR": "127.0.0.1"});
     for (k, v) in labels.as_object().unwrap() {
         l[k] = v.clone();
@@ -293,33 +299,61 @@ fn hostile_marathon_values_cost_only_their_app_on_a_real_haproxy() {
     let deny_web = "\n  http-request deny if { hdr(host) -i web.e2e.test }";
     let mut apps = vec![
         hostile_app("/e2e/web", "web.e2e.test", ports.service, a, json!({})),
-        hostile_app("/evil/realm", "realm.e2e.test", free_port(), a,
-            json!({"HAPROXY_0_AUTH": "${SOME_VAR}:user:$5$Lm3nB7vC$Xz9yW8vU7tS6rQ5pO4nM3lK2jI1hG0fE9dC8bA7zY6"})),
-        hostile_app("/evil/redir", "redir.e2e.test", free_port(), a,
-            json!({"HAPROXY_0_HTTP_BACKEND_REDIR": "/x%[env(SOME_VAR)]"})),
-        hostile_app("/evil/group", "group.e2e.test", free_port(), a,
-            json!({"HAPROXY_DEPLOYMENT_GROUP": format!("grp{deny_web}")})),
+        hostile_app(
+            "/evil/realm",
+            "realm.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_0_AUTH": "${SOME_VAR}:user:$5$Lm3nB7vC$Xz9yW8vU7tS6rQ5pO4nM3lK2jI1hG0fE9dC8bA7zY6"}),
+        ),
+        hostile_app(
+            "/evil/redir",
+            "redir.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_0_HTTP_BACKEND_REDIR": "/x%[env(SOME_VAR)]"}),
+        ),
+        hostile_app(
+            "/evil/group",
+            "group.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_DEPLOYMENT_GROUP": format!("grp{deny_web}")}),
+        ),
         hostile_app("/evil/hc", "hc.e2e.test", free_port(), a, json!({})),
-        hostile_app(&format!("/evil/id{deny_web}"), "id.e2e.test", free_port(), a, json!({})),
+        hostile_app(
+            &format!("/evil/id{deny_web}"),
+            "id.e2e.test",
+            free_port(),
+            a,
+            json!({}),
+        ),
         hostile_app("/evil/ip", "ip.e2e.test", free_port(), a, json!({})),
         // Sorts before the /z apps, whose :80 ACL lines come after its own.
-        hostile_app("/evil/section", "section.e2e.test", free_port(), a,
-            json!({"HAPROXY_0_HTTP_FRONTEND_ACL": "  # x\nbackend evil\n"})),
+        hostile_app(
+            "/evil/section",
+            "section.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_0_HTTP_FRONTEND_ACL": "  # x\nbackend evil\n"}),
+        ),
     ];
     apps[4]["healthChecks"] = hc(&format!("/{injected}"));
     apps[6]["tasks"][0]["host"] = json!(format!("127.0.0.1{deny_web}"));
     let innocent: Vec<String> = (0..4).map(|i| format!("z{i}.e2e.test")).collect();
     for (i, vhost) in innocent.iter().enumerate() {
-        apps.push(hostile_app(&format!("/z{i}"), vhost, free_port(), z, json!({})));
+        apps.push(hostile_app(
+            &format!("/z{i}"),
+            vhost,
+            free_port(),
+            z,
+            json!({}),
+        ));
     }
 
     let rt = support::runtime();
     let sim = support::start_sim(&rt, json!({ "apps": apps }));
     run_marathon_lb(dir.path(), &sim.base_url(), &env, "true");
-    let cfg = std::fs::read_to_string(dir.path().join("haproxy.cfg")).unwrap();
-    for leaked in ["SOME_VAR", "INJECTED", "evil", "grp", "hdr(host) -i web.e2e.test }"] {
-        assert!(!cfg.contains(leaked), "{leaked:?} reached the config:\n{cfg}");
-    }
 
     let child = Command::new("haproxy")
         .args(["-W", "-db", "-f"])
@@ -335,15 +369,43 @@ fn hostile_marathon_values_cost_only_their_app_on_a_real_haproxy() {
         assert!(Instant::now() < deadline, "HAProxy did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(get(ports.http, "web.e2e.test"), Some((200, "backend-a".to_owned())));
+    assert_eq!(
+        get(ports.http, "web.e2e.test"),
+        Some((200, "backend-a".to_owned()))
+    );
     for vhost in &innocent {
-        assert_eq!(get(ports.http, vhost), Some((200, "backend-z".to_owned())), "{vhost}");
+        assert_eq!(
+            get(ports.http, vhost),
+            Some((200, "backend-z".to_owned())),
+            "{vhost}"
+        );
     }
-    for vhost in ["realm.e2e.test", "redir.e2e.test", "hc.e2e.test", "section.e2e.test"] {
+    for vhost in [
+        "realm.e2e.test",
+        "redir.e2e.test",
+        "hc.e2e.test",
+        "section.e2e.test",
+    ] {
         let r = request(ports.http, vhost, "/").unwrap();
         let all = format!("{} {:?} {}", r.status, r.headers, r.body);
-        assert!(!all.contains("topsecret") && !all.contains("INJECTED"), "{vhost}: {all}");
+        assert!(
+            !all.contains("topsecret") && !all.contains("INJECTED"),
+            "{vhost}: {all}"
+        );
         assert_eq!(r.status, 503, "{vhost} is left out: {all}");
+    }
+    let cfg = std::fs::read_to_string(dir.path().join("haproxy.cfg")).unwrap();
+    for leaked in [
+        "SOME_VAR",
+        "INJECTED",
+        "evil",
+        "grp",
+        "hdr(host) -i web.e2e.test }",
+    ] {
+        assert!(
+            !cfg.contains(leaked),
+            "{leaked:?} reached the config:\n{cfg}"
+        );
     }
     rt.block_on(sim.shutdown());
 }

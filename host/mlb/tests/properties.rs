@@ -101,10 +101,27 @@ proptest! {
 
 /// Which Marathon field of the hostile app carries the generated value.
 const FIELDS: &[&str] = &[
-    "id", "HAPROXY_DEPLOYMENT_GROUP", "healthChecks.path", "healthChecks.protocol", "tasks.host",
-    "tasks.ipAddress", "VHOST", "PATH", "BIND_OPTIONS", "BIND_ADDR", "SSL_CERT", "BALANCE",
-    "AUTH.realm", "AUTH.user", "AUTH.password", "MODE", "HTTP_BACKEND_PROXYPASS_PATH",
-    "HTTP_BACKEND_REVPROXY_PATH", "HTTP_BACKEND_REDIR", "BACKEND_NETWORK_ALLOWED_ACL", "PORT",
+    "id",
+    "HAPROXY_DEPLOYMENT_GROUP",
+    "healthChecks.path",
+    "healthChecks.protocol",
+    "tasks.host",
+    "tasks.ipAddress",
+    "VHOST",
+    "PATH",
+    "BIND_OPTIONS",
+    "BIND_ADDR",
+    "SSL_CERT",
+    "BALANCE",
+    "AUTH.realm",
+    "AUTH.user",
+    "AUTH.password",
+    "MODE",
+    "HTTP_BACKEND_PROXYPASS_PATH",
+    "HTTP_BACKEND_REVPROXY_PATH",
+    "HTTP_BACKEND_REDIR",
+    "BACKEND_NETWORK_ALLOWED_ACL",
+    "PORT",
 ];
 
 /// A hostile app carrying `value` in `field`, with a second, clean task.
@@ -121,17 +138,22 @@ fn hostile(field: &str, value: &str) -> serde_json::Value {
         "id" => app["id"] = format!("/evil{value}").into(),
         "HAPROXY_DEPLOYMENT_GROUP" => app["labels"][field] = format!("evil{value}").into(),
         "healthChecks.path" => app["healthChecks"][0]["path"] = format!("/h{value}").into(),
-        "healthChecks.protocol" => app["healthChecks"][0]["protocol"] = format!("HTTP{value}").into(),
+        "healthChecks.protocol" => {
+            app["healthChecks"][0]["protocol"] = format!("HTTP{value}").into()
+        }
         "tasks.host" => app["tasks"][0]["host"] = format!("10.0.0.1{value}").into(),
         "tasks.ipAddress" => {
             app["ipAddress"] = serde_json::json!({"discovery": {"ports": [{"number": 8080}]}});
-            app["tasks"][0]["ipAddresses"] = serde_json::json!([{"ipAddress": format!("10.1.0.1{value}")}]);
+            app["tasks"][0]["ipAddresses"] =
+                serde_json::json!([{"ipAddress": format!("10.1.0.1{value}")}]);
             app["tasks"][1]["ipAddresses"] = serde_json::json!([{"ipAddress": "10.1.0.2"}]);
         }
         "VHOST" => app["labels"]["HAPROXY_0_VHOST"] = format!("evil.test{value}").into(),
         "AUTH.realm" => app["labels"]["HAPROXY_0_AUTH"] = format!("Re{value}alm:user:pass").into(),
         "AUTH.user" => app["labels"]["HAPROXY_0_AUTH"] = format!("Realm:us{value}er:pass").into(),
-        "AUTH.password" => app["labels"]["HAPROXY_0_AUTH"] = format!("Realm:user:pa{value}ss").into(),
+        "AUTH.password" => {
+            app["labels"]["HAPROXY_0_AUTH"] = format!("Realm:user:pa{value}ss").into()
+        }
         label => app["labels"][format!("HAPROXY_0_{label}")] = format!("x{value}").into(),
     }
     app
@@ -168,22 +190,65 @@ fn expands(line: &str) -> bool {
         }
     }
     line.contains("%[env(")
-        && ["set-header", "add-header", "replace-header", "redirect", "return"]
-            .iter()
-            .any(|d| line.contains(d))
+        && [
+            "set-header",
+            "add-header",
+            "replace-header",
+            "redirect",
+            "return",
+        ]
+        .iter()
+        .any(|d| line.contains(d))
 }
 
 fn hostile_value() -> impl Strategy<Value = String> {
     let piece = prop::sample::select(vec![
-        "a", "/", " ", "-", "\n", "\r", "\t", "\u{b}", "\u{c}", "\0", "\u{7f}", "\u{85}", "\u{2028}",
-        "\u{2029}", "${SOME_VAR}", "$SOME_VAR", "%[env(SOME_VAR)]", "\"", "'", "\\", "#", "{", "}",
-        "[", "]", "%", "backend injected", "  INJECTED directive", ".if 0", ",", ":", "é",
+        "a",
+        "/",
+        " ",
+        "-",
+        "\n",
+        "\r",
+        "\t",
+        "\u{b}",
+        "\u{c}",
+        "\0",
+        "\u{7f}",
+        "\u{85}",
+        "\u{2028}",
+        "\u{2029}",
+        "${SOME_VAR}",
+        "$SOME_VAR",
+        "%[env(SOME_VAR)]",
+        "\"",
+        "'",
+        "\\",
+        "#",
+        "{",
+        "}",
+        "[",
+        "]",
+        "%",
+        "backend injected",
+        "  INJECTED directive",
+        ".if 0",
+        ",",
+        ":",
+        "é",
     ]);
-    (prop::collection::vec(piece, 0..8), prop::bool::weighted(0.125)).prop_map(|(pieces, huge)| {
-        let v = pieces.concat();
-        // Now and then a 1 MB value, with the hostile pieces at its end.
-        if huge { format!("{}{v}", "a".repeat(1 << 20)) } else { v }
-    })
+    (
+        prop::collection::vec(piece, 0..8),
+        prop::bool::weighted(0.125),
+    )
+        .prop_map(|(pieces, huge)| {
+            let v = pieces.concat();
+            // Now and then a 1 MB value, with the hostile pieces at its end.
+            if huge {
+                format!("{}{v}", "a".repeat(1 << 20))
+            } else {
+                v
+            }
+        })
 }
 
 proptest! {

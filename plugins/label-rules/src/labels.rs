@@ -307,7 +307,8 @@ mod tests {
             assert_eq!(err.label.as_deref(), Some(key), "{value}");
             assert!(err.message.contains("fix or remove the label"), "{err}");
         }
-        let l = parse_service_labels(&app(&[("HAPROXY_0_AUTH", "Realm:u:$6$salt$hash")]), 0).unwrap();
+        let l =
+            parse_service_labels(&app(&[("HAPROXY_0_AUTH", "Realm:u:$6$salt$hash")]), 0).unwrap();
         assert_eq!(l.auth.unwrap().password, "$6$salt$hash");
     }
 

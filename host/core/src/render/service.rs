@@ -4,9 +4,9 @@ use mlb_model::{Server, Service, ServiceHealthCheck};
 use sha1::{Digest, Sha1};
 
 use super::parts::{Parts, Shared};
+use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
 use crate::engine::EngineError;
 use crate::validate::check_sections;
-use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
 
 /// Build a variable list for a template render.
 macro_rules! vars {

@@ -460,7 +460,11 @@ fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
     socket.push(",mode,600");
     let mut child = Command::new(&cfg.haproxy)
         .env_clear()
-        .envs(HAPROXY_ENV.iter().filter_map(|k| Some((k, std::env::var_os(k)?))))
+        .envs(
+            HAPROXY_ENV
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
         .arg("-W")
         .arg("-db")
         .arg("-S")
