@@ -270,6 +270,22 @@ pub fn check_plugin_service(s: &Service) -> Result<(), ServiceFault> {
     if s.balance.trim().is_empty() {
         return Err(fault("balance", "empty"));
     }
+    let protocol = s.health_check.as_ref().map(|c| c.protocol.as_str());
+    for (field, v) in [
+        ("bind-addr", Some(s.bind_addr.as_str())),
+        ("health-check.protocol", protocol),
+    ]
+    .into_iter()
+    .chain(s.servers.iter().flat_map(|server| {
+        [
+            ("servers.host", Some(server.host.as_str())),
+            ("servers.ip", Some(server.ip.as_str())),
+        ]
+    })) {
+        if v.is_some_and(str::is_empty) {
+            return Err(fault(field, "empty"));
+        }
+    }
     Ok(())
 }
 
@@ -401,6 +417,8 @@ mod tests {
                 }),
             ),
             ("servers.port", Box::new(|s| s.servers[0].port = 0)),
+            ("bind-addr", Box::new(|s| s.bind_addr = String::new())),
+            ("servers.ip", Box::new(|s| s.servers[0].ip = String::new())),
         ];
         for (field, breakit) in cases {
             let mut s = good();
