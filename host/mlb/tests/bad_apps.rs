@@ -40,7 +40,11 @@ fn generate(apps: Vec<Value>) -> (String, Vec<Diagnostic>) {
         groups: vec!["external".into()],
         ..InterpretOptions::default()
     };
-    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap();
+    // One plugin for every case (loading it is most of a case's time).
+    static PLUGIN: std::sync::Mutex<Option<WasmLabelPlugin>> = std::sync::Mutex::new(None);
+    let mut plugin = PLUGIN.lock().unwrap_or_else(|e| e.into_inner());
+    let plugin = plugin
+        .get_or_insert_with(|| WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap());
     let out = plugin.interpret(&normalized.apps, &options).unwrap();
     let rendered =
         Renderer::new(Templates::defaults()).render(&out.services, &RenderSettings::default());
