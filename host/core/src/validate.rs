@@ -212,6 +212,10 @@ pub fn check_service(s: &Service) -> Result<(), ServiceFault> {
         if let Some(p) = &check.path {
             value("health-check.path", Class::Word, p)?;
         }
+        // 0 means "no port option".
+        if let Some(p) = check.backend_port.filter(|p| *p != 0) {
+            port("health-check.port", p)?;
+        }
     }
     let mut ids = std::collections::HashSet::new();
     for server in &s.servers {
@@ -227,6 +231,9 @@ pub fn check_service(s: &Service) -> Result<(), ServiceFault> {
             ));
         }
         port("servers.port", server.port)?;
+        if let Some(p) = server.health_port.filter(|p| *p != 0) {
+            port("servers.health-port", p)?;
+        }
         if !(1..=32767).contains(&server.id) || !ids.insert(server.id) {
             return Err(fault(
                 "servers.id",
