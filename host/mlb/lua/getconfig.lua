@@ -7,7 +7,16 @@
 -- The path is the first entry of HAPROXY_CFGFILES, which HAProxy sets once it
 -- has parsed its configuration (hence core.register_init: the variable is not
 -- set yet while lua-load runs); without it, the argument of `-f` in
--- /proc/self/cmdline. Written for HAProxy 2.6 / Lua 5.3.
+-- /proc/self/cmdline.
+--
+-- Divergence from marathon-lb: secrets are redacted. The value after
+-- `password` / `insecure-password` on a userlist `user` line and the
+-- credentials of `stats auth` lines are replaced by <redacted>, so the
+-- endpoint no longer hands out password hashes (which can be cracked
+-- offline) or plain-text passwords.
+-- Written for HAProxy 2.6 / Lua 5.3.
+
+local REDACTED = "<redacted>"
 
 local config_text = nil
 local config_error = "configuration not read yet"
@@ -42,6 +51,33 @@ local function config_path()
   return config_path_from_cmdline()
 end
 
+-- `line` with its secret replaced by REDACTED (unchanged if it has none).
+local function redact_line(line)
+  local user, rest = string.match(line, "^(%s*user%s+%S+)(.*)$")
+  if user then
+    rest = string.gsub(rest, "(%spassword%s+)%S+", "%1" .. REDACTED)
+    rest = string.gsub(rest, "(%sinsecure%-password%s+)%S+", "%1" .. REDACTED)
+    return user .. rest
+  end
+  local stats = string.match(line, "^(%s*stats%s+auth%s+)%S")
+  if stats then
+    return stats .. REDACTED
+  end
+  return line
+end
+
+-- `text` with every secret redacted, line by line.
+local function redact(text)
+  local out = {}
+  for line, nl in string.gmatch(text, "([^\n]*)(\n?)") do
+    if line == "" and nl == "" then
+      break
+    end
+    out[#out + 1] = redact_line(line) .. nl
+  end
+  return table.concat(out)
+end
+
 local function read_config()
   local path = config_path()
   if not path then
@@ -53,7 +89,7 @@ local function read_config()
     config_error = "cannot read " .. path .. ": " .. tostring(err)
     return
   end
-  config_text = f:read("a")
+  config_text = redact(f:read("a") or "")
   f:close()
 end
 

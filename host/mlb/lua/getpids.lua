@@ -4,7 +4,17 @@
 -- spaces (zdd and other tools compare them to see that a reload finished).
 -- The list comes from `pidof haproxy`; if that gives nothing (no pidof in the
 -- image), the answer is at least this worker's own PID from /proc/self/stat.
+--
+-- Divergence from marathon-lb: the answer is cached for CACHE_SECONDS, so a
+-- flood of requests costs at most one `pidof` process per second instead of
+-- one per request (io.popen blocks the HAProxy thread while pidof runs). A
+-- caller that waits for a reload to finish (zdd) polls anyway and sees the
+-- new PIDs at most a second later.
 -- Written for HAProxy 2.6 / Lua 5.3.
+
+local CACHE_SECONDS = 1.0
+local cached_pids = nil
+local cached_at = 0
 
 local function trim_pids(text)
   local pids = {}
@@ -42,10 +52,24 @@ local function reply(applet, status, body)
   applet:send(body)
 end
 
-core.register_service("getpids", "http", function(applet)
-  local pids = pidof_haproxy()
-  if pids == "" then
-    pids = own_pid()
+local function now()
+  local t = core.now()
+  return t.sec + t.usec / 1000000
+end
+
+local function current_pids()
+  local t = now()
+  if cached_pids == nil or t - cached_at >= CACHE_SECONDS or t < cached_at then
+    local pids = pidof_haproxy()
+    if pids == "" then
+      pids = own_pid()
+    end
+    cached_pids = pids
+    cached_at = t
   end
-  reply(applet, 200, pids)
+  return cached_pids
+end
+
+core.register_service("getpids", "http", function(applet)
+  reply(applet, 200, current_pids())
 end)

@@ -2,6 +2,14 @@
 //! temp files beside the targets, validate with `haproxy -c`, rename
 //! atomically, archive, reload. A config that fails validation never replaces
 //! the existing file.
+//!
+//! With `--haproxy-map` the maps and the config are a pair: every file is
+//! written to a temp file first, and only when all of them are written (a
+//! full disk fails here, and the temps are removed) are they renamed, maps
+//! then config, so a reload never sees new maps beside the old config. The
+//! archive copy is written after the pair is in place and is best effort.
+//! Temp files left by a killed run (`.<target>.XXXXXX.tmp`) are removed at
+//! start ([`remove_stale_temps`]).
 
 use std::collections::HashSet;
 use std::fs;
@@ -100,6 +108,101 @@ pub fn differs(config: &Path, rendered: &Rendered, haproxy_map: bool) -> bool {
     false
 }
 
+/// Temp files are `.<target name>.<TEMP_RAND_LEN random>.tmp`.
+const TEMP_SUFFIX: &str = ".tmp";
+const TEMP_RAND_LEN: usize = 6;
+
+/// Whether `name` is one of our temp files for a target in `targets`
+/// (a target, or an archive copy `<target>.<n>`).
+fn is_our_temp(name: &str, targets: &[&str]) -> bool {
+    let Some(inner) = name
+        .strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+    else {
+        return false;
+    };
+    let Some((target, random)) = inner.rsplit_once('.') else {
+        return false;
+    };
+    if random.len() != TEMP_RAND_LEN || !random.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return false;
+    }
+    targets.iter().any(|t| {
+        target == *t
+            || target
+                .strip_prefix(t)
+                .and_then(|rest| rest.strip_prefix('.'))
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+/// Remove the temp files a killed run left beside `config` and its maps
+/// (only our own pattern, only regular files, only in the config's
+/// directory); returns how many were removed.
+pub fn remove_stale_temps(config: &Path) -> usize {
+    let dir = config
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let (domain, app) = map_paths(config);
+    let names: Vec<String> = [config, domain.as_path(), app.as_path()]
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    let targets: Vec<&str> = names.iter().map(String::as_str).collect();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !is_our_temp(name, &targets) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => {
+                removed += 1;
+                tracing::info!(file = %entry.path().display(), "removed a temp file left by an earlier run");
+            }
+            Err(e) => {
+                tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale temp file");
+            }
+        }
+    }
+    removed
+}
+
+/// Test-only write failures: the n-th temp file written on this thread
+/// fails, as on a full disk.
+#[cfg(test)]
+mod fail_point {
+    use std::cell::Cell;
+
+    thread_local! {
+        static COUNTDOWN: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Make the `n`-th (1-based) following temp write fail.
+    pub fn fail_nth(n: usize) {
+        COUNTDOWN.with(|c| c.set(Some(n)));
+    }
+
+    pub fn check() -> std::io::Result<()> {
+        COUNTDOWN.with(|c| match c.get() {
+            Some(1) => {
+                c.set(None);
+                Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+            }
+            Some(n) => {
+                c.set(Some(n - 1));
+                Ok(())
+            }
+            None => Ok(()),
+        })
+    }
+}
+
 /// A temp file beside `target` holding `content`, with `target`'s permissions
 /// (0644 for a new file).
 fn temp_beside(target: &Path, content: &str) -> Result<tempfile::NamedTempFile, ApplyError> {
@@ -113,9 +216,12 @@ fn temp_beside(target: &Path, content: &str) -> Result<tempfile::NamedTempFile, 
         .unwrap_or("file");
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
-        .suffix(".tmp")
+        .suffix(TEMP_SUFFIX)
+        .rand_bytes(TEMP_RAND_LEN)
         .tempfile_in(dir)
         .map_err(io(target))?;
+    #[cfg(test)]
+    fail_point::check().map_err(io(target))?;
     tmp.write_all(content.as_bytes()).map_err(io(target))?;
     tmp.as_file().sync_all().map_err(io(target))?;
     let mode = fs::metadata(target)
@@ -253,6 +359,7 @@ pub fn apply(
     if !opts.skip_validation {
         validate(tmp_config.path())?;
     }
+    // Every file is written before anything is renamed.
     let final_config = if maps.is_some() {
         temp_beside(config, &rendered.config)?
     } else {
@@ -268,11 +375,13 @@ pub fn apply(
             error: e.error,
         })?;
     }
-    archive(config, &rendered.config, opts.archive_versions)?;
     final_config.persist(config).map_err(|e| ApplyError::Io {
         path: config.display().to_string(),
         error: e.error,
     })?;
+    if let Err(e) = archive(config, &rendered.config, opts.archive_versions) {
+        tracing::warn!(error = %e, "cannot archive the new config (it is in place)");
+    }
     let reloaded = opts.run_reload && reload(opts)?;
     Ok(Outcome::Applied { reloaded })
 }
@@ -428,6 +537,78 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_map_and_config_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        let (domain, app) = map_paths(&cfg);
+        let pair = |tag: &str| Rendered {
+            config: format!("config {tag}\n"),
+            domain_map: format!("domain {tag}\n"),
+            app_map: format!("app {tag}\n"),
+            ..Rendered::default()
+        };
+        let on_disk = || [&cfg, &domain, &app].map(|p| fs::read_to_string(p).unwrap_or_default());
+        let expect = |r: &Rendered| [r.config.clone(), r.domain_map.clone(), r.app_map.clone()];
+        let old = pair("old");
+        apply(&cfg, &old, true, &opts()).unwrap();
+        assert_eq!(on_disk(), expect(&old));
+        // Temp writes of one apply: domain map, app map, checked config,
+        // final config, then the archive copy (after the pair is in place).
+        for n in 1..=4 {
+            fail_point::fail_nth(n);
+            let err = apply(&cfg, &pair("new"), true, &opts()).unwrap_err();
+            assert!(err.to_string().contains("No space left"), "{err}");
+            assert_eq!(on_disk(), expect(&old), "write {n} failed");
+            let temps: Vec<_> = fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                .collect();
+            assert!(temps.is_empty(), "temps left after write {n} failed");
+        }
+        fail_point::fail_nth(5);
+        let new = pair("new");
+        apply(&cfg, &new, true, &opts()).unwrap();
+        assert_eq!(
+            on_disk(),
+            expect(&new),
+            "a failed archive keeps the new pair"
+        );
+    }
+
+    #[test]
+    fn stale_temps_of_ours_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        let ours = [
+            ".haproxy.cfg.a1B2c3.tmp",
+            ".haproxy.cfg.3.Zz9900.tmp",
+            ".domain2backend.map.abcdef.tmp",
+            ".app2backend.map.000000.tmp",
+        ];
+        let others = [
+            ".haproxy.cfg.tmp",
+            ".haproxy.cfg.abc.tmp",
+            ".other.cfg.a1B2c3.tmp",
+            "haproxy.cfg.a1B2c3.tmp",
+            ".haproxy.cfg.x.a1B2c3.tmp",
+            "haproxy.cfg",
+        ];
+        for name in ours.iter().chain(&others) {
+            fs::write(dir.path().join(name), "x").unwrap();
+        }
+        fs::create_dir(dir.path().join(".app2backend.map.dirdir.tmp")).unwrap();
+        assert_eq!(remove_stale_temps(&cfg), ours.len());
+        for name in ours {
+            assert!(!dir.path().join(name).exists(), "{name}");
+        }
+        for name in others {
+            assert!(dir.path().join(name).exists(), "{name}");
+        }
+        assert!(dir.path().join(".app2backend.map.dirdir.tmp").is_dir());
     }
 
     #[test]

@@ -129,9 +129,13 @@ pub struct Args {
     #[arg(long, env = "DCOS_SERVICE_ACCOUNT_CREDENTIAL", hide_env_values = true)]
     pub dcos_auth_credentials: Option<String>,
 
-    /// CA bundle to verify Marathon's TLS certificate (system roots are used otherwise).
+    /// CA bundle to verify Marathon's TLS certificate (system roots are used otherwise). Give the CA that signed Marathon's certificate; a self-signed server certificate works only if it is not marked as a CA (basicConstraints CA:FALSE or absent, host name in subjectAltName) — `openssl req -x509`'s default CA:TRUE fails with CaUsedAsEndEntity.
     #[arg(long)]
     pub marathon_ca_cert: Option<PathBuf>,
+
+    /// Largest Marathon response body accepted, in MiB; a larger (or endless) body is refused while it streams in and the last good config keeps serving.
+    #[arg(long, default_value_t = crate::marathon::DEFAULT_MAX_BODY_MIB, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub marathon_max_body_mib: u64,
 
     /// Directory of global template overrides (HAPROXY_<NAME> files); default ./templates.
     #[arg(long)]
@@ -168,6 +172,14 @@ pub struct Args {
     /// Serve the controller's Prometheus metrics on this address (e.g. 127.0.0.1:9102).
     #[arg(long)]
     pub metrics_address: Option<std::net::SocketAddr>,
+
+    /// Protect port 9090: bind the HEAD's `listen stats` section to this address instead (e.g. 127.0.0.1:9090). Off by default (marathon-lb binds 0.0.0.0:9090).
+    #[arg(long, env = "MLB_STATS_BIND", value_name = "ADDR:PORT")]
+    pub stats_bind: Option<std::net::SocketAddr>,
+
+    /// Protect port 9090: file whose first line is user:password (better user:crypt-hash, e.g. from `openssl passwd -6`); every endpoint of the `listen stats` section but the health check then asks for these credentials (HTTP basic auth). Off by default.
+    #[arg(long, env = "MLB_STATS_AUTH_FILE", value_name = "PATH")]
+    pub stats_auth_file: Option<PathBuf>,
 
     /// Write this process's PID here (read by the /_mlb_signal endpoints).
     #[arg(long)]
@@ -230,7 +242,14 @@ impl std::fmt::Debug for Args {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let hidden = |set: bool| if set { "<hidden>" } else { "<unset>" };
         f.debug_struct("Args")
-            .field("marathon", &self.marathon)
+            .field(
+                "marathon",
+                &self
+                    .marathon
+                    .iter()
+                    .map(|u| crate::marathon::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("haproxy_config", &self.haproxy_config)
             .field("group", &self.group)
             .field("sse", &self.sse)

@@ -6,7 +6,10 @@
 //! first one the loop waits a short debounce, then takes everything pending
 //! (a `Reset` beats a `Reload`), and never reloads more often than
 //! `--min-reload-interval` — a burst of a thousand events during a deployment
-//! becomes a handful of reconciles, not a thousand.
+//! becomes a handful of reconciles, not a thousand. The interval counts from
+//! the last reload, by the supervisor (`--supervise-haproxy`) or by the
+//! `--command` of an apply. SIGTERM/SIGINT end the loop at once, abandoning
+//! an in-flight Marathon request (a hung Marathon must not delay shutdown).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,16 +18,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mlb_core::Templates;
 use mlb_core::render::Renderer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
 use crate::apply::{self, ApplyError, Outcome};
 use crate::haproxy::{Supervisor, SupervisorConfig};
 use crate::health_cache::HealthCache;
-use crate::marathon::MarathonClient;
 use crate::marathon::sse::{self, SseConfig};
+use crate::marathon::{MarathonClient, MarathonError};
 use crate::metrics::Metrics;
 use crate::oneshot::{RunError, apply_with_cleanup, log_diagnostics};
 use crate::pipeline;
@@ -73,13 +75,24 @@ struct Controller {
     supervisor: Option<Supervisor>,
     supervise: Option<SupervisorConfig>,
     metrics: Arc<Metrics>,
+    /// When HAProxy was last (re)loaded — by the supervisor or by the
+    /// `--command` of an apply — for `--min-reload-interval`.
     last_reload: Option<Instant>,
+    /// Turns `true` on SIGTERM/SIGINT: an in-flight Marathon request is
+    /// abandoned then.
+    stop: watch::Receiver<bool>,
 }
 
 impl Controller {
     /// Refetch, regenerate, apply, reload.
     async fn reset(&mut self, cause: Cause) -> Result<(), RunError> {
-        let body = self.client.fetch_apps().await?;
+        let mut stop = self.stop.clone();
+        let body = tokio::select! {
+            body = self.client.fetch_apps() => body?,
+            _ = stop.wait_for(|stopping| *stopping) => {
+                return Err(MarathonError::Cancelled.into());
+            }
+        };
         let generated = tokio::task::block_in_place(|| {
             pipeline::generate_with(
                 &body,
@@ -122,6 +135,10 @@ impl Controller {
         })?;
         span.record("changed", outcome != Outcome::Unchanged);
         m.last_apply.store(unix_now(), Ordering::Relaxed);
+        if outcome == (Outcome::Applied { reloaded: true }) {
+            // The `--command` reloaded HAProxy.
+            self.last_reload = Some(Instant::now());
+        }
         if outcome != Outcome::Unchanged || self.supervisor.is_none() {
             self.reload_haproxy(cause).await?;
         }
@@ -135,7 +152,9 @@ impl Controller {
         }
         if self.supervise.is_none() {
             let opts = self.settings.apply.clone();
-            tokio::task::block_in_place(|| apply::reload(&opts))?;
+            if tokio::task::block_in_place(|| apply::reload(&opts))? {
+                self.last_reload = Some(Instant::now());
+            }
             return Ok(());
         }
         self.reload_haproxy(cause).await
@@ -195,11 +214,17 @@ fn drain(
 /// Run until SIGTERM/SIGINT.
 pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
     if let Some(path) = &daemon.pid_file
         && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
     {
         tracing::warn!(path = %path.display(), error = %e, "cannot write the pid file");
     }
+    apply::remove_stale_temps(&settings.haproxy_config);
     let templates = Templates::resolve(&settings.templates)?;
     let (plugin, _) = crate::plugin::load_for(&settings)?;
     let mut renderer = Renderer::new(templates);
@@ -214,6 +239,7 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         supervise: daemon.supervise.clone(),
         metrics: metrics.clone(),
         last_reload: None,
+        stop: stop_rx.clone(),
         settings,
     };
     if let Some(cfg) = &ctl.supervise {
@@ -238,9 +264,16 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
     tokio::spawn(resync(tx.clone(), daemon.resync_interval));
     tokio::spawn(signals(tx.clone()));
     if let Some(addr) = daemon.metrics_address {
-        tokio::spawn(serve_metrics(addr, metrics.clone()));
+        tokio::spawn(crate::metrics_server::serve_on(
+            addr,
+            metrics.clone(),
+            crate::metrics_server::Limits::default(),
+        ));
     }
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let mut stopping = stop_rx.clone();
+    let mut shutdown = std::pin::pin!(async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    });
 
     loop {
         let first = tokio::select! {
@@ -251,15 +284,18 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
             Trigger::Reset(c) => (Some(c), None),
             Trigger::Reload(c) => (None, Some(c)),
         };
-        tokio::time::sleep(DEBOUNCE).await;
-        (reset, reload) = drain(&mut rx, reset, reload);
+        // Wait the debounce, and at least until --min-reload-interval has
+        // passed since the last reload; everything that arrives meanwhile
+        // is coalesced into this one reconcile.
+        let mut ready = Instant::now() + DEBOUNCE;
         if let Some(last) = ctl.last_reload {
-            let ready = last + daemon.min_reload_interval;
-            if Instant::now() < ready {
-                tokio::time::sleep_until(ready).await;
-                (reset, reload) = drain(&mut rx, reset, reload);
-            }
+            ready = ready.max(last + daemon.min_reload_interval);
         }
+        tokio::select! {
+            _ = tokio::time::sleep_until(ready) => {}
+            _ = &mut shutdown => break,
+        }
+        (reset, reload) = drain(&mut rx, reset, reload);
         let cause = reset.or(reload).unwrap_or(Cause::Start);
         let span = info_span!(
             "reconcile",
@@ -283,6 +319,10 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         span.record("elapsed_ms", elapsed);
         metrics.reconcile(cause.as_str(), elapsed);
         if let Err(e) = result {
+            if *stop_rx.borrow() {
+                tracing::info!(error = %e, "reconcile abandoned: shutting down");
+                break;
+            }
             metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(parent: &span, error = %e, "reconcile failed; the running config is kept");
         }
@@ -339,39 +379,6 @@ async fn shutdown_signal() {
             }
         }
         _ => std::future::pending().await,
-    }
-}
-
-/// A minimal HTTP endpoint: `GET /metrics` in the Prometheus text format.
-async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) {
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%addr, error = %e, "cannot serve metrics");
-            return;
-        }
-    };
-    tracing::info!(%addr, "serving controller metrics on /metrics");
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = stream.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if request.starts_with("GET /metrics") {
-                ("200 OK", metrics.render())
-            } else {
-                ("404 Not Found", "not found\n".to_owned())
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(resp.as_bytes()).await;
-        });
     }
 }
 

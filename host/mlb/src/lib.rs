@@ -20,6 +20,7 @@
 //! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
 //! - [`trigger`]: what makes the long-running mode regenerate or reload.
 //! - [`metrics`]: the controller's own Prometheus metrics.
+//! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
 //! - [`longhelp`]: the generated label and template reference.
 
@@ -34,6 +35,7 @@ pub mod logging;
 pub mod longhelp;
 pub mod marathon;
 pub mod metrics;
+pub mod metrics_server;
 pub mod oneshot;
 pub mod pipeline;
 pub mod plugin;

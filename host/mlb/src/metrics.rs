@@ -51,9 +51,49 @@ pub struct Metrics {
     pub last_apply: AtomicI64,
 }
 
+/// The event types Marathon documents (1.x); any other `eventType` is
+/// counted as `other`, so a stream cannot create unbounded label values.
+pub const KNOWN_EVENT_TYPES: [&str; 30] = [
+    "add_health_check_event",
+    "api_post_event",
+    "app_terminated_event",
+    "deployment_failed",
+    "deployment_info",
+    "deployment_step_failure",
+    "deployment_step_success",
+    "deployment_success",
+    "event_stream_attached",
+    "event_stream_detached",
+    "failed_health_check_event",
+    "framework_message_event",
+    "group_change_failed",
+    "group_change_success",
+    "health_status_changed_event",
+    "instance_changed_event",
+    "instance_health_changed_event",
+    "pod_created_event",
+    "pod_deleted_event",
+    "pod_updated_event",
+    "remove_health_check_event",
+    "scheduler_disconnected_event",
+    "scheduler_registered_event",
+    "scheduler_reregistered_event",
+    "status_update_event",
+    "subscribe_event",
+    "unhealthy_instance_kill_event",
+    "unhealthy_task_kill_event",
+    "unknown_instance_terminated_event",
+    "unsubscribe_event",
+];
+
 impl Metrics {
-    /// Count one event of `kind`.
+    /// Count one event of `kind` (`other` unless it is a known type).
     pub fn event(&self, kind: &str) {
+        let kind = KNOWN_EVENT_TYPES
+            .iter()
+            .find(|k| **k == kind)
+            .copied()
+            .unwrap_or("other");
         if let Ok(mut m) = self.events.lock() {
             *m.entry(kind.to_owned()).or_default() += 1;
         }
@@ -263,5 +303,22 @@ mod tests {
         assert!(text.contains("mlb_events_total{type=\"status_update_event\"} 1"));
         assert!(text.contains("mlb_reconciles_total{trigger=\"event\"} 1"));
         assert!(text.contains("mlb_reloads_ok_total 1"));
+    }
+
+    #[test]
+    fn event_types_are_bounded() {
+        let m = Metrics::default();
+        for i in 0..20_000 {
+            m.event(&format!("invented_{i}_event"));
+        }
+        m.event("deployment_info");
+        let text = m.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("mlb_events_total{"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains("mlb_events_total{type=\"other\"} 20000"));
+        assert!(text.contains("mlb_events_total{type=\"deployment_info\"} 1"));
     }
 }

@@ -122,6 +122,9 @@ pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
 
 async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
     let start = Instant::now();
+    if !settings.dry {
+        apply::remove_stale_temps(&settings.haproxy_config);
+    }
     let templates = Templates::resolve(&settings.templates)?;
     let (mut plugin, _) = crate::plugin::load_for(&settings)?;
     let mut renderer = Renderer::new(templates);

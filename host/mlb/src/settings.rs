@@ -69,6 +69,12 @@ pub enum SettingsError {
     /// Credentials problem.
     #[error(transparent)]
     Credentials(#[from] crate::marathon::CredentialsError),
+    /// The port-9090 protection cannot be set up.
+    #[error(transparent)]
+    Guard(#[from] crate::haproxy::GuardError),
+    /// The global templates are unusable.
+    #[error(transparent)]
+    Templates(#[from] mlb_core::TemplateError),
     /// Unusable DC/OS service-account credentials.
     #[error(transparent)]
     Dcos(#[from] crate::marathon::DcosError),
@@ -128,6 +134,26 @@ pub fn template_env(
     (env, options)
 }
 
+/// Replace the effective HEAD of `sources` by its protected version.
+fn protect_head(
+    sources: &mut TemplateSources,
+    guard: &crate::haproxy::StatsGuard,
+) -> Result<(), SettingsError> {
+    let head = mlb_core::Templates::resolve(sources)?
+        .get("HEAD")
+        .to_owned();
+    if guard.auth.as_ref().is_some_and(|a| !a.is_hashed()) {
+        tracing::warn!(
+            "--stats-auth-file holds a plain-text password: it is written to the HAProxy config as an insecure-password; prefer a crypt hash (openssl passwd -6)"
+        );
+    }
+    // The resolved HEAD already has the global options in; as a file
+    // override (the environment beats files) it is taken verbatim.
+    sources.env.remove("HEAD");
+    sources.files.insert("HEAD".to_owned(), guard.apply(&head)?);
+    Ok(())
+}
+
 impl Settings {
     /// Validate `args`; `env` is the process environment.
     pub fn from_args(args: &Args, env: &[(String, String)]) -> Result<Self, SettingsError> {
@@ -154,6 +180,7 @@ impl Settings {
         let mut client = ClientConfig::new(args.marathon.clone());
         client.ca_cert_pem = args.marathon_ca_cert.as_deref().map(read).transpose()?;
         client.insecure = args.marathon_insecure;
+        client.max_body_bytes = args.marathon_max_body_mib << 20;
         // Precedence as marathon-lb: DC/OS credentials only without basic ones.
         if credentials.is_none()
             && let Some(json) = &args.dcos_auth_credentials
@@ -184,11 +211,22 @@ impl Settings {
             .templates_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from("templates"));
-        let templates = TemplateSources {
+        let mut templates = TemplateSources {
             global_default_options,
             env: env_templates,
             files: template_files(&templates_dir)?,
         };
+        let guard = crate::haproxy::StatsGuard {
+            bind: args.stats_bind,
+            auth: args
+                .stats_auth_file
+                .as_deref()
+                .map(crate::haproxy::StatsAuth::from_file)
+                .transpose()?,
+        };
+        if guard.is_on() {
+            protect_head(&mut templates, &guard)?;
+        }
         let haproxy_dir = args
             .haproxy_config
             .parent()

@@ -227,3 +227,325 @@ fn apps_haproxy_rejects_are_found_by_bisection_and_left_out() {
     }
     rt.block_on(sim.shutdown());
 }
+
+/// A loopback server answering every request with 200 and an endless
+/// chunked body; returns its URL and the count of body bytes it sent.
+fn endless_body_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+            );
+            let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+            while stream.write_all(chunk.as_bytes()).is_ok() {
+                counter.fetch_add(0x10000, Ordering::Relaxed);
+            }
+        }
+    });
+    (url, sent)
+}
+
+#[test]
+fn an_endless_body_is_refused_at_the_cap_and_the_config_kept() {
+    let (url, sent) = endless_body_server();
+    let dir = with_previous_config();
+    let out = run(
+        dir.path(),
+        &[&url],
+        &["--skip-validation", "--marathon-max-body-mib", "2"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&url) && err.contains("larger than 2 MiB (--marathon-max-body-mib)"),
+        "{err}"
+    );
+    assert_eq!(config(dir.path()), PREVIOUS);
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "endless body: the server got {} MiB out before marathon-lb hung up (cap 2 MiB)",
+        sent >> 20
+    );
+    // The rest is socket buffers, not marathon-lb reading on.
+    assert!(sent < 64 << 20, "{sent} bytes read");
+}
+
+#[test]
+fn credentials_in_a_marathon_url_never_reach_the_log() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let with_password = |base: &str| base.replacen("http://", "http://bob:s3cr3tpw@", 1);
+    let dead = with_password("http://127.0.0.1:9");
+    let live = with_password(&sim.base_url());
+    let dir = with_previous_config();
+    // A failure line (the dead one), then a fetch at INFO (the live one).
+    let out = run(dir.path(), &[&dead, &live], &["--skip-validation"], &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("http://127.0.0.1:9/"), "{err}");
+    assert!(err.contains("fetching apps"), "{err}");
+    // Every Marathon failing: the error lines.
+    let out = run(dir.path(), &[&dead], &["--skip-validation"], &[]);
+    let err2 = stderr(&out);
+    assert!(!out.status.success());
+    for log in [&err, &err2] {
+        assert!(!log.contains("s3cr3tpw"), "password in the log:\n{log}");
+        assert!(!log.contains("bob:"), "user info in the log:\n{log}");
+    }
+    rt.block_on(sim.shutdown());
+}
+
+/// A Marathon that answers the first `GET /v2/apps` with no apps and then
+/// hangs: later apps requests (and the event stream) are accepted and never
+/// answered. Sends a message for every hanging apps request.
+fn marathon_that_hangs_after_one_answer() -> (String, std::sync::mpsc::Receiver<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (hanging_tx, hanging_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answered = false;
+        let mut held = Vec::new();
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let apps = head.starts_with(b"GET /v2/apps");
+            if apps && !answered {
+                answered = true;
+                let body = r#"{"apps": []}"#;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                continue;
+            }
+            if apps {
+                let _ = hanging_tx.send(());
+            }
+            held.push(stream);
+        }
+    });
+    (url, hanging_rx)
+}
+
+#[test]
+fn sigterm_does_not_wait_for_a_hung_marathon() {
+    let (url, hanging) = marathon_that_hangs_after_one_answer();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(support::binary())
+        .current_dir(dir.path())
+        .args(["--sse", "--group", "external", "--command", "true"])
+        .args([
+            "--skip-validation",
+            "--max-reload-retries",
+            "0",
+            "--reload-interval",
+            "0",
+        ])
+        .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
+        .arg("--marathon")
+        .arg(&url)
+        .arg("--haproxy-config")
+        .arg(dir.path().join("haproxy.cfg"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let kill = |sig: &str| {
+        assert!(
+            Command::new("kill")
+                .args([sig, &child.id().to_string()])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    // The first reconcile is answered; a SIGHUP refetch then hangs.
+    support::http::wait_for(
+        "the first apply",
+        std::time::Duration::from_secs(20),
+        || dir.path().join("haproxy.cfg").exists(),
+    );
+    kill("-HUP");
+    hanging
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("marathon-lb refetches");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    kill("-TERM");
+    let deadline = start + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let exited_after = start.elapsed();
+    if status.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    let status = status.unwrap_or_else(|| panic!("still running 10 s after SIGTERM:\n{log}"));
+    println!(
+        "SIGTERM during a hung Marathon request: exited after {} ms",
+        exited_after.as_millis()
+    );
+    assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+/// A self-signed certificate for 127.0.0.1 (key and cert in one PEM for
+/// HAProxy, the cert alone for --marathon-ca-cert); `extra`: more `openssl
+/// req` arguments.
+fn self_signed(dir: &Path, name: &str, extra: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, cert) = (
+        dir.join(format!("{name}.key")),
+        dir.join(format!("{name}.crt")),
+    );
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(extra)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = dir.join(format!("{name}.pem"));
+    let pem = std::fs::read_to_string(&cert).unwrap() + &std::fs::read_to_string(&key).unwrap();
+    std::fs::write(&both, pem).unwrap();
+    (both, cert)
+}
+
+#[test]
+fn marathon_ca_cert_shapes_that_work_and_the_error_that_says_what_to_do() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // `openssl req -x509` marks the certificate as a CA by default.
+    let (ca_pem, ca_cert) = self_signed(d, "ca-true", &[]);
+    let (leaf_pem, leaf_cert) = self_signed(
+        d,
+        "ca-false",
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    );
+    // HAProxy terminates TLS in front of the simulator.
+    let (p_ca, p_leaf) = (support::http::free_port(), support::http::free_port());
+    let sim_addr = sim.addr();
+    let cfg = d.join("tls.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  maxconn 50\ndefaults\n  mode http\n  timeout connect 3s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend ca_true\n  bind 127.0.0.1:{p_ca} ssl crt {ca}\n  default_backend sim\n\
+             frontend ca_false\n  bind 127.0.0.1:{p_leaf} ssl crt {leaf}\n  default_backend sim\n\
+             backend sim\n  server s {sim_addr}\n",
+            ca = ca_pem.display(),
+            leaf = leaf_pem.display()
+        ),
+    )
+    .unwrap();
+    let mut haproxy = Command::new("haproxy")
+        .arg("-db")
+        .arg("-f")
+        .arg(&cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::http::wait_for("HAProxy TLS", std::time::Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", p_leaf)).is_ok()
+    });
+
+    let work = with_previous_config();
+    let (ca_cert, leaf_cert) = (
+        ca_cert.display().to_string(),
+        leaf_cert.display().to_string(),
+    );
+    let refused = run(
+        work.path(),
+        &[&format!("https://127.0.0.1:{p_ca}")],
+        &["--skip-validation", "--marathon-ca-cert", &ca_cert],
+        &[],
+    );
+    let err = stderr(&refused);
+    assert!(!refused.status.success());
+    assert!(err.contains("CaUsedAsEndEntity"), "{err}");
+    assert!(
+        err.contains("give --marathon-ca-cert the CA that signed") && err.contains("CA:FALSE"),
+        "the error says what to do: {err}"
+    );
+    assert_eq!(config(work.path()), PREVIOUS);
+
+    let accepted = run(
+        work.path(),
+        &[&format!("https://127.0.0.1:{p_leaf}")],
+        &["--skip-validation", "--marathon-ca-cert", &leaf_cert],
+        &[],
+    );
+    let _ = haproxy.kill();
+    let _ = haproxy.wait();
+    assert!(accepted.status.success(), "{}", stderr(&accepted));
+    assert!(config(work.path()).contains("backend a_10001"));
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn temp_files_of_a_killed_run_are_removed_at_start() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let dir = with_previous_config();
+    let stale = [".haproxy.cfg.Ab12Cd.tmp", ".domain2backend.map.xY98zW.tmp"];
+    let foreign = ["notes.tmp", ".haproxy.cfg.tmp"];
+    for name in stale.iter().chain(&foreign) {
+        std::fs::write(dir.path().join(name), "left over").unwrap();
+    }
+    let out = run(dir.path(), &[&sim.base_url()], &["--skip-validation"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in stale {
+        assert!(!dir.path().join(name).exists(), "{name} left");
+    }
+    for name in foreign {
+        assert!(dir.path().join(name).exists(), "{name} removed");
+    }
+    assert!(
+        stderr(&out).contains("removed a temp file left by an earlier run"),
+        "{}",
+        stderr(&out)
+    );
+    rt.block_on(sim.shutdown());
+}

@@ -253,6 +253,377 @@ fn sse_mode_follows_marathon_with_a_supervised_haproxy() {
     rt.block_on(sim.shutdown());
 }
 
+/// `GET path` on `port` with optional basic-auth `credentials` (base64).
+fn get_as(port: u16, path: &str, credentials: Option<&str>) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = credentials
+        .map(|c| format!("Authorization: Basic {c}\r\n"))
+        .unwrap_or_default();
+    // One write: several small ones meet Nagle and delayed ACKs (40 ms each).
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+    )
+    .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+#[test]
+fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old_stats, stats, metrics) = (free_port(), free_port(), free_port());
+    let lua = d.join("lua");
+    // Count `pidof` runs: a wrapper first in HAProxy's PATH.
+    let bin = d.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let calls = d.join("pidof.calls");
+    let real = [
+        "/usr/bin/pidof",
+        "/bin/pidof",
+        "/sbin/pidof",
+        "/usr/sbin/pidof",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .map(|p| format!("exec {p} \"$@\""))
+    .unwrap_or_else(|| "exit 1".into());
+    let wrapper = bin.join("pidof");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho run >> {}\n{real}\n", calls.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pidof_runs = || {
+        std::fs::read_to_string(&calls)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+
+    let head = format!(
+        "global\n  maxconn 200\n  stats socket {dir}/haproxy.sock mode 600 expose-fd listeners level admin\n  hard-stop-after 10s\n\
+         \x20 lua-load {lua}/getpids.lua\n  lua-load {lua}/getconfig.lua\n  lua-load {lua}/getmaps.lua\n  lua-load {lua}/signalmlb.lua\n\
+         defaults\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n  option idle-close-on-response\n\
+         userlist app_users\n  user alice password $6$mlbsalt9$r4i/2sBis63I54bc0kmHofFb.oUtJR.BtjQWFZ5ZKy7VekEZ2Igs4gVXdLRwC4.308KHdxbmYmtSD13AuNoxF0\n\
+         listen stats\n  bind 127.0.0.1:{old_stats}\n  mode http\n  stats enable\n  stats auth admin:st4tspw\n  monitor-uri /_haproxy_health_check\n\
+         \x20 acl getpid path /_haproxy_getpids\n  http-request use-service lua.getpids if getpid\n\
+         \x20 acl getconfig path /_haproxy_getconfig\n  http-request use-service lua.getconfig if getconfig\n\
+         \x20 acl signalmlbusr1 path /_mlb_signal/usr1\n  http-request use-service lua.signalmlbusr1 if signalmlbusr1\n",
+        dir = d.display(),
+        lua = lua.display()
+    );
+    let frontend = |name: &str| {
+        format!(
+            "\nfrontend {name}\n  bind 127.0.0.1:{}\n  mode http\n",
+            free_port()
+        )
+    };
+    // The hash of "op3r8tor" (openssl passwd -6 -salt mlbsalt9 op3r8tor).
+    std::fs::write(
+        d.join("stats-auth"),
+        "ops:$6$mlbsalt9$r4i/2sBis63I54bc0kmHofFb.oUtJR.BtjQWFZ5ZKy7VekEZ2Igs4gVXdLRwC4.308KHdxbmYmtSD13AuNoxF0\n",
+    )
+    .unwrap();
+    const OPS: &str = "b3BzOm9wM3I4dG9y"; // base64("ops:op3r8tor")
+
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": []}));
+    let pid_file = d.join("marathon-lb.pid");
+    let mut cmd = Command::new(support::binary());
+    cmd.current_dir(d)
+        .args(["--sse", "--supervise-haproxy", "--group", "external"])
+        .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
+        .arg("--marathon")
+        .arg(sim.base_url())
+        .arg("--haproxy-config")
+        .arg(d.join("haproxy.cfg"))
+        .arg("--haproxy-run-dir")
+        .arg(d)
+        .arg("--server-state-file")
+        .arg(d.join("server-state"))
+        .arg("--lua-dir")
+        .arg(&lua)
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("--metrics-address")
+        .arg(format!("127.0.0.1:{metrics}"))
+        .arg("--stats-bind")
+        .arg(format!("127.0.0.1:{stats}"))
+        .arg("--stats-auth-file")
+        .arg(d.join("stats-auth"))
+        .env("MLB_PID_FILE", &pid_file)
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("HAPROXY_HEAD", &head)
+        .env("HAPROXY_HTTP_FRONTEND_HEAD", frontend("marathon_http_in"))
+        .env(
+            "HAPROXY_HTTP_FRONTEND_APPID_HEAD",
+            frontend("marathon_http_appid_in"),
+        )
+        .env("HAPROXY_HTTPS_FRONTEND_HEAD", frontend("marathon_https_in"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("marathon-lb.log")).unwrap());
+    let _daemon = Daemon(cmd.spawn().unwrap());
+    let log = || std::fs::read_to_string(d.join("marathon-lb.log")).unwrap_or_default();
+
+    // Protection: the new address, credentials for everything but the health check.
+    wait_for("HAProxy on --stats-bind", Duration::from_secs(20), || {
+        get_as(stats, "/_haproxy_health_check", None).is_some_and(|(s, _)| s == 200)
+    });
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", old_stats)).is_err(),
+        "the HEAD's own bind is replaced"
+    );
+    for path in [
+        "/_haproxy_getpids",
+        "/_haproxy_getconfig",
+        "/_mlb_signal/usr1",
+    ] {
+        let (status, _) = get_as(stats, path, None).unwrap();
+        assert_eq!(status, 401, "{path} without credentials");
+        let (status, _) = get_as(stats, path, Some("b3BzOndyb25n")).unwrap();
+        assert_eq!(status, 401, "{path} with a wrong password");
+    }
+    let (status, pids) = get_as(stats, "/_haproxy_getpids", Some(OPS)).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        pids.split(' ').all(|p| p.parse::<u32>().is_ok()),
+        "{pids:?}"
+    );
+
+    // getconfig: no password hash, no stats password.
+    let (status, config) = get_as(stats, "/_haproxy_getconfig", Some(OPS)).unwrap();
+    assert_eq!(status, 200);
+    assert!(config.contains("listen stats"), "{config}");
+    for secret in ["r4i/2sBis63I54bc0kmHofFb", "st4tspw"] {
+        assert!(!config.contains(secret), "{secret} in getconfig:\n{config}");
+    }
+    assert!(
+        config.contains("user alice password <redacted>"),
+        "{config}"
+    );
+
+    // getpids: no process per request.
+    let before = pidof_runs();
+    let t = Instant::now();
+    for _ in 0..300 {
+        assert_eq!(
+            get_as(stats, "/_haproxy_getpids", Some(OPS)).unwrap().0,
+            200
+        );
+    }
+    let took = t.elapsed();
+    let runs = pidof_runs() - before;
+    println!(
+        "300 /_haproxy_getpids in {} ms ({:.0} req/s): {runs} pidof runs",
+        took.as_millis(),
+        300.0 / took.as_secs_f64()
+    );
+    assert!(
+        runs as u64 <= took.as_secs() + 2,
+        "{runs} pidof runs for 300 requests in {took:?}"
+    );
+
+    // Signals: a burst of 300 is a couple of signals and reloads.
+    let signals = || log().matches("signal received").count();
+    let (signals_before, reloads_before) = (signals(), metric(metrics, "mlb_reloads_ok_total"));
+    let t = Instant::now();
+    for _ in 0..300 {
+        let (status, body) = get_as(stats, "/_mlb_signal/usr1", Some(OPS)).unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let took = t.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = signals() - signals_before;
+    let reloads = metric(metrics, "mlb_reloads_ok_total") - reloads_before;
+    println!(
+        "300 /_mlb_signal/usr1 in {} ms: {sent} signals, {reloads} reloads",
+        took.as_millis()
+    );
+    // About one signal per second of burst (two around a reload: the old
+    // worker flushes what it coalesced, the new one starts its own window);
+    // without coalescing it would be one per request.
+    let secs = took.as_secs() + 1;
+    assert!(
+        (1..=2 * secs + 1).contains(&(sent as u64)),
+        "{sent} signals\n{}",
+        log()
+    );
+    // Never more than one reload per --min-reload-interval (0.5 s), and
+    // none without a signal.
+    let reload_bound = (took + Duration::from_secs(3)).as_secs_f64() / 0.5 + 1.0;
+    assert!(
+        reloads >= 1 && reloads as f64 <= reload_bound && reloads <= sent as u64 + 1,
+        "{reloads} reloads for {sent} signals\n{}",
+        log()
+    );
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn min_reload_interval_bounds_the_reload_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let runs_file = d.join("reloads");
+    let rt = support::runtime();
+    let sim = support::start_sim(
+        &rt,
+        json!({"apps": [{
+            "id": "/w", "instances": 1, "labels": {"HAPROXY_GROUP": "external"},
+            "portDefinitions": [{"port": 10001}],
+            "tasks": [{"id": "w.a", "host": "127.0.0.1", "ports": [20000], "state": "TASK_RUNNING"}]
+        }]}),
+    );
+    let interval = 1.0;
+    let started = Instant::now();
+    let _daemon = Daemon(
+        Command::new(support::binary())
+            .current_dir(d)
+            .args(["--sse", "--group", "external", "--skip-validation"])
+            .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
+            .args(["--max-reload-retries", "0", "--reload-interval", "0"])
+            .args(["--min-reload-interval", &interval.to_string()])
+            .arg("--command")
+            .arg(format!("sh -c 'echo run >> {}'", runs_file.display()))
+            .arg("--marathon")
+            .arg(sim.base_url())
+            .arg("--haproxy-config")
+            .arg(d.join("haproxy.cfg"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let runs = || {
+        std::fs::read_to_string(&runs_file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    wait_for("the first apply", Duration::from_secs(20), || runs() >= 1);
+    // A change every 100 ms for 4 s.
+    for i in 0..40u16 {
+        sim.sim()
+            .mutate(|list, ctx, out| {
+                marathon_sim::ops::add_task(list, "/w", task(20001 + i), ctx, out)
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = runs();
+    let bound = (elapsed / interval).ceil() as usize + 1;
+    println!(
+        "40 changes in 4 s with --min-reload-interval {interval}: --command ran {n} times in {elapsed:.1} s (bound {bound})"
+    );
+    assert!(n >= 2, "the changes were applied");
+    assert!(n <= bound, "--command ran {n} times in {elapsed:.1} s");
+    rt.block_on(sim.shutdown());
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after_name = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat; the first after ")" is field 3.
+    fields
+        .get(11)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+#[test]
+fn metrics_endpoint_survives_running_out_of_file_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let metrics = free_port();
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": []}));
+    let log_file = d.join("marathon-lb.log");
+    // A small descriptor table: the idle crowd below fills it.
+    let daemon = Daemon(
+        Command::new("prlimit")
+            .arg("--nofile=64:64")
+            .arg(support::binary())
+            .current_dir(d)
+            .args([
+                "--sse",
+                "--group",
+                "external",
+                "--skip-validation",
+                "--command",
+                "true",
+            ])
+            .args(["--max-reload-retries", "0", "--reload-interval", "0"])
+            .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
+            .arg("--metrics-address")
+            .arg(format!("127.0.0.1:{metrics}"))
+            .arg("--marathon")
+            .arg(sim.base_url())
+            .arg("--haproxy-config")
+            .arg(d.join("haproxy.cfg"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log_file).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = || std::fs::read_to_string(&log_file).unwrap_or_default();
+    let pid = daemon.0.id();
+    metric(metrics, "mlb_reconciles_total");
+    let idle: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", metrics)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let (ticks, t) = (cpu_ticks(pid), Instant::now());
+    let took = wait_for(
+        "/metrics through the idle crowd",
+        Duration::from_secs(60),
+        || {
+            http(metrics, "x", "/metrics")
+                .is_some_and(|(s, body)| s == 200 && body.contains("mlb_apps"))
+        },
+    );
+    let cpu = cpu_ticks(pid) - ticks;
+    println!(
+        "fd table full of 200 idle connections: /metrics answered after {} ms, controller CPU {} ticks in {} ms",
+        took.as_millis(),
+        cpu,
+        t.elapsed().as_millis()
+    );
+    assert!(
+        log().contains("accept failed; pausing"),
+        "EMFILE path not reached:\n{}",
+        log()
+    );
+    assert!(
+        log().matches("accept failed; pausing").count() <= 2,
+        "the accept error is not logged per attempt:\n{}",
+        log()
+    );
+    drop(idle);
+    rt.block_on(sim.shutdown());
+}
+
 /// Issue 15, item 1: the supervised HAProxy runs with a minimal environment
 /// (only `PATH`, `MLB_PID_FILE`, `TZ`, `LANG`, `LC_ALL`), so a secret in the
 /// controller's environment cannot reach it even through a template that

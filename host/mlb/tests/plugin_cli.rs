@@ -86,3 +86,52 @@ fn a_bad_plugin_flag_stops_the_controller_before_anything_happens() {
         assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "# running\n");
     }
 }
+
+#[test]
+fn a_plugins_host_log_is_bounded_per_call_and_one_line_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    // 300 apps in one batch, each asking the chaos plugin to log a message
+    // with a newline that tries to forge a log line.
+    let apps: Vec<serde_json::Value> = (0..300)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("/app{i}"), "instances": 1,
+                "labels": {"HAPROXY_GROUP": "external", "CHAOS_LOG": format!("msg{i}\nFORGED line {i}")},
+                "portDefinitions": [{"port": 10000 + i}],
+                "tasks": []
+            })
+        })
+        .collect();
+    let file = dir.path().join("apps.json");
+    std::fs::write(&file, serde_json::json!({ "apps": apps }).to_string()).unwrap();
+    let chaos = mlb_plugin_tests::example("mlb_test_chaos");
+    let out = marathon_lb(
+        &[
+            "--log-format",
+            "%(levelname)s %(message)s",
+            "plugin",
+            "check",
+            chaos.to_str().unwrap(),
+            "--apps",
+            file.to_str().unwrap(),
+        ],
+        &dir.path().join("cache"),
+    );
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    let messages = log.lines().filter(|l| l.contains("msg")).count();
+    let calls = log
+        .matches("the rest of this call's messages are dropped")
+        .count();
+    println!("300 host-log messages per call: {messages} logged over {calls} call(s)");
+    assert!(calls >= 1, "the truncation is announced:\n{log}");
+    assert!(
+        messages <= 100 * calls,
+        "{messages} messages for {calls} calls"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a newline in a message started a new log line:\n{log}"
+    );
+    assert!(log.contains("msg0\\nFORGED line 0"), "{log}");
+}

@@ -74,6 +74,7 @@
 //! should rate-limit them and prefer the runtime API
 //! ([`Supervisor::worker_command`]) for server membership changes.
 
+pub mod guard;
 pub mod lua;
 pub mod master;
 pub mod state;
@@ -82,6 +83,7 @@ pub mod supervisor;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use guard::{GuardError, StatsAuth, StatsGuard};
 pub use lua::install_lua;
 pub use master::{Process, Processes};
 pub use supervisor::{StopOutcome, Supervisor};

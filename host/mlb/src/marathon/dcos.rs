@@ -232,7 +232,7 @@ impl DcosAuth {
                 endpoint.scheme()
             )));
         }
-        let endpoint_display = redact(&endpoint);
+        let endpoint_display = super::redact_url(endpoint.as_str());
         if endpoint.scheme() == "http" {
             tracing::warn!(
                 login_endpoint = %endpoint_display,
@@ -491,16 +491,6 @@ fn login_client(ca_cert_pem: Option<&[u8]>, insecure: bool) -> Result<reqwest::C
     builder
         .build()
         .map_err(|e| DcosError::Client(e.to_string()))
-}
-
-/// `url` without user info.
-fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    if !u.username().is_empty() || u.password().is_some() {
-        let _ = u.set_username("");
-        let _ = u.set_password(None);
-    }
-    u.to_string()
 }
 
 fn unix_now() -> u64 {

@@ -10,6 +10,13 @@
 //!
 //! With DC/OS auth, a 401 drops the token; the request is retried once
 //! after a new login.
+//!
+//! The body is read chunk by chunk and refused as soon as it grows past
+//! [`ClientConfig::max_body_bytes`] (`--marathon-max-body-mib`), so a
+//! Marathon (or anything posing as one) that sends an endless or huge body
+//! costs at most the cap in memory; the attempt fails like a connection
+//! error and the last good config keeps serving. URLs are logged and
+//! reported only through [`redact_url`] (no user info).
 
 mod auth;
 pub mod dcos;
@@ -47,10 +54,13 @@ pub enum MarathonError {
     /// The DC/OS login failed.
     #[error(transparent)]
     Auth(#[from] DcosError),
+    /// The request was abandoned because the controller is shutting down.
+    #[error("request abandoned: shutting down")]
+    Cancelled,
 }
 
-/// Settings of the Marathon client.
-#[derive(Debug, Clone)]
+/// Settings of the Marathon client (`Debug` shows the URLs redacted).
+#[derive(Clone)]
 pub struct ClientConfig {
     /// Base URLs in failover order.
     pub urls: Vec<String>,
@@ -66,7 +76,30 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Whole-request timeout (marathon-lb's read timeout: 46 s).
     pub request_timeout: Duration,
+    /// Largest response body accepted (`--marathon-max-body-mib`).
+    pub max_body_bytes: u64,
 }
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("credentials", &self.credentials)
+            .field("dcos", &self.dcos)
+            .field("ca_cert_pem", &self.ca_cert_pem.as_ref().map(Vec::len))
+            .field("insecure", &self.insecure)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// Default of `--marathon-max-body-mib`.
+pub const DEFAULT_MAX_BODY_MIB: u64 = 256;
 
 impl ClientConfig {
     /// Defaults of marathon-lb for `urls`.
@@ -79,6 +112,7 @@ impl ClientConfig {
             insecure: false,
             connect_timeout: Duration::from_millis(3050),
             request_timeout: Duration::from_secs(46),
+            max_body_bytes: DEFAULT_MAX_BODY_MIB << 20,
         }
     }
 }
@@ -89,6 +123,7 @@ pub struct MarathonClient {
     http: reqwest::Client,
     urls: Vec<String>,
     auth: Auth,
+    max_body_bytes: u64,
 }
 
 impl MarathonClient {
@@ -113,6 +148,7 @@ impl MarathonClient {
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .collect(),
             auth: Auth::new(config.credentials, config.dcos),
+            max_body_bytes: config.max_body_bytes,
         })
     }
 
@@ -126,8 +162,9 @@ impl MarathonClient {
         let mut failures = Vec::new();
         for i in 0..self.urls.len() {
             let url = format!("{}/v2/apps?embed=apps.tasks", self.urls[i]);
-            tracing::info!(%url, "fetching apps");
-            match self.get(&url).await {
+            let shown = redact_url(&url);
+            tracing::info!(url = %shown, "fetching apps");
+            match self.get(&url, &shown).await {
                 Ok(body) => {
                     if i != 0 {
                         self.urls.rotate_left(i);
@@ -135,16 +172,17 @@ impl MarathonClient {
                     return body;
                 }
                 Err(cause) => {
-                    tracing::warn!(%url, %cause, "Marathon did not answer, trying the next one");
-                    failures.push(format!("{url}: {cause}"));
+                    tracing::warn!(url = %shown, %cause, "Marathon did not answer, trying the next one");
+                    failures.push(format!("{shown}: {cause}"));
                 }
             }
         }
         Err(MarathonError::AllHostsFailed(failures))
     }
 
-    /// One request. `Err` = try the next host; `Ok(Err)` = final answer.
-    async fn get(&self, url: &str) -> Result<Result<Vec<u8>, MarathonError>, String> {
+    /// One request (`shown`: `url` for messages). `Err` = try the next
+    /// host; `Ok(Err)` = final answer.
+    async fn get(&self, url: &str, shown: &str) -> Result<Result<Vec<u8>, MarathonError>, String> {
         let mut renewed = false;
         let resp = loop {
             let header = match self.auth.header().await {
@@ -172,29 +210,85 @@ impl MarathonClient {
             break resp;
         };
         let status = resp.status();
-        let body = resp.bytes().await.map_err(describe)?.to_vec();
+        let body = read_capped(resp, self.max_body_bytes).await?;
         // A body that is not JSON is treated like a connection problem
-        // (marathon-lb with requests >= 2.27 does the same).
-        let json: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("{status}, body is not JSON ({e})"))?;
-        if !status.is_success() {
+        // (marathon-lb with requests >= 2.27 does the same). A good answer
+        // is only checked here (no second tree of a large document).
+        let not_json = |e: serde_json::Error| format!("{status}, body is not JSON ({e})");
+        if status.is_success() {
+            serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(not_json)?;
+            return Ok(Ok(body));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&body).map_err(not_json)?;
+        {
             let message = json
                 .get("message")
                 .and_then(|m| m.as_str())
                 .map(str::to_owned)
                 .unwrap_or_else(|| json.to_string().chars().take(200).collect());
-            return Ok(Err(MarathonError::Status {
-                url: url.to_owned(),
+            Ok(Err(MarathonError::Status {
+                url: shown.to_owned(),
                 status: status.as_u16(),
                 message,
-            }));
+            }))
         }
-        Ok(Ok(body))
     }
 }
 
-/// The error and its causes on one line.
+/// The body of `resp`, refused as soon as it grows past `cap` bytes (the
+/// error names the flag that sets the cap).
+async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, String> {
+    let too_large = || {
+        format!(
+            "the response body is larger than {} (--marathon-max-body-mib); refused",
+            human_size(cap)
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > cap) {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(cap) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// `n` bytes as MiB (or bytes below 1 MiB).
+fn human_size(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+/// `url` without user info, for every log line and error message (REST,
+/// event stream, DC/OS login). Something that does not parse as a URL
+/// with a host (`user:pass@host` without a scheme parses as scheme `user`)
+/// is not echoed at all: it might hold a password.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host().is_none() => "<unparsable URL>".to_owned(),
+        Ok(mut u) => {
+            if !u.username().is_empty() || u.password().is_some() {
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                return u.to_string();
+            }
+            url.to_owned()
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// The error and its causes on one line, without the URL (it may carry
+/// credentials; callers name the redacted URL themselves).
 fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     let mut out = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
@@ -202,5 +296,29 @@ fn describe(e: reqwest::Error) -> String {
         out.push_str(&s.to_string());
         source = s.source();
     }
+    if let Some(hint) = tls::hint(&out) {
+        out.push_str(" (");
+        out.push_str(hint);
+        out.push(')');
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_drops_user_info_only() {
+        assert_eq!(
+            redact_url("http://bob:s3cret@m1:8080/x"),
+            "http://m1:8080/x"
+        );
+        assert_eq!(redact_url("https://bob@m1/"), "https://m1/");
+        assert_eq!(redact_url("http://m1:8080"), "http://m1:8080");
+        assert_eq!(redact_url("bob:s3cret@m1:8080"), "<unparsable URL>");
+        assert_eq!(redact_url("not a url"), "<unparsable URL>");
+        let config = ClientConfig::new(vec!["http://bob:s3cret@m1:8080".into()]);
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
 }

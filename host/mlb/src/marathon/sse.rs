@@ -58,7 +58,7 @@ use tokio::time::Instant;
 pub use super::sse_decoder::{
     DecodeError, MAX_EVENT_BYTES, MarathonEvent, SseDecoder, SseEvent, marathon_events,
 };
-use super::{Auth, Credentials, DcosAuth, MarathonError, describe};
+use super::{Auth, Credentials, DcosAuth, MarathonError, describe, redact_url as redact};
 use crate::backoff::Backoff;
 use crate::metrics::Metrics;
 use crate::trigger::{Cause, Trigger};
@@ -449,19 +449,6 @@ impl Follower<'_> {
         self.metrics
             .stream_last_activity
             .store(now, Ordering::Relaxed);
-    }
-}
-
-/// `url` without user info (for logs).
-fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        Err(_) => "<unparsable URL>".to_owned(),
     }
 }
 

@@ -26,3 +26,23 @@ pub(crate) fn configure(
     }
     Ok(builder)
 }
+
+/// What to do about a TLS verification failure in `message` (an error
+/// chain), if it is one the CA bundle can fix.
+pub(crate) fn hint(message: &str) -> Option<&'static str> {
+    if message.contains("CaUsedAsEndEntity") {
+        Some(
+            "Marathon's certificate is marked as a CA (basicConstraints CA:TRUE, the default of `openssl req -x509`) and cannot be a server certificate: give --marathon-ca-cert the CA that signed a separate server certificate, or re-create the self-signed certificate with basicConstraints CA:FALSE and the host name in subjectAltName",
+        )
+    } else if message.contains("UnknownIssuer") {
+        Some(
+            "Marathon's certificate was not issued by a trusted CA: give --marathon-ca-cert the CA certificate that signed it (PEM)",
+        )
+    } else if message.contains("NotValidForName") {
+        Some(
+            "Marathon's certificate does not name the host of the --marathon URL in its subjectAltName",
+        )
+    } else {
+        None
+    }
+}

@@ -76,6 +76,63 @@ pub(crate) struct State {
     table: ResourceTable,
     limits: Limits,
     plugin: Arc<str>,
+    log: LogBudget,
+}
+
+/// Most `host-log` messages kept per call.
+const LOG_MESSAGES: u32 = 100;
+/// Most `host-log` bytes (after escaping) kept per call.
+const LOG_BYTES: usize = 64 << 10;
+/// Longest single `host-log` message, in characters (before escaping).
+const LOG_MESSAGE_CHARS: usize = 4096;
+
+/// What one call has logged so far.
+#[derive(Debug, Default)]
+struct LogBudget {
+    messages: u32,
+    bytes: usize,
+    exhausted: bool,
+}
+
+/// What to do with one `host-log` message.
+#[derive(Debug, PartialEq, Eq)]
+enum LogLine {
+    /// Log this (escaped, shortened) text.
+    Write(String),
+    /// The budget just ran out: say so once.
+    Exhausted,
+    /// The budget ran out earlier: drop it.
+    Drop,
+}
+
+impl LogBudget {
+    /// The line to log for `message`: control characters and Unicode line
+    /// separators escaped (one message is one log line), at most
+    /// [`LOG_MESSAGE_CHARS`] characters, within the per-call budget.
+    fn take(&mut self, message: &str) -> LogLine {
+        if self.exhausted {
+            return LogLine::Drop;
+        }
+        let mut line = String::new();
+        for (i, c) in message.chars().enumerate() {
+            if i == LOG_MESSAGE_CHARS {
+                line.push_str("… (message truncated)");
+                break;
+            }
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{85}') {
+                line.extend(c.escape_default());
+            } else {
+                line.push(c);
+            }
+        }
+        if self.messages >= LOG_MESSAGES || self.bytes + line.len() > LOG_BYTES {
+            self.exhausted = true;
+            return LogLine::Exhausted;
+        }
+        self.messages += 1;
+        self.bytes += line.len();
+        LogLine::Write(line)
+    }
 }
 
 impl State {
@@ -99,7 +156,17 @@ impl wit::Host for State {}
 impl host_log::Host for State {
     fn log(&mut self, level: wit::Severity, message: String) {
         let plugin = &*self.plugin;
-        let message: String = message.chars().take(4096).collect();
+        let message = match self.log.take(&message) {
+            LogLine::Write(line) => line,
+            LogLine::Exhausted => {
+                tracing::warn!(
+                    plugin,
+                    "host-log: more than {LOG_MESSAGES} messages or {LOG_BYTES} bytes in one call; the rest of this call's messages are dropped"
+                );
+                return;
+            }
+            LogLine::Drop => return,
+        };
         match level {
             wit::Severity::Info => tracing::info!(plugin, "{message}"),
             wit::Severity::Warning => tracing::warn!(plugin, "{message}"),
@@ -215,6 +282,7 @@ impl Sandbox {
                 table: ResourceTable::new(),
                 limits,
                 plugin: self.plugin.clone(),
+                log: LogBudget::default(),
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -227,6 +295,7 @@ impl Sandbox {
     pub(crate) fn arm(&self, store: &mut Store<State>) {
         let ticks = (self.limits.deadline.as_millis() / TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
+        store.data_mut().log = LogBudget::default();
         store.epoch_deadline_trap();
     }
 }
@@ -306,5 +375,41 @@ impl<P> Prelinked<P> {
     /// Linear memory the last call used at its peak, in bytes.
     pub(crate) fn last_peak_memory(&self) -> usize {
         self.peak_memory.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_log_is_escaped_and_bounded_per_call() {
+        let mut budget = LogBudget::default();
+        assert_eq!(
+            budget.take("a\nb\r\u{1b}[31m\u{2028}c"),
+            LogLine::Write("a\\nb\\r\\u{1b}[31m\\u{2028}c".into())
+        );
+        let LogLine::Write(long) = budget.take(&"x".repeat(10_000)) else {
+            panic!("a long message is shortened, not dropped");
+        };
+        assert!(long.len() < LOG_MESSAGE_CHARS + 64 && long.ends_with("(message truncated)"));
+        let mut written = 2;
+        let mut said = 0;
+        for _ in 0..100_000 {
+            match budget.take("a message\n") {
+                LogLine::Write(_) => written += 1,
+                LogLine::Exhausted => said += 1,
+                LogLine::Drop => {}
+            }
+        }
+        assert_eq!(written, LOG_MESSAGES);
+        assert_eq!(said, 1, "the truncation is announced once");
+        // Bytes are bounded too.
+        let mut budget = LogBudget::default();
+        let big = "y".repeat(LOG_MESSAGE_CHARS);
+        let kept = (0..100)
+            .filter(|_| matches!(budget.take(&big), LogLine::Write(_)))
+            .count();
+        assert_eq!(kept, LOG_BYTES / LOG_MESSAGE_CHARS);
     }
 }
