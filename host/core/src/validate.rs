@@ -86,7 +86,14 @@ fn one_line(field: &str, value: &str) -> Result<(), ServiceFault> {
 /// block directive (`.if`, `.endif`, ...), which would swallow the lines
 /// that follow.
 pub fn opens_section(line: &str) -> Option<String> {
-    let token = line.split_whitespace().next()?;
+    // HAProxy splits words where C's isspace() holds (this runs on every
+    // rendered line: no Unicode decoding).
+    const SPACE: [char; 6] = [' ', '\t', '\n', '\u{b}', '\u{c}', '\r'];
+    let line = line.trim_start_matches(SPACE);
+    let token = &line[..line.find(SPACE).unwrap_or(line.len())];
+    if token.is_empty() {
+        return None;
+    }
     let first: std::borrow::Cow<'_, str> = if token.contains(['"', '\'', '\\']) {
         token
             .chars()
@@ -96,7 +103,7 @@ pub fn opens_section(line: &str) -> Option<String> {
     } else {
         token.into()
     };
-    (SECTION_KEYWORDS.contains(&first.as_ref()) || first.starts_with('.'))
+    (first.starts_with('.') || SECTION_KEYWORDS.contains(&first.as_ref()))
         .then(|| first.into_owned())
 }
 
@@ -217,7 +224,11 @@ pub fn check_service(s: &Service) -> Result<(), ServiceFault> {
             port("health-check.port", p)?;
         }
     }
-    let mut ids = std::collections::HashSet::new();
+    let mut ids: Vec<u32> = s.servers.iter().map(|server| server.id).collect();
+    ids.sort_unstable();
+    if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+        return Err(fault("servers.id", format!("{} is used twice", w[0])));
+    }
     for server in &s.servers {
         value("servers.host", Class::Address, &server.host)?;
         value("servers.ip", Class::Address, &server.ip)?;
@@ -234,10 +245,10 @@ pub fn check_service(s: &Service) -> Result<(), ServiceFault> {
         if let Some(p) = server.health_port.filter(|p| *p != 0) {
             port("servers.health-port", p)?;
         }
-        if !(1..=32767).contains(&server.id) || !ids.insert(server.id) {
+        if !(1..=32767).contains(&server.id) {
             return Err(fault(
                 "servers.id",
-                format!("{} is outside 1..32767 or used twice", server.id),
+                format!("{} is outside 1..32767", server.id),
             ));
         }
     }
@@ -446,6 +457,7 @@ mod tests {
             ("HTTP_FRONTEND_ACL", "  # x\nbackend evil\n"),
             ("HTTP_FRONTEND_ACL", "  acl a b\n  .if 0\n"),
             ("BACKEND_HTTP_OPTIONS", "'backend' evil\n"),
+            ("BACKEND_HTTP_OPTIONS", "  \u{c}\rbackend\u{b}evil\n"),
         ] {
             assert!(
                 check_sections(template, "a_1", text).is_err(),
