@@ -50,6 +50,9 @@ pub enum EngineError {
     /// A plugin variable has the name of one the call site provides.
     #[error("plugin variable {{{0}}} shadows a built-in variable of this template")]
     ShadowedVariable(String),
+    /// The rendered text would open a section it may not open.
+    #[error("{0}")]
+    Structure(String),
     /// minijinja failed (including a filter that returned an error).
     #[error("template engine: {0}")]
     Engine(String),

@@ -4,9 +4,17 @@
 //! whose value is null). Each app is decoded on its own, so a malformed app
 //! becomes a diagnostic naming it while every other app is kept. A document
 //! that is not JSON, or has no `apps` list, is an error for the whole fetch.
+//!
+//! Bytes that are not UTF-8 cost only the app whose definition holds them
+//! (they are replaced by `?` to parse the document, and that app is left
+//! out). The Marathon values this module passes on are checked against the
+//! allow-list ([`mlb_model::allowlist`]): an app id or a health check that does
+//! not fit leaves the app out, a task host or address that does not fit
+//! leaves that task out (the app's other tasks keep serving).
 
 use std::collections::BTreeMap;
 
+use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Diagnostic, HealthCheck, PortMapping, Task};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -128,30 +136,80 @@ struct IdOnly {
     id: Option<String>,
 }
 
+/// `body` with every byte that is not part of valid UTF-8 replaced by `?`
+/// (so offsets do not move), and the offsets replaced.
+fn repair_utf8(body: &[u8]) -> (Vec<u8>, Vec<usize>) {
+    let mut out = body.to_vec();
+    let mut bad = Vec::new();
+    let mut at = 0;
+    while at < out.len() {
+        match std::str::from_utf8(&out[at..]) {
+            Ok(_) => break,
+            Err(e) => {
+                let start = at + e.valid_up_to();
+                let len = e.error_len().unwrap_or(out.len() - start);
+                out[start..start + len].fill(b'?');
+                bad.extend(start..start + len);
+                at = start + len;
+            }
+        }
+    }
+    (out, bad)
+}
+
+/// A value that is neither valid nor safely printable is shown escaped.
+fn shown(id: &str) -> String {
+    id.escape_debug().to_string()
+}
+
 /// Decode a `/v2/apps` document. `resolve` maps an agent host name to an IPv4
 /// address (the caller does the DNS; `None` when it cannot be resolved).
 pub fn normalize_apps(
     body: &[u8],
     mut resolve: impl FnMut(&str) -> Option<String>,
 ) -> Result<Normalized, NormalizeError> {
+    let repaired;
+    let (body, bad_bytes) = match std::str::from_utf8(body) {
+        Ok(_) => (body, Vec::new()),
+        Err(_) => {
+            let (fixed, bad) = repair_utf8(body);
+            repaired = fixed;
+            (repaired.as_slice(), bad)
+        }
+    };
     let doc: Document<'_> = serde_json::from_slice(body)?;
     let mut out = Normalized {
         apps: Vec::with_capacity(doc.apps.len()),
         diagnostics: Vec::new(),
     };
     for (position, raw) in doc.apps.iter().enumerate() {
+        let id_of = || {
+            serde_json::from_str::<IdOnly>(raw.get())
+                .ok()
+                .and_then(|i| i.id)
+                .map_or_else(|| format!("#{position}"), |id| shown(&id))
+        };
+        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+        let span = start..start + raw.get().len();
+        if let Some(at) = bad_bytes.iter().find(|b| span.contains(b)) {
+            out.diagnostics.push(Diagnostic::error(
+                &id_of(),
+                None,
+                format!(
+                    "app definition holds bytes that are not UTF-8 (at byte {at} of the \
+                     response); app left out until Marathon sends valid text"
+                ),
+            ));
+            continue;
+        }
         match serde_json::from_str::<RawApp>(raw.get()) {
             Ok(app) => match convert_app(app, &mut resolve, &mut out.diagnostics) {
                 Ok(app) => out.apps.push(app),
                 Err(diag) => out.diagnostics.push(diag),
             },
             Err(err) => {
-                let id = serde_json::from_str::<IdOnly>(raw.get())
-                    .ok()
-                    .and_then(|i| i.id)
-                    .unwrap_or_else(|| format!("#{position}"));
                 out.diagnostics.push(Diagnostic::error(
-                    &id,
+                    &id_of(),
                     None,
                     format!("app definition cannot be read ({err}); app left out"),
                 ));
@@ -173,6 +231,13 @@ fn convert_app(
             "app has no id; left out",
         ));
     };
+    if let Err(refusal) = allowlist::check(Class::AppId, &id) {
+        return Err(Diagnostic::error(
+            &shown(&id),
+            Some("id"),
+            format!("app id {refusal}; app left out"),
+        ));
+    }
     let Some(labels) = raw.labels else {
         return Err(Diagnostic::error(
             &id,
@@ -230,6 +295,27 @@ fn convert_app(
             ));
             continue;
         };
+        if let Some((field, refusal)) = std::iter::once(("tasks[].host", host.as_str()))
+            .chain(
+                t.ip_addresses
+                    .iter()
+                    .flatten()
+                    .filter_map(|a| a.ip_address.as_deref())
+                    .map(|a| ("tasks[].ipAddresses[].ipAddress", a)),
+            )
+            .find_map(|(field, v)| {
+                allowlist::check(Class::Address, v)
+                    .err()
+                    .map(|r| (field, r))
+            })
+        {
+            diagnostics.push(Diagnostic::warning(
+                &id,
+                Some(field),
+                format!("task {} skipped: the address {refusal}", shown(&task_id)),
+            ));
+            continue;
+        }
         let host_ip = if host.is_empty() {
             None
         } else {
@@ -303,6 +389,15 @@ fn convert_health_check(app_id: &str, c: RawHealthCheck) -> Result<HealthCheck, 
             )
         })
     };
+    for (field, value) in [("protocol", &c.protocol), ("path", &c.path)] {
+        if let Some(Err(refusal)) = value.as_deref().map(|v| allowlist::check(Class::Word, v)) {
+            return Err(Diagnostic::error(
+                app_id,
+                Some(&format!("healthChecks[].{field}")),
+                format!("health check {field} {refusal}; app left out"),
+            ));
+        }
+    }
     Ok(HealthCheck {
         protocol: c.protocol.ok_or_else(|| {
             Diagnostic::error(
@@ -376,6 +471,65 @@ mod tests {
         let n = normalize_apps(doc, ip).unwrap();
         assert!(n.apps[0].tasks.is_empty());
         assert_eq!(n.diagnostics[0].label.as_deref(), Some("tasks[].host"));
+    }
+
+    #[test]
+    fn invalid_utf8_costs_only_the_app_that_holds_it() {
+        let mut doc = br#"{"apps": [
+            {"id": "/bad", "labels": {"A": "x?y"}, "tasks": []},
+            {"id": "/good", "labels": {"A": "caf\u00e9 ok"}, "tasks": []}
+        ]}"#
+        .to_vec();
+        let at = doc.iter().position(|b| *b == b'?').unwrap();
+        doc[at] = 0xff;
+        assert!(std::str::from_utf8(&doc).is_err());
+        let n = normalize_apps(&doc, ip).unwrap();
+        let ids: Vec<_> = n.apps.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, vec!["/good"]);
+        assert_eq!(n.apps[0].labels[0].1, "caf\u{e9} ok");
+        assert_eq!(n.diagnostics.len(), 1);
+        assert_eq!(n.diagnostics[0].app_id, "/bad");
+        assert!(
+            n.diagnostics[0].message.contains("not UTF-8"),
+            "{}",
+            n.diagnostics[0]
+        );
+        // Outside any app the document is still unreadable as a whole.
+        let mut broken = br#"{"apps": [] }"#.to_vec();
+        broken[11] = 0xfe;
+        assert!(normalize_apps(&broken, ip).is_err());
+    }
+
+    #[test]
+    fn values_outside_the_allow_list_cost_their_app_or_task() {
+        let doc = br#"{"apps": [
+            {"id": "/a\n  http-request deny", "labels": {}, "tasks": []},
+            {"id": "/hc", "labels": {}, "tasks": [], "healthChecks": [{"protocol": "HTTP",
+              "path": "/h\n  http-request deny", "timeoutSeconds": 1, "intervalSeconds": 1,
+              "gracePeriodSeconds": 1, "maxConsecutiveFailures": 1}]},
+            {"id": "/ok", "labels": {}, "tasks": [
+              {"id": "t1", "host": "10.0.0.1", "ipAddresses": [{"ipAddress": "10.1.0.1\nbackend x"}]},
+              {"id": "t2", "host": "agent\u2028x"},
+              {"id": "t3", "host": "10.0.0.3", "ipAddresses": [{"ipAddress": "fd00::3"}]}]}
+        ]}"#;
+        let n = normalize_apps(doc, ip).unwrap();
+        assert_eq!(n.apps.len(), 1);
+        let tasks: Vec<_> = n.apps[0].tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(tasks, vec!["t3"]);
+        let fields: Vec<_> = n
+            .diagnostics
+            .iter()
+            .map(|d| (d.app_id.as_str(), d.label.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                ("/a\\n  http-request deny", "id"),
+                ("/hc", "healthChecks[].path"),
+                ("/ok", "tasks[].ipAddresses[].ipAddress"),
+                ("/ok", "tasks[].host"),
+            ]
+        );
     }
 
     #[test]

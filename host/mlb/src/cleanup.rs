@@ -8,9 +8,13 @@
 //! that does not is split again, down to single apps, which are dropped with
 //! HAProxy's message. For k bad apps among N that is about 2·k·log₂N
 //! validations. An app that only conflicts with another (two apps binding
-//! the same port) is caught too: the later one is dropped.
+//! the same port) is caught too: the later one is dropped, and the reason
+//! names the app it conflicts with. But when one app makes two or more
+//! later apps fail that are valid together without it, that one app broke
+//! the config and only it is dropped (a few more validations per dropped
+//! app: one alone, log₂N to find the app it conflicts with).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use mlb_core::render::Renderer;
 use mlb_core::{RenderSettings, Rendered};
@@ -36,6 +40,9 @@ pub struct Cleaned {
     pub validations: usize,
 }
 
+/// An app and its services.
+type Entry<'s> = (&'s str, &'s [Service]);
+
 struct Search<'a, F> {
     renderer: &'a mut Renderer,
     settings: &'a RenderSettings,
@@ -43,9 +50,20 @@ struct Search<'a, F> {
     validations: usize,
 }
 
+/// The search so far.
+#[derive(Default)]
+struct State<'s> {
+    /// Apps in the config (it validates with all of them).
+    accepted: Vec<Entry<'s>>,
+    dropped: Vec<Dropped>,
+    /// Apps dropped because they fail only together with an accepted app,
+    /// by that app.
+    victims: HashMap<&'s str, Vec<Entry<'s>>>,
+}
+
 impl<F: FnMut(&Rendered) -> Result<(), String>> Search<'_, F> {
-    fn test(&mut self, apps: &[&[Service]]) -> (Rendered, Result<(), String>) {
-        let services: Vec<Service> = apps.iter().flat_map(|s| s.iter().cloned()).collect();
+    fn test(&mut self, apps: &[Entry<'_>]) -> (Rendered, Result<(), String>) {
+        let services: Vec<Service> = apps.iter().flat_map(|e| e.1.iter().cloned()).collect();
         let rendered = self.renderer.render(&services, self.settings);
         self.validations += 1;
         // A global template that fails now (a filter plugin backed off, say)
@@ -57,28 +75,78 @@ impl<F: FnMut(&Rendered) -> Result<(), String>> Search<'_, F> {
         (rendered, result)
     }
 
-    /// Split `candidates` on top of `accepted` (which validates); returns the
-    /// dropped apps and grows `accepted`.
-    fn bisect<'s>(
-        &mut self,
-        accepted: &mut Vec<&'s [Service]>,
-        candidates: &[(&'s str, &'s [Service])],
-        dropped: &mut Vec<Dropped>,
-    ) {
-        let mut trial = accepted.clone();
-        trial.extend(candidates.iter().map(|(_, s)| *s));
+    /// Split `candidates` on top of the accepted apps (which validate).
+    fn bisect<'s>(&mut self, state: &mut State<'s>, candidates: &[Entry<'s>]) {
+        let mut trial = state.accepted.clone();
+        trial.extend_from_slice(candidates);
         match self.test(&trial).1 {
-            Ok(()) => *accepted = trial,
-            Err(reason) if candidates.len() == 1 => dropped.push(Dropped {
-                app_id: candidates[0].0.to_owned(),
-                reason,
-            }),
+            Ok(()) => state.accepted = trial,
+            Err(reason) if candidates.len() == 1 => self.blame(state, candidates[0], reason),
             Err(_) => {
                 let (left, right) = candidates.split_at(candidates.len() / 2);
-                self.bisect(accepted, left, dropped);
-                self.bisect(accepted, right, dropped);
+                self.bisect(state, left);
+                self.bisect(state, right);
             }
         }
+    }
+
+    /// `app` fails on top of the accepted apps: drop it, unless it is fine
+    /// on its own and the accepted app it fails with breaks other apps too,
+    /// which are fine together without it: then that app broke the config
+    /// (a section it opened swallowed the lines after it, say) and it is
+    /// the one dropped.
+    fn blame<'s>(&mut self, state: &mut State<'s>, app: Entry<'s>, reason: String) {
+        if state.accepted.is_empty() || self.test(&[app]).1.is_err() {
+            state.dropped.push(Dropped {
+                app_id: app.0.to_owned(),
+                reason,
+            });
+            return;
+        }
+        // The shortest prefix of the accepted apps that fails with `app`
+        // ends with the app it conflicts with.
+        let (mut passes, mut fails) = (0, state.accepted.len());
+        while fails - passes > 1 {
+            let mid = (passes + fails) / 2;
+            let mut trial = state.accepted[..mid].to_vec();
+            trial.push(app);
+            if self.test(&trial).1.is_ok() {
+                passes = mid;
+            } else {
+                fails = mid;
+            }
+        }
+        let culprit = state.accepted[fails - 1];
+        let victims = state.victims.entry(culprit.0).or_default();
+        victims.push(app);
+        if victims.len() >= 2 {
+            let victims = victims.clone();
+            let mut trial: Vec<Entry<'s>> = state
+                .accepted
+                .iter()
+                .filter(|e| e.0 != culprit.0)
+                .copied()
+                .collect();
+            trial.extend_from_slice(&victims);
+            if self.test(&trial).1.is_ok() {
+                let ids: Vec<&str> = victims.iter().map(|v| v.0).collect();
+                state.dropped.retain(|d| !ids.contains(&d.app_id.as_str()));
+                state.dropped.push(Dropped {
+                    app_id: culprit.0.to_owned(),
+                    reason: format!(
+                        "it breaks the config for apps {} (valid without it): {reason}",
+                        ids.join(", ")
+                    ),
+                });
+                state.accepted = trial;
+                state.victims.remove(culprit.0);
+                return;
+            }
+        }
+        state.dropped.push(Dropped {
+            app_id: app.0.to_owned(),
+            reason: format!("conflicts with app {}: {reason}", culprit.0),
+        });
     }
 }
 
@@ -94,15 +162,13 @@ pub fn drop_invalid_apps(
     for s in services {
         by_app.entry(&s.app_id).or_default().push(s.clone());
     }
-    let apps: Vec<(&str, &[Service])> = by_app.iter().map(|(id, s)| (*id, s.as_slice())).collect();
+    let apps: Vec<Entry<'_>> = by_app.iter().map(|(id, s)| (*id, s.as_slice())).collect();
     let mut search = Search {
         renderer,
         settings,
         check,
         validations: 0,
     };
-    let mut accepted = Vec::new();
-    let mut dropped = Vec::new();
     // The config without any app must validate, or no subset will.
     let (empty, base) = search.test(&[]);
     if let Err(reason) = base {
@@ -118,11 +184,12 @@ pub fn drop_invalid_apps(
             validations: search.validations,
         };
     }
-    search.bisect(&mut accepted, &apps, &mut dropped);
-    let (rendered, _) = search.test(&accepted);
+    let mut state = State::default();
+    search.bisect(&mut state, &apps);
+    let (rendered, _) = search.test(&state.accepted);
     Cleaned {
         rendered,
-        dropped,
+        dropped: state.dropped,
         validations: search.validations,
     }
 }
@@ -186,12 +253,56 @@ mod tests {
         assert_eq!(cleaned.dropped[0].reason, "unknown balance 'bogus'");
         assert!(check(&cleaned.rendered).is_ok());
         assert_eq!(cleaned.rendered.backends.len(), 62);
-        // 2 bad apps among 64: far fewer than 64 validations.
+        assert_eq!(
+            cleaned.dropped[1].reason,
+            "conflicts with app /app03: port bound twice"
+        );
+        // 2 bad apps among 64: far fewer than 64 validations (the search,
+        // then per dropped app one alone and log₂N to name the conflict).
         assert!(
-            cleaned.validations <= 2 + 2 * 2 * 6,
+            cleaned.validations <= 2 + 3 * 2 * 6,
             "{} validations",
             cleaned.validations
         );
+    }
+
+    /// A stand-in for an app whose lines swallow the lines after it (a
+    /// section it opened): the config is invalid when any backend follows a
+    /// `balance poison` line, yet the poisoning app alone is valid.
+    fn poison_check(r: &Rendered) -> Result<(), String> {
+        let mut poisoned = false;
+        for line in r.config.lines() {
+            if line == "  balance poison" {
+                poisoned = true;
+            } else if poisoned && line.starts_with("backend ") {
+                return Err(format!("'{line}' is inside the poisoned section"));
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn an_app_that_breaks_the_apps_after_it_is_the_one_dropped() {
+        let mut services: Vec<Service> = (0..20)
+            .map(|i| service(&format!("/a{i:02}"), 10000 + i, "roundrobin"))
+            .collect();
+        services[7].balance = "poison".into();
+        let mut renderer = Renderer::new(Templates::defaults());
+        let cleaned = drop_invalid_apps(
+            &services,
+            &mut renderer,
+            &RenderSettings::default(),
+            poison_check,
+        );
+        let dropped: Vec<_> = cleaned.dropped.iter().map(|d| d.app_id.as_str()).collect();
+        assert_eq!(dropped, vec!["/a07"], "{:?}", cleaned.dropped);
+        assert!(
+            cleaned.dropped[0]
+                .reason
+                .contains("breaks the config for apps")
+        );
+        assert!(poison_check(&cleaned.rendered).is_ok());
+        assert_eq!(cleaned.rendered.backends.len(), 19);
     }
 
     #[test]

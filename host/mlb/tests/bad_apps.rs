@@ -40,7 +40,11 @@ fn generate(apps: Vec<Value>) -> (String, Vec<Diagnostic>) {
         groups: vec!["external".into()],
         ..InterpretOptions::default()
     };
-    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap();
+    // One plugin for every case (loading it is most of a case's time).
+    static PLUGIN: std::sync::Mutex<Option<WasmLabelPlugin>> = std::sync::Mutex::new(None);
+    let mut plugin = PLUGIN.lock().unwrap_or_else(|e| e.into_inner());
+    let plugin = plugin
+        .get_or_insert_with(|| WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap());
     let out = plugin.interpret(&normalized.apps, &options).unwrap();
     let rendered =
         Renderer::new(Templates::defaults()).render(&out.services, &RenderSettings::default());
@@ -167,6 +171,112 @@ fn missing_keys_cost_only_that_app() {
                 .any(|d| d.app_id == "/bad"
                     && (label.is_empty() || d.label.as_deref() == Some(label))),
             "{what}: {diagnostics:?}"
+        );
+    }
+}
+
+/// Issue 15, item 2: every Marathon field outside the labels that reaches
+/// the config or the maps (app id, deployment group, health-check fields,
+/// task host and IP-per-task address) is checked against the allow-list; a
+/// bad value costs only its app (or, for a task's address, only that task)
+/// and the diagnostic names the app and the field.
+#[test]
+fn marathon_fields_outside_the_allow_list_cost_only_their_app() {
+    let (expected, _) = generate(good_apps());
+    let check = |path: &str| {
+        json!([{"protocol": "HTTP", "path": path, "portIndex": 0, "timeoutSeconds": 2,
+                "intervalSeconds": 5, "gracePeriodSeconds": 10, "maxConsecutiveFailures": 3}])
+    };
+    let base = |id: &str| {
+        json!({"id": id, "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "bad.test"},
+               "portDefinitions": [{"port": 10003}],
+               "tasks": [{"id": "b1", "host": "10.0.0.4", "ports": [31004]}]})
+    };
+    let inject = "\n  http-request deny";
+    let mut cases: Vec<(&str, Value, &str, &str)> = Vec::new();
+    cases.push((
+        "newline in the app id",
+        base(&format!("/bad{inject}")),
+        "/bad\\n  http-request deny",
+        "id",
+    ));
+    let mut group = base("/bad");
+    group["labels"]["HAPROXY_DEPLOYMENT_GROUP"] = json!(format!("g{inject}"));
+    cases.push((
+        "newline in HAPROXY_DEPLOYMENT_GROUP",
+        group,
+        "/bad",
+        "HAPROXY_DEPLOYMENT_GROUP",
+    ));
+    let mut hc = base("/bad");
+    hc["healthChecks"] = check(&format!("/h{inject}"));
+    cases.push((
+        "newline in a health-check path",
+        hc,
+        "/bad",
+        "healthChecks[].path",
+    ));
+    let mut proto = base("/bad");
+    proto["healthChecks"] = check("/h");
+    proto["healthChecks"][0]["protocol"] = json!("HTTP\u{2028}x");
+    cases.push((
+        "line separator in a health-check protocol",
+        proto,
+        "/bad",
+        "healthChecks[].protocol",
+    ));
+    let mut host = base("/bad");
+    host["tasks"][0]["host"] = json!(format!("10.0.0.4{inject}"));
+    cases.push(("newline in a task host", host, "/bad", "tasks[].host"));
+    let mut ippt = base("/bad");
+    ippt["ipAddress"] = json!({"discovery": {"ports": [{"number": 8080}]}});
+    ippt["tasks"][0]["ipAddresses"] = json!([{"ipAddress": format!("10.1.0.4{inject}")}]);
+    cases.push((
+        "newline in an IP-per-task address",
+        ippt,
+        "/bad",
+        "tasks[].ipAddresses[].ipAddress",
+    ));
+    let mut realm = base("/bad");
+    realm["labels"]["HAPROXY_0_AUTH"] = json!("${SOME_VAR}:user:pass");
+    cases.push(("${VAR} in the auth realm", realm, "/bad", "HAPROXY_0_AUTH"));
+    let mut redir = base("/bad");
+    redir["labels"]["HAPROXY_0_HTTP_BACKEND_REDIR"] = json!("/x%[env(SOME_VAR)]");
+    cases.push((
+        "%[env()] in a redirect",
+        redir,
+        "/bad",
+        "HAPROXY_0_HTTP_BACKEND_REDIR",
+    ));
+    let mut section = base("/bad");
+    section["labels"]["HAPROXY_0_HTTP_FRONTEND_ACL"] = json!("  # x\nbackend evil\n");
+    cases.push((
+        "template override opening a section",
+        section,
+        "/bad",
+        "HAPROXY_0_HTTP_FRONTEND_ACL",
+    ));
+    let mut other = base("/bad");
+    other["labels"]["HAPROXY_0_BACKEND_HEAD"] = json!("\nbackend db_10002\n  balance roundrobin\n");
+    cases.push((
+        "BACKEND_HEAD naming another app's backend",
+        other,
+        "/bad",
+        "HAPROXY_0_BACKEND_HEAD",
+    ));
+    for (what, app, id, field) in cases {
+        let mut apps = good_apps();
+        apps.insert(1, app);
+        let (config, diagnostics) = generate(apps);
+        assert_eq!(
+            config, expected,
+            "{what}: other apps changed or the bad app leaked"
+        );
+        assert!(
+            diagnostics.iter().any(|d| d.severity >= Severity::Warning
+                && d.app_id == id
+                && d.label.as_deref() == Some(field)),
+            "{what}: no diagnostic naming {id} and {field}: {diagnostics:?}"
         );
     }
 }

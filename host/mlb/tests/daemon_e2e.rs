@@ -623,3 +623,134 @@ fn metrics_endpoint_survives_running_out_of_file_descriptors() {
     drop(idle);
     rt.block_on(sim.shutdown());
 }
+
+/// Issue 15, item 1: the supervised HAProxy runs with a minimal environment
+/// (only `PATH`, `MLB_PID_FILE`, `TZ`, `LANG`, `LC_ALL`), so a secret in the
+/// controller's environment cannot reach it even through a template that
+/// says `"${SOME_VAR}"`; and an auth realm `${SOME_VAR}` from a label is
+/// refused (that app only).
+#[test]
+fn supervised_haproxy_runs_with_a_minimal_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let a = backend("backend-a");
+    let (http_port, stats, service) = (free_port(), free_port(), free_port());
+    let head = format!(
+        "global\n  maxconn 200\n  hard-stop-after 10s\n\
+         \x20 stats socket {dir}/haproxy.sock mode 600 expose-fd listeners level admin\n\
+         defaults\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n\
+         listen stats\n  bind 127.0.0.1:{stats}\n  mode http\n\
+         \x20 http-request return status 200 content-type text/plain string \"env=[${{SOME_VAR}}][${{HOME}}]\" if {{ path /env }}\n",
+        dir = d.display()
+    );
+    let frontend = |name: &str, port: u16| {
+        format!("\nfrontend {name}\n  bind 127.0.0.1:{port}\n  mode http\n")
+    };
+    let app = |id: &str, vhost: &str, port: u16, extra: (&str, &str)| {
+        json!({"id": id, "instances": 1,
+               "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": vhost,
+                          "HAPROXY_0_BIND_ADDR": "127.0.0.1", extra.0: extra.1},
+               "portDefinitions": [{"port": port}],
+               "tasks": [{"id": format!("{}.a", &id[1..]).replace('/', "_"), "host": "127.0.0.1",
+                          "ports": [a], "state": "TASK_RUNNING"}]})
+    };
+    let doc = json!({"apps": [
+        app("/e2e/web", "web.e2e.test", service, ("HAPROXY_0_ENABLED", "true")),
+        app("/evil/realm", "realm.e2e.test", free_port(), ("HAPROXY_0_AUTH", "${SOME_VAR}:user:pass")),
+    ]});
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, doc);
+    let mut cmd = Command::new(support::binary());
+    cmd.current_dir(d)
+        .args([
+            "--sse",
+            "--supervise-haproxy",
+            "--group",
+            "external",
+            "--log-level",
+            "INFO",
+        ])
+        .args(["--syslog-socket", "/dev/null"])
+        .arg("--marathon")
+        .arg(sim.base_url())
+        .arg("--haproxy-config")
+        .arg(d.join("haproxy.cfg"))
+        .arg("--haproxy-run-dir")
+        .arg(d)
+        .arg("--server-state-file")
+        .arg(d.join("server-state"))
+        .arg("--lua-dir")
+        .arg(d.join("lua"))
+        .arg("--metrics-address")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .env("SOME_VAR", "topsecret")
+        .env("HOME", "/home/topsecret")
+        .env("MLB_PID_FILE", d.join("marathon-lb.pid"))
+        .env("HAPROXY_HEAD", &head)
+        .env(
+            "HAPROXY_HTTP_FRONTEND_HEAD",
+            frontend("marathon_http_in", http_port),
+        )
+        .env(
+            "HAPROXY_HTTP_FRONTEND_APPID_HEAD",
+            frontend("marathon_http_appid_in", free_port()),
+        )
+        .env(
+            "HAPROXY_HTTPS_FRONTEND_HEAD",
+            frontend("marathon_https_in", free_port()),
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("marathon-lb.log")).unwrap());
+    let daemon = Daemon(cmd.spawn().unwrap());
+    let log = || std::fs::read_to_string(d.join("marathon-lb.log")).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(http_port, "web.e2e.test", "/").is_none_or(|(s, _)| s != 200) {
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy does not serve:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Even an operator template that names the variables gets nothing.
+    assert_eq!(
+        http(stats, "x", "/env"),
+        Some((200, "env=[][]".to_owned())),
+        "{}",
+        log()
+    );
+    let r = request(http_port, "realm.e2e.test", "/").unwrap();
+    let all = format!("{} {:?} {}", r.status, r.headers, r.body);
+    assert!(!all.contains("topsecret"), "{all}");
+    assert_eq!(
+        r.status, 503,
+        "the app with the realm ${{SOME_VAR}} is left out: {all}"
+    );
+    assert!(log().contains("HAPROXY_0_AUTH"), "{}", log());
+
+    let master = std::fs::read_to_string(d.join("haproxy.pid")).unwrap();
+    let master = master.split_whitespace().next().unwrap();
+    let environ = std::fs::read(format!("/proc/{master}/environ")).unwrap();
+    let names: Vec<String> = environ
+        .split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "PATH"), "{names:?}");
+    for name in &names {
+        assert!(
+            ["PATH", "MLB_PID_FILE", "TZ", "LANG", "LC_ALL"].contains(&name.as_str())
+                || name.starts_with("HAPROXY_"),
+            "HAProxy inherited {name}: {names:?}"
+        );
+    }
+    drop(daemon);
+    rt.block_on(sim.shutdown());
+}

@@ -260,3 +260,152 @@ fn hsts_proxypass_and_revproxy_work_on_modern_haproxy() {
     assert_eq!(redirect.header("Location"), Some("/wiki/login?next=1"));
     rt.block_on(sim.shutdown());
 }
+
+/// One app of the hostile batch: `labels` on top of a vhost, one loopback task.
+fn hostile_app(
+    id: &str,
+    vhost: &str,
+    port: u16,
+    backend: u16,
+    labels: serde_json::Value,
+) -> serde_json::Value {
+    let mut l = json!({"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": vhost, "HAPROXY_0_BIND_ADDR": "127.0.0.1"});
+    for (k, v) in labels.as_object().unwrap() {
+        l[k] = v.clone();
+    }
+    json!({"id": id, "instances": 1, "labels": l,
+           "portDefinitions": [{"port": port}],
+           "tasks": [{"id": format!("{}.t", id.replace('/', "_")), "host": "127.0.0.1", "ports": [backend],
+                      "state": "TASK_RUNNING"}]})
+}
+
+/// Issue 15, items 1, 2 and 8 on a real HAProxy that has `SOME_VAR=topsecret`
+/// in its environment: no Marathon value reaches that environment (an auth
+/// realm `${SOME_VAR}`, a redirect `%[env(SOME_VAR)]`), no newline in a
+/// deployment group, a health-check path, an app id or a task address
+/// injects a line, and a template override that opens a section costs only
+/// its own app, not the apps whose lines come after it.
+#[test]
+fn hostile_marathon_values_cost_only_their_app_on_a_real_haproxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ports, env) = loopback_env(dir.path());
+    let a = backend("backend-a");
+    let z = backend("backend-z");
+    let hc = |path: &str| {
+        json!([{"protocol": "HTTP", "path": path, "portIndex": 0, "timeoutSeconds": 2,
+                "intervalSeconds": 5, "gracePeriodSeconds": 10, "maxConsecutiveFailures": 3}])
+    };
+    let injected = "\n  http-request return status 200 content-type text/plain string INJECTED";
+    let deny_web = "\n  http-request deny if { hdr(host) -i web.e2e.test }";
+    let mut apps = vec![
+        hostile_app("/e2e/web", "web.e2e.test", ports.service, a, json!({})),
+        hostile_app(
+            "/evil/realm",
+            "realm.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_0_AUTH": "${SOME_VAR}:user:$5$Lm3nB7vC$Xz9yW8vU7tS6rQ5pO4nM3lK2jI1hG0fE9dC8bA7zY6"}),
+        ),
+        hostile_app(
+            "/evil/redir",
+            "redir.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_0_HTTP_BACKEND_REDIR": "/x%[env(SOME_VAR)]"}),
+        ),
+        hostile_app(
+            "/evil/group",
+            "group.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_DEPLOYMENT_GROUP": format!("grp{deny_web}")}),
+        ),
+        hostile_app("/evil/hc", "hc.e2e.test", free_port(), a, json!({})),
+        hostile_app(
+            &format!("/evil/id{deny_web}"),
+            "id.e2e.test",
+            free_port(),
+            a,
+            json!({}),
+        ),
+        hostile_app("/evil/ip", "ip.e2e.test", free_port(), a, json!({})),
+        // Sorts before the /z apps, whose :80 ACL lines come after its own.
+        hostile_app(
+            "/evil/section",
+            "section.e2e.test",
+            free_port(),
+            a,
+            json!({"HAPROXY_0_HTTP_FRONTEND_ACL": "  # x\nbackend evil\n"}),
+        ),
+    ];
+    apps[4]["healthChecks"] = hc(&format!("/{injected}"));
+    apps[6]["tasks"][0]["host"] = json!(format!("127.0.0.1{deny_web}"));
+    let innocent: Vec<String> = (0..4).map(|i| format!("z{i}.e2e.test")).collect();
+    for (i, vhost) in innocent.iter().enumerate() {
+        apps.push(hostile_app(
+            &format!("/z{i}"),
+            vhost,
+            free_port(),
+            z,
+            json!({}),
+        ));
+    }
+
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({ "apps": apps }));
+    run_marathon_lb(dir.path(), &sim.base_url(), &env, "true");
+
+    let child = Command::new("haproxy")
+        .args(["-W", "-db", "-f"])
+        .arg(dir.path().join("haproxy.cfg"))
+        .env("SOME_VAR", "topsecret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy must be installed");
+    let _haproxy = HaproxyProcess(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get(ports.http, "web.e2e.test").is_none() {
+        assert!(Instant::now() < deadline, "HAProxy did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        get(ports.http, "web.e2e.test"),
+        Some((200, "backend-a".to_owned()))
+    );
+    for vhost in &innocent {
+        assert_eq!(
+            get(ports.http, vhost),
+            Some((200, "backend-z".to_owned())),
+            "{vhost}"
+        );
+    }
+    for vhost in [
+        "realm.e2e.test",
+        "redir.e2e.test",
+        "hc.e2e.test",
+        "section.e2e.test",
+    ] {
+        let r = request(ports.http, vhost, "/").unwrap();
+        let all = format!("{} {:?} {}", r.status, r.headers, r.body);
+        assert!(
+            !all.contains("topsecret") && !all.contains("INJECTED"),
+            "{vhost}: {all}"
+        );
+        assert_eq!(r.status, 503, "{vhost} is left out: {all}");
+    }
+    let cfg = std::fs::read_to_string(dir.path().join("haproxy.cfg")).unwrap();
+    for leaked in [
+        "SOME_VAR",
+        "INJECTED",
+        "evil",
+        "grp",
+        "hdr(host) -i web.e2e.test }",
+    ] {
+        assert!(
+            !cfg.contains(leaked),
+            "{leaked:?} reached the config:\n{cfg}"
+        );
+    }
+    rt.block_on(sim.shutdown());
+}

@@ -10,7 +10,9 @@
 //! - [`service`]: what the renderer needs (one record per service port).
 //! - [`options`]: the command-line settings a label interpreter needs.
 //! - [`diagnostic`]: why an app, a service or a task was left out.
+//! - [`allowlist`]: the one list of what a Marathon-sourced value may contain.
 
+pub mod allowlist;
 pub mod app;
 pub mod diagnostic;
 pub mod options;

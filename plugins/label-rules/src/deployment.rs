@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 
+use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Diagnostic};
 
 use crate::timestamp::{self, Instant};
@@ -29,6 +30,15 @@ pub(crate) fn merge_deployment_groups<'a>(
             plain.push(Cow::Borrowed(app));
             continue;
         };
+        // The group becomes the app id: it lands in ACLs and the app map.
+        if let Err(refusal) = allowlist::check(Class::AppId, group) {
+            diagnostics.push(Diagnostic::error(
+                &app.id,
+                Some(GROUP),
+                format!("value {refusal}; fix the label (the app is left out meanwhile)"),
+            ));
+            continue;
+        }
         let id = if group.starts_with('/') {
             group.to_owned()
         } else {
@@ -139,6 +149,20 @@ mod tests {
                 .collect(),
             ..App::default()
         }
+    }
+
+    #[test]
+    fn a_group_that_would_inject_lines_costs_only_its_app() {
+        let mut evil = app("/evil", "2021-01-01T00:00:00", 1, &["e1"]);
+        evil.labels[0].1 = "g\n  http-request deny".into();
+        let apps = vec![evil, app("/blue", "2021-01-01T00:00:00", 1, &["b1"])];
+        let mut diags = Vec::new();
+        let merged = merge_deployment_groups(&apps, &mut diags);
+        let ids: Vec<&str> = merged.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, vec!["/g"]);
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].app_id, "/evil");
+        assert_eq!(diags[0].label.as_deref(), Some(GROUP));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the only place where that order shows is `PATH` raising a `BACKEND_WEIGHT`
 //! of 0 to 1, which [`ServiceLabels::weight`] reproduces.
 
+use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Auth, Diagnostic};
 
 /// Template names that an app may override per service port with
@@ -115,37 +116,22 @@ fn parse_int(value: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-/// A label value that ends up inside a config line must not contain control
-/// characters (a newline would inject directives into shared sections).
-fn check_single_line(app: &App, key: &str, value: &str) -> Result<(), Diagnostic> {
-    match value.chars().find(|c| c.is_control()) {
-        Some(c) => Err(Diagnostic::error(
+/// A label value that ends up in the config must fit its class of the
+/// allow-list ([`mlb_model::allowlist`]): a newline would inject directives into
+/// shared sections, a quote would let HAProxy expand `${VAR}`, and so on.
+fn check_value(app: &App, key: &str, value: &str, class: Class) -> Result<(), Diagnostic> {
+    allowlist::check(class, value).map_err(|refusal| {
+        let single_line = if allowlist::is_line_break(refusal.character) {
+            "; this label must be a single line"
+        } else {
+            ""
+        };
+        Diagnostic::error(
             &app.id,
             Some(key),
-            format!(
-                "value contains the control character {:?}; this label must be a single line",
-                c
-            ),
-        )),
-        None => Ok(()),
-    }
-}
-
-/// Characters that would unbalance the `{ ... }` / `%[...]` syntax of the lines
-/// a host name is pasted into.
-fn check_vhost(app: &App, key: &str, value: &str) -> Result<(), Diagnostic> {
-    check_single_line(app, key, value)?;
-    match value
-        .chars()
-        .find(|c| c.is_whitespace() || matches!(c, '{' | '}' | '[' | ']' | '#' | '"' | '\'' | '\\'))
-    {
-        Some(c) => Err(Diagnostic::error(
-            &app.id,
-            Some(key),
-            format!("host name list {value:?} contains {c:?}, which is not allowed in a host name"),
-        )),
-        None => Ok(()),
-    }
+            format!("value {refusal}{single_line}; fix or remove the label"),
+        )
+    })
 }
 
 /// Read every `HAPROXY_{index}_*` label of `app`. The first invalid label
@@ -175,33 +161,33 @@ fn apply_label(
     value: &str,
     out: &mut ServiceLabels,
 ) -> Result<(), Diagnostic> {
-    let text = || -> Result<String, Diagnostic> {
-        check_single_line(app, key, value)?;
+    let text = |class| -> Result<String, Diagnostic> {
+        check_value(app, key, value, class)?;
         Ok(value.to_owned())
     };
     match name {
-        "GROUP" => out.group = Some(text()?.split(',').map(str::to_owned).collect()),
+        "GROUP" => out.group = Some(text(Class::Line)?.split(',').map(str::to_owned).collect()),
         "VHOST" => {
-            check_vhost(app, key, value)?;
+            check_value(app, key, value, Class::HostList)?;
             out.hostname = Some(value.to_lowercase());
         }
-        "PATH" => out.path = Some(text()?),
-        "MODE" => out.mode = Some(text()?.to_lowercase()),
-        "BALANCE" => out.balance = Some(text()?),
+        "PATH" => out.path = Some(text(Class::Line)?),
+        "MODE" => out.mode = Some(text(Class::Word)?.to_lowercase()),
+        "BALANCE" => out.balance = Some(text(Class::Line)?),
         "STICKY" => out.sticky = is_truthy(value),
         "REDIRECT_TO_HTTPS" => out.redirect_to_https = is_truthy(value),
         "USE_HSTS" => out.use_hsts = is_truthy(value),
         "ENABLED" => out.enabled = Some(is_truthy(value)),
-        "SSL_CERT" => out.ssl_cert = Some(text()?),
-        "BIND_OPTIONS" => out.bind_options = Some(text()?),
-        "BIND_ADDR" => out.bind_addr = Some(text()?),
+        "SSL_CERT" => out.ssl_cert = Some(text(Class::Word)?),
+        "BIND_OPTIONS" => out.bind_options = Some(text(Class::Line)?),
+        "BIND_ADDR" => out.bind_addr = Some(text(Class::Address)?),
         "PORT" => out.port = Some(int_label(app, key, value)?),
         "BACKEND_WEIGHT" => out.backend_weight = Some(int_label(app, key, value)?),
         "BACKEND_HEALTHCHECK_PORT_INDEX" => {
             out.healthcheck_port_index = Some(int_label(app, key, value)?)
         }
         "AUTH" => {
-            check_single_line(app, key, value)?;
+            check_value(app, key, value, Class::Line)?;
             let parts: Vec<&str> = value.split(':').collect();
             let [realm, user, password] = parts[..] else {
                 return Err(Diagnostic::error(
@@ -213,12 +199,18 @@ fn apply_label(
                     ),
                 ));
             };
-            if realm.contains('"') {
-                return Err(Diagnostic::error(
-                    &app.id,
-                    Some(key),
-                    "the realm must not contain '\"'",
-                ));
+            for (part, v, class) in [
+                ("realm", realm, Class::Quoted),
+                ("user", user, Class::Word),
+                ("password", password, Class::Word),
+            ] {
+                allowlist::check(class, v).map_err(|refusal| {
+                    Diagnostic::error(
+                        &app.id,
+                        Some(key),
+                        format!("the {part} {refusal}; fix or remove the label"),
+                    )
+                })?;
             }
             out.auth = Some(Auth {
                 realm: realm.to_owned(),
@@ -226,10 +218,10 @@ fn apply_label(
                 password: password.to_owned(),
             });
         }
-        "HTTP_BACKEND_PROXYPASS_PATH" => out.proxypath = Some(text()?),
-        "HTTP_BACKEND_REVPROXY_PATH" => out.revproxypath = Some(text()?),
-        "HTTP_BACKEND_REDIR" => out.redirpath = Some(text()?),
-        "BACKEND_NETWORK_ALLOWED_ACL" => out.network_allowed = Some(text()?),
+        "HTTP_BACKEND_PROXYPASS_PATH" => out.proxypath = Some(text(Class::Word)?),
+        "HTTP_BACKEND_REVPROXY_PATH" => out.revproxypath = Some(text(Class::FormatWord)?),
+        "HTTP_BACKEND_REDIR" => out.redirpath = Some(text(Class::FormatWord)?),
+        "BACKEND_NETWORK_ALLOWED_ACL" => out.network_allowed = Some(text(Class::Line)?),
         _ if OVERRIDABLE_TEMPLATE_LABELS.contains(&name) => {
             out.templates
                 .push((name.to_owned(), value.replace("\r\n", "\n")));
@@ -297,6 +289,27 @@ mod tests {
         let err =
             parse_service_labels(&app(&[("HAPROXY_0_VHOST", "a.test\n  bind :1")]), 0).unwrap_err();
         assert_eq!(err.label.as_deref(), Some("HAPROXY_0_VHOST"));
+    }
+
+    #[test]
+    fn values_that_would_reach_the_environment_are_refused() {
+        for (key, value) in [
+            ("HAPROXY_0_AUTH", "${SOME_VAR}:user:pass"),
+            ("HAPROXY_0_AUTH", "$SOME_VAR:user:pass"),
+            ("HAPROXY_0_HTTP_BACKEND_REDIR", "/x%[env(SOME_VAR)]"),
+            ("HAPROXY_0_HTTP_BACKEND_REVPROXY_PATH", "%[env(SOME_VAR)]"),
+            ("HAPROXY_0_VHOST", "%[env(SOME_VAR)]"),
+            ("HAPROXY_0_PATH", "/x\"${SOME_VAR}\""),
+            ("HAPROXY_0_BIND_OPTIONS", "ciphers \"${SOME_VAR}\""),
+            ("HAPROXY_0_BALANCE", "roundrobin\u{2028}backend x"),
+        ] {
+            let err = parse_service_labels(&app(&[(key, value)]), 0).unwrap_err();
+            assert_eq!(err.label.as_deref(), Some(key), "{value}");
+            assert!(err.message.contains("fix or remove the label"), "{err}");
+        }
+        let l =
+            parse_service_labels(&app(&[("HAPROXY_0_AUTH", "Realm:u:$6$salt$hash")]), 0).unwrap();
+        assert_eq!(l.auth.unwrap().password, "$6$salt$hash");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn is_text_error(e: &crate::engine::EngineError, plugin_vars: &HashSet<&str>) ->
     match e {
         E::Syntax(_) | E::UnknownFilter { .. } => true,
         E::UnknownVariable { name, .. } => !plugin_vars.contains(name.as_str()),
-        E::ShadowedVariable(_) | E::Engine(_) => false,
+        E::ShadowedVariable(_) | E::Engine(_) | E::Structure(_) => false,
     }
 }
 
@@ -123,6 +123,17 @@ pub(super) fn render(
     let mut names = Vec::with_capacity(order.len());
 
     for service in order {
+        if let Err(fault) = crate::validate::check_service(service) {
+            diagnostics.push(Diagnostic::error(
+                &service.app_id.escape_debug().to_string(),
+                Some(&fault.source(service.port_index)),
+                format!(
+                    "service port {}: {fault}; fix the value (the service is left out meanwhile)",
+                    service.service_port
+                ),
+            ));
+            continue;
+        }
         let mut parts = match r.render_service(service, settings, &shared) {
             Ok(parts) => parts,
             Err(f) => {

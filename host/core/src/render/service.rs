@@ -5,6 +5,8 @@ use sha1::{Digest, Sha1};
 
 use super::parts::{Parts, Shared};
 use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
+use crate::engine::EngineError;
+use crate::validate::check_sections;
 
 /// Build a variable list for a template render.
 macro_rules! vars {
@@ -47,22 +49,42 @@ impl Renderer {
             Some(t) => (t, true),
             None => (self.templates.get(name), false),
         };
+        let start = out.len();
         self.engine
             .render_into_with(out, text, &vars, &service.vars)
-            .map_err(|error| TemplateFailure {
-                template: if from_label && label != name {
-                    leak_name(label)
-                } else {
-                    name
-                },
-                from_label,
-                error,
+            .and_then(|()| {
+                check_sections(name, &service.backend, &out[start..])
+                    .map_err(EngineError::Structure)
+            })
+            .map_err(|error| {
+                out.truncate(start);
+                TemplateFailure {
+                    template: if from_label && label != name {
+                        leak_name(label)
+                    } else {
+                        name
+                    },
+                    from_label,
+                    error,
+                }
             })
     }
 
     /// Append raw template `name` (label override or global) to `out`.
-    pub(crate) fn emit_raw(&self, out: &mut String, service: &Service, name: &str) {
-        out.push_str(self.text_for(service, name).0);
+    pub(crate) fn emit_raw(
+        &self,
+        out: &mut String,
+        service: &Service,
+        name: &'static str,
+    ) -> Result<(), TemplateFailure> {
+        let (text, from_label) = self.text_for(service, name);
+        check_sections(name, &service.backend, text).map_err(|e| TemplateFailure {
+            template: name,
+            from_label,
+            error: EngineError::Structure(e),
+        })?;
+        out.push_str(text);
+        Ok(())
     }
 
     /// Render everything `service` contributes.
@@ -168,9 +190,9 @@ impl Renderer {
         let hostname = py_opt(&service.hostname);
         if service.mode == "http" {
             if service.use_hsts {
-                self.emit_raw(out, service, "BACKEND_HSTS_OPTIONS");
+                self.emit_raw(out, service, "BACKEND_HSTS_OPTIONS")?;
             }
-            self.emit_raw(out, service, "BACKEND_HTTP_OPTIONS");
+            self.emit_raw(out, service, "BACKEND_HTTP_OPTIONS")?;
             if let Some(path) = service.proxypath.as_deref().filter(|p| !p.is_empty()) {
                 self.emit(
                     out,
@@ -219,7 +241,7 @@ impl Renderer {
             }
         }
         if service.sticky {
-            self.emit_raw(out, service, "BACKEND_STICKY_OPTIONS");
+            self.emit_raw(out, service, "BACKEND_STICKY_OPTIONS")?;
         }
         Ok(())
     }
@@ -274,6 +296,15 @@ impl Renderer {
                         &health_vars(check, server.health_port),
                         &service.vars,
                     )
+                    .and_then(|()| {
+                        if health.contains(mlb_model::allowlist::is_line_break) {
+                            Err(EngineError::Structure(
+                                "the server options must stay on the server line".to_owned(),
+                            ))
+                        } else {
+                            Ok(())
+                        }
+                    })
                     .map_err(|error| TemplateFailure {
                         template: name,
                         from_label: service.template(name).is_some(),

@@ -443,6 +443,15 @@ fn write_supervised_globals(
     Ok(path)
 }
 
+/// The only environment variables the supervised HAProxy inherits. HAProxy
+/// expands `${VAR}` in double-quoted config strings and `%[env(VAR)]` in
+/// log-format arguments, so the controller's environment (credentials, a
+/// DC/OS service-account secret) must not reach it: `PATH` (the Lua
+/// `getpids` endpoint runs `pidof`), `MLB_PID_FILE` (read by the Lua
+/// `signalmlb` endpoints), and `TZ`, `LANG`, `LC_ALL` (log timestamps and
+/// messages). HAProxy sets its own `HAPROXY_*` variables.
+pub const HAPROXY_ENV: &[&str] = &["PATH", "MLB_PID_FILE", "TZ", "LANG", "LC_ALL"];
+
 /// Spawn HAProxy and forward its output to `tracing`.
 fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
     let cfg = &shared.cfg;
@@ -450,6 +459,12 @@ fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
     let mut socket = cfg.master_socket().into_os_string();
     socket.push(",mode,600");
     let mut child = Command::new(&cfg.haproxy)
+        .env_clear()
+        .envs(
+            HAPROXY_ENV
+                .iter()
+                .filter_map(|k| Some((k, std::env::var_os(k)?))),
+        )
         .arg("-W")
         .arg("-db")
         .arg("-S")
