@@ -60,6 +60,15 @@ pub enum ApplyError {
         /// HAProxy's output.
         output: String,
     },
+    /// `haproxy -c` rejects the config even without any app: a global
+    /// template or setting is at fault, not an app.
+    #[error(
+        "haproxy -c rejects the config even without any app, so the fault is global (HAPROXY_HEAD, a global template, --ssl-certs), not an app's; the config on disk is unchanged: {output}"
+    )]
+    Global {
+        /// HAProxy's output.
+        output: String,
+    },
     /// The reload command failed (the new config is in place).
     #[error("reload command `{command}` failed: {message}")]
     Reload {

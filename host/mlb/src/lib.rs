@@ -18,6 +18,7 @@
 //! - [`backoff`]: jittered exponential backoff.
 //! - [`haproxy`]: the built-in HAProxy supervisor (master-worker, seamless reloads).
 //! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
+//! - [`report`]: what a reconcile changed (its log line), new diagnostics.
 //! - [`trigger`]: what makes the long-running mode regenerate or reload.
 //! - [`metrics`]: the controller's own Prometheus metrics.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod oneshot;
 pub mod pipeline;
 pub mod plugin;
+pub mod report;
 pub mod resolve;
 pub mod settings;
 pub mod tools;

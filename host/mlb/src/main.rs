@@ -3,13 +3,25 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::Parser as _;
 use marathon_lb::cli::{Args, PluginTool, Tool};
 use marathon_lb::settings::{Settings, plugin_cache_dir};
 use marathon_lb::{daemon, logging, longhelp, oneshot, tools};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line naming the flag ("error: invalid value 'x' for
+            // '--plugin <…>': why"), not clap's usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("marathon-lb: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     if args.longhelp {
         print!("{}", longhelp::text());
         return ExitCode::SUCCESS;

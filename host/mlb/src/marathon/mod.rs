@@ -126,7 +126,7 @@ impl MarathonClient {
         let mut failures = Vec::new();
         for i in 0..self.urls.len() {
             let url = format!("{}/v2/apps?embed=apps.tasks", self.urls[i]);
-            tracing::info!(%url, "fetching apps");
+            tracing::debug!(%url, "fetching apps");
             match self.get(&url).await {
                 Ok(body) => {
                     if i != 0 {
