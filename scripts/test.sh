@@ -34,7 +34,7 @@ if command -v rustup >/dev/null 2>&1; then
         fi
     done
 else
-    sysroot="$(rustc --print sysroot)"
+    sysroot="$(rustc --print sysroot 2>/dev/null || true)"
     [ -d "$sysroot/lib/rustlib/wasm32-wasip2" ] ||
         missing "the wasm32-wasip2 target is missing (no rustup here to add it): install the Rust target wasm32-wasip2"
 fi

@@ -404,3 +404,65 @@ fn bad_flags_fail_with_one_line_naming_the_flag() {
         }
     }
 }
+
+/// Default-format lines carry the level; `--log-format json` carries the
+/// same fields, numbers as numbers.
+#[test]
+fn log_lines_carry_the_level_and_json_the_same_fields() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let dir = tempfile::tempdir().unwrap();
+    let run_with = |format: Option<&str>| {
+        let mut cmd = Command::new(support::binary());
+        cmd.current_dir(dir.path())
+            .args([
+                "--marathon",
+                &sim.base_url(),
+                "--group",
+                "external",
+                "--dry",
+            ])
+            .args(["--syslog-socket", "/dev/null"])
+            .arg("--haproxy-config")
+            .arg(dir.path().join("haproxy.cfg"));
+        if let Some(f) = format {
+            cmd.args(["--log-format", f]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let text = run_with(None);
+    let line = text
+        .lines()
+        .find(|l| l.contains("config printed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(" INFO marathon_lb: config printed"), "{line}");
+    assert!(
+        line.contains(" trigger=oneshot apps=1 services=1 servers=1 rejected=0"),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| [" DEBUG ", " INFO ", " WARNING ", " ERROR "]
+                .iter()
+                .any(|lv| l.contains(lv))),
+        "every line has its level:\n{text}"
+    );
+    let json_text = run_with(Some("json"));
+    let line: serde_json::Value = json_text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("config printed"))
+        })
+        .unwrap_or_else(|| panic!("{json_text}"));
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["trigger"], "oneshot");
+    assert_eq!(line["apps"], 1);
+    assert_eq!(line["servers"], 1);
+    assert!(line["elapsed_ms"].is_u64());
+    rt.block_on(sim.shutdown());
+}

@@ -495,8 +495,9 @@ const REPEAT_WINDOW: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Relayed {
     /// Routine (version banner, "New worker forked", "Loading success",
-    /// "Proxy X stopped" of every proxy of an old worker, a former worker
-    /// that exited normally): logged only at NOTSET (trace).
+    /// "Proxy X stopped" of every proxy of an old worker, a worker that
+    /// exited normally, the master leaving after a soft stop): logged only
+    /// at NOTSET (trace).
     Routine,
     /// `[ALERT]`: error, verbatim.
     Alert,
@@ -511,7 +512,8 @@ fn classify(line: &str) -> Relayed {
     let message = line.split_once(" : ").map_or(line, |(_, m)| m);
     if line.starts_with("[NOTICE]")
         || (message.starts_with("Proxy ") && message.contains(" stopped ("))
-        || (message.starts_with("Former worker") && message.contains("exited with code 0"))
+        || (message.contains(" worker (") && message.contains("exited with code 0"))
+        || message.starts_with("All workers exited. Exiting... (0)")
     {
         Relayed::Routine
     } else if line.starts_with("[ALERT]") {
@@ -828,6 +830,8 @@ mod tests {
             "[NOTICE]   (18171) : New worker (18266) forked",
             "[NOTICE]   (18171) : Loading success.",
             "[WARNING]  (18171) : Former worker (18175) exited with code 0 (Exit)",
+            "[WARNING]  (30431) : Current worker (30748) exited with code 0 (Exit)",
+            "[WARNING]  (30431) : All workers exited. Exiting... (0)",
         ];
         assert!(reload.iter().all(|l| classify(l) == Relayed::Routine));
         let alert = "[ALERT]    (18175) : sendmsg()/writev() failed in logger #1: No such file or directory (errno=2)";
