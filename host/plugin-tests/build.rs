@@ -205,10 +205,12 @@ fn build_python(root: &Path, out: &Path) -> Result<(), String> {
         } else {
             said[said.len().saturating_sub(6)..].join(" ")
         };
-        return Err(format!(
-            "{} failed: {said} (pip install -r plugins/examples/python-owner-policy/requirements.txt)",
-            script.display()
-        ));
+        let hint = if said.contains("pip install") {
+            ""
+        } else {
+            " (pip install -r plugins/examples/python-owner-policy/requirements.txt)"
+        };
+        return Err(format!("{} failed: {said}{hint}", script.display()));
     }
     Ok(())
 }
