@@ -55,7 +55,7 @@ pub enum ApplyError {
         error: std::io::Error,
     },
     /// `haproxy -c` rejected the new config.
-    #[error("haproxy -c rejected the new config (existing config kept): {output}")]
+    #[error("haproxy -c rejected the new config (the config file is unchanged): {output}")]
     Invalid {
         /// HAProxy's output.
         output: String,
