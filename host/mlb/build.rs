@@ -171,7 +171,8 @@ fn build_plugin(root: &Path) -> PathBuf {
         .expect("cannot run cargo to build the default plugin");
     assert!(
         status.success(),
-        "building the default label plugin for wasm32-wasip2 failed"
+        "building the default label plugin for wasm32-wasip2 failed: the nested cargo's errors are \
+         above (MLB_USE_PREBUILT_PLUGIN=1 embeds the committed plugins/prebuilt/ copy instead)"
     );
     target_dir.join("wasm32-wasip2/release").join(WASM_NAME)
 }

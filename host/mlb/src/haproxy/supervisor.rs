@@ -514,6 +514,7 @@ fn classify(line: &str) -> Relayed {
         || (message.starts_with("Proxy ") && message.contains(" stopped ("))
         || (message.contains(" worker (") && message.contains("exited with code 0"))
         || message.starts_with("All workers exited. Exiting... (0)")
+        || message.starts_with("Exiting Master process...")
     {
         Relayed::Routine
     } else if line.starts_with("[ALERT]") {
@@ -832,6 +833,7 @@ mod tests {
             "[WARNING]  (18171) : Former worker (18175) exited with code 0 (Exit)",
             "[WARNING]  (30431) : Current worker (30748) exited with code 0 (Exit)",
             "[WARNING]  (30431) : All workers exited. Exiting... (0)",
+            "[WARNING]  (18967) : Exiting Master process...",
         ];
         assert!(reload.iter().all(|l| classify(l) == Relayed::Routine));
         let alert = "[ALERT]    (18175) : sendmsg()/writev() failed in logger #1: No such file or directory (errno=2)";
