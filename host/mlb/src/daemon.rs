@@ -146,6 +146,8 @@ impl Controller {
             } else {
                 "written"
             },
+            // Without the supervisor: whether `--command` ran.
+            haproxy: (outcome == Outcome::Applied { reloaded: true }).then_some("reloaded"),
             ..Done::default()
         };
         if outcome != Outcome::Unchanged || self.supervisor.is_none() {
