@@ -37,6 +37,14 @@ fn main() {
     let prebuilt = root.join("plugins/prebuilt").join(WASM_NAME);
     println!("cargo:rerun-if-changed={}", prebuilt.display());
     println!("cargo:rerun-if-env-changed=MLB_USE_PREBUILT_PLUGIN");
+    // `rustup target add` rewrites the toolchain's component list: re-run
+    // then, so a build that fell back to the prebuilt plugin compiles it
+    // from source once the target is there.
+    if let Some(components) = sysroot().map(|s| s.join("lib/rustlib/components"))
+        && components.is_file()
+    {
+        println!("cargo:rerun-if-changed={}", components.display());
+    }
 
     let hash = source_hash(&root, &inputs);
     println!("cargo:rustc-env=MLB_PLUGIN_SOURCE_HASH={hash}");
@@ -114,15 +122,19 @@ fn source_hash(root: &Path, inputs: &[PathBuf]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn wasm_target_installed() -> bool {
+fn sysroot() -> Option<PathBuf> {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
-    let Ok(out) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
-        return false;
-    };
-    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    Path::new(&sysroot)
-        .join("lib/rustlib/wasm32-wasip2")
-        .is_dir()
+    let out = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    Some(PathBuf::from(
+        String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    ))
+}
+
+fn wasm_target_installed() -> bool {
+    sysroot().is_some_and(|s| s.join("lib/rustlib/wasm32-wasip2").is_dir())
 }
 
 fn build_plugin(root: &Path) -> PathBuf {
@@ -159,7 +171,8 @@ fn build_plugin(root: &Path) -> PathBuf {
         .expect("cannot run cargo to build the default plugin");
     assert!(
         status.success(),
-        "building the default label plugin for wasm32-wasip2 failed"
+        "building the default label plugin for wasm32-wasip2 failed: the nested cargo's errors are \
+         above (MLB_USE_PREBUILT_PLUGIN=1 embeds the committed plugins/prebuilt/ copy instead)"
     );
     target_dir.join("wasm32-wasip2/release").join(WASM_NAME)
 }

@@ -24,6 +24,19 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+    // Re-run when a tool this script looks for appears or changes: the
+    // wasm32-wasip2 target (rustup rewrites the toolchain's `components`
+    // list when a target is added) and componentize-py (its path when found;
+    // while it is missing, the paths where it would appear, which do not
+    // exist, so cargo re-runs this script on every build until it does).
+    println!("cargo:rerun-if-env-changed=PATH");
+    println!("cargo:rerun-if-env-changed=COMPONENTIZE_PY");
+    if let Some(components) = toolchain_components() {
+        println!("cargo:rerun-if-changed={}", components.display());
+    }
+    for path in componentize_py_probes() {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
 
     match build_examples(&root) {
         Ok(dir) => {
@@ -70,10 +83,84 @@ fn scrubbed(program: &str) -> Command {
     cmd
 }
 
+/// The toolchain's list of installed components and targets.
+fn toolchain_components() -> Option<PathBuf> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()?;
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let path = Path::new(&sysroot).join("lib/rustlib/components");
+    path.is_file().then_some(path)
+}
+
+/// Where `build.sh` looks for componentize-py: `$COMPONENTIZE_PY`, every
+/// `PATH` directory, python3's scripts directory. The one found, or all of
+/// them when none exists.
+fn componentize_py_probes() -> Vec<PathBuf> {
+    if let Ok(explicit) = std::env::var("COMPONENTIZE_PY")
+        && explicit.contains('/')
+    {
+        return vec![PathBuf::from(explicit)];
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Ok(out) = Command::new("python3")
+        .args([
+            "-c",
+            "import sysconfig; print(sysconfig.get_path('scripts'))",
+        ])
+        .output()
+    {
+        let scripts = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if !scripts.is_empty() {
+            dirs.push(PathBuf::from(scripts));
+        }
+    }
+    let candidates: Vec<PathBuf> = dirs
+        .into_iter()
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join("componentize-py"))
+        .collect();
+    match candidates.iter().find(|c| c.is_file()) {
+        Some(found) => vec![found.clone()],
+        None => candidates,
+    }
+}
+
+/// The lines of a failed tool's output that say why: those with `error`,
+/// else the last few, joined on one line.
+fn cause(output: &[u8]) -> String {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let errors: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("error") || l.contains(": error"))
+        .take(3)
+        .collect();
+    let picked = if errors.is_empty() {
+        &lines[lines.len().saturating_sub(3)..]
+    } else {
+        &errors[..]
+    };
+    if picked.is_empty() {
+        "no output".to_owned()
+    } else {
+        picked.join(" | ")
+    }
+}
+
 fn build_examples(root: &Path) -> Result<PathBuf, String> {
     let target_dir = root.join("target/wasm-examples");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = scrubbed(&cargo)
+    let output = scrubbed(&cargo)
         .args([
             "build",
             "--release",
@@ -85,14 +172,14 @@ fn build_examples(root: &Path) -> Result<PathBuf, String> {
         .arg(root.join("plugins/examples/Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
-        .status()
+        .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(
-            "cargo build --target wasm32-wasip2 of plugins/examples failed (is the target \
-             installed? rustup target add wasm32-wasip2)"
-                .to_owned(),
-        );
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build --target wasm32-wasip2 of plugins/examples failed: {} \
+             (is the target installed? rustup target add wasm32-wasip2)",
+            cause(&output.stderr)
+        ));
     }
     Ok(target_dir.join("wasm32-wasip2/release"))
 }
@@ -105,17 +192,25 @@ fn build_python(root: &Path, out: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !output.status.success() {
+        // build.sh says what is wrong in full lines ("componentize-py not
+        // found; install it with:" then the command): keep all of them.
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr
+        let said: Vec<&str> = stderr
             .lines()
-            .last()
-            .unwrap_or("no output")
-            .trim()
-            .to_owned();
-        return Err(format!(
-            "{} failed: {last} (pip install -r plugins/examples/python-owner-policy/requirements.txt)",
-            script.display()
-        ));
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        let said = if said.is_empty() {
+            "no output".to_owned()
+        } else {
+            said[said.len().saturating_sub(6)..].join(" ")
+        };
+        let hint = if said.contains("pip install") {
+            ""
+        } else {
+            " (pip install -r plugins/examples/python-owner-policy/requirements.txt)"
+        };
+        return Err(format!("{} failed: {said}{hint}", script.display()));
     }
     Ok(())
 }

@@ -124,6 +124,33 @@ const DEFAULTS: [&str; 53] = [
 /// Where the option lines go in the default HEAD.
 const OPTIONS_MARKER: &str = "@@HAPROXY_GLOBAL_DEFAULT_OPTIONS@@\n";
 
+/// `text` with the option-lines marker (a whole line) replaced by the
+/// option lines of `options`. The shipped `templates/HAPROXY_HEAD` carries
+/// the marker, so a copy of it used as an override (file or environment)
+/// gets the same lines as the default instead of an `unknown keyword
+/// '@@HAPROXY_GLOBAL_DEFAULT_OPTIONS@@'` config. marathon-lb has no marker,
+/// so no marathon-lb template is changed by this.
+fn splice_options(text: &str, options: &str) -> String {
+    let marker = OPTIONS_MARKER.trim_end();
+    if !text.contains(marker) {
+        return text.to_owned();
+    }
+    let lines = global_option_lines(options);
+    text.replace(OPTIONS_MARKER, &lines)
+        .replace(marker, lines.trim_end_matches('\n'))
+}
+
+/// Whether `text` is exactly the built-in default of template `name` as
+/// shipped in `templates/` (for HEAD: with the marker). Such a file in a
+/// templates directory — the repository's own `templates/` when the binary
+/// runs from the repository root — is not an override.
+pub fn is_shipped_default(name: &str, text: &str) -> bool {
+    TEMPLATE_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .is_some_and(|i| DEFAULTS[i] == text)
+}
+
 /// `HAPROXY_GLOBAL_DEFAULT_OPTIONS` when unset.
 pub const DEFAULT_GLOBAL_OPTIONS: &str = "redispatch,http-server-close,dontlognull";
 
@@ -206,14 +233,17 @@ impl Templates {
             .iter()
             .zip(DEFAULTS)
             .map(|(name, default)| {
-                if let Some(v) = sources.env.get(*name).filter(|v| !v.is_empty()) {
+                let value = if let Some(v) = sources.env.get(*name).filter(|v| !v.is_empty()) {
                     v.replace("\\n", "\n")
                 } else if let Some(v) = sources.files.get(*name) {
                     v.clone()
-                } else if *name == "HEAD" {
-                    default.replace(OPTIONS_MARKER, &global_option_lines(options))
                 } else {
-                    default.to_owned()
+                    (*default).to_owned()
+                };
+                if *name == "HEAD" {
+                    splice_options(&value, options)
+                } else {
+                    value
                 }
             })
             .collect::<Vec<_>>();
@@ -284,6 +314,34 @@ mod tests {
         let t = Templates::resolve(&s).unwrap();
         assert_eq!(t.get("BACKEND_HEAD"), "a\nb");
         assert_eq!(t.get("FRONTEND_HEAD"), "f\\n");
+    }
+
+    #[test]
+    fn the_marker_is_resolved_in_a_head_override_too() {
+        let shipped = include_str!("../../../templates/HAPROXY_HEAD");
+        let mut s = TemplateSources::default();
+        s.files.insert("HEAD".into(), shipped.to_owned());
+        assert_eq!(
+            Templates::resolve(&s).unwrap().get("HEAD"),
+            Templates::defaults().get("HEAD")
+        );
+        // An edited copy (lower maxconn) with other options.
+        s.files.insert(
+            "HEAD".into(),
+            shipped.replace("maxconn 50000", "maxconn 1000"),
+        );
+        s.global_default_options = Some("httplog".into());
+        let head = Templates::resolve(&s).unwrap().get("HEAD").to_owned();
+        assert!(!head.contains("@@"), "{head}");
+        assert!(head.contains("maxconn 1000\n"));
+        assert!(head.contains("60s\n  option            httplog\nlisten stats\n"));
+        // A marker written without its newline (last line of a file).
+        assert_eq!(
+            splice_options("a\n@@HAPROXY_GLOBAL_DEFAULT_OPTIONS@@", "x"),
+            "a\n  option            x"
+        );
+        assert!(is_shipped_default("HEAD", shipped));
+        assert!(!is_shipped_default("HEAD", &head));
     }
 
     #[test]

@@ -63,8 +63,17 @@ pub enum ApplyError {
         error: std::io::Error,
     },
     /// `haproxy -c` rejected the new config.
-    #[error("haproxy -c rejected the new config (existing config kept): {output}")]
+    #[error("haproxy -c rejected the new config (the config file is unchanged): {output}")]
     Invalid {
+        /// HAProxy's output.
+        output: String,
+    },
+    /// `haproxy -c` rejects the config even without any app: a global
+    /// template or setting is at fault, not an app.
+    #[error(
+        "haproxy -c rejects the config even without any app, so the fault is global (HAPROXY_HEAD, a global template, --ssl-certs), not an app's; the config on disk is unchanged: {output}"
+    )]
+    Global {
         /// HAProxy's output.
         output: String,
     },

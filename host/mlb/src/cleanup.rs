@@ -38,6 +38,10 @@ pub struct Cleaned {
     pub dropped: Vec<Dropped>,
     /// How many validations ran.
     pub validations: usize,
+    /// HAProxy's message when the config is invalid even without any app:
+    /// the problem is global (HEAD, a global template, a missing
+    /// certificate), no app is to blame and none is dropped.
+    pub global: Option<String>,
 }
 
 /// An app and its services.
@@ -174,14 +178,9 @@ pub fn drop_invalid_apps(
     if let Err(reason) = base {
         return Cleaned {
             rendered: empty,
-            dropped: apps
-                .iter()
-                .map(|(id, _)| Dropped {
-                    app_id: (*id).to_owned(),
-                    reason: format!("the config is invalid even without any app: {reason}"),
-                })
-                .collect(),
+            dropped: Vec::new(),
             validations: search.validations,
+            global: Some(reason),
         };
     }
     let mut state = State::default();
@@ -191,6 +190,7 @@ pub fn drop_invalid_apps(
         rendered,
         dropped: state.dropped,
         validations: search.validations,
+        global: None,
     }
 }
 
@@ -303,6 +303,20 @@ mod tests {
         );
         assert!(poison_check(&cleaned.rendered).is_ok());
         assert_eq!(cleaned.rendered.backends.len(), 19);
+    }
+
+    #[test]
+    fn a_global_failure_blames_no_app() {
+        let services: Vec<Service> = (0..4)
+            .map(|i| service(&format!("/a{i}"), 10000 + i, "roundrobin"))
+            .collect();
+        let mut r = Renderer::new(Templates::defaults());
+        let cleaned = drop_invalid_apps(&services, &mut r, &RenderSettings::default(), |_| {
+            Err("unable to stat SSL certificate from file '/etc/ssl/cert.pem'".into())
+        });
+        assert!(cleaned.dropped.is_empty());
+        assert_eq!(cleaned.validations, 1);
+        assert!(cleaned.global.unwrap().contains("/etc/ssl/cert.pem"));
     }
 
     #[test]

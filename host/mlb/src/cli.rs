@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub reload_interval: u64,
 
-    /// Services are disabled unless HAPROXY_{n}_ENABLED=true.
+    /// Services are disabled unless labelled HAPROXY_<n>_ENABLED=true (n: the service port index, as in HAPROXY_0_VHOST).
     #[arg(long)]
     pub strict_mode: bool,
 
@@ -113,8 +113,11 @@ pub struct Args {
     #[arg(long, default_value = "/dev/log")]
     pub syslog_socket: PathBuf,
 
-    /// Log line format (Python logging style: %(asctime)s %(name)s %(levelname)s %(message)s).
-    #[arg(long, default_value = "%(asctime)-15s %(name)s: %(message)s")]
+    /// Log line format (Python logging style: %(asctime)s %(name)s %(levelname)s %(message)s), or json. marathon-lb's default had no level: '%(asctime)-15s %(name)s: %(message)s'.
+    #[arg(
+        long,
+        default_value = "%(asctime)-15s %(levelname)s %(name)s: %(message)s"
+    )]
     pub log_format: String,
 
     /// Log level: CRITICAL, ERROR, WARNING, INFO, DEBUG or NOTSET.

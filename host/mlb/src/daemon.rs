@@ -23,7 +23,8 @@ use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
 use crate::apply::{self, ApplyError, Outcome};
-use crate::haproxy::{Supervisor, SupervisorConfig};
+use crate::backoff::{Backoff, Jitter};
+use crate::haproxy::{Supervisor, SupervisorConfig, preflight};
 use crate::health_cache::HealthCache;
 use crate::marathon::sse::{self, SseConfig};
 use crate::marathon::{MarathonClient, MarathonError};
@@ -31,12 +32,19 @@ use crate::metrics::Metrics;
 use crate::oneshot::{RunError, apply_with_cleanup, log_diagnostics};
 use crate::pipeline;
 use crate::plugin::PluginSet;
+use crate::report::{self, Changes};
 use crate::resolve::Resolver;
 use crate::settings::Settings;
 use crate::trigger::{Cause, Trigger};
 
 /// How long the loop waits after a trigger for more to arrive.
 const DEBOUNCE: Duration = Duration::from_millis(50);
+/// After a failed reconcile the loop tries again after 1 s, doubling up to
+/// 30 s, until one succeeds (a certificate that appears, a Marathon that
+/// comes back, a port that frees up).
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// Longest wait between two retries.
+const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Settings of the long-running mode.
 #[derive(Debug, Clone)]
@@ -84,11 +92,28 @@ struct Controller {
     /// Turns `true` on SIGTERM/SIGINT: an in-flight Marathon request is
     /// abandoned then.
     stop: watch::Receiver<bool>,
+    /// What the last reconciles served and reported.
+    changes: Changes,
+    /// The host warnings logged last (logged again only when they change).
+    host_warnings: Vec<String>,
+}
+
+/// What one successful reconcile did (its log line).
+#[derive(Default)]
+struct Done {
+    apps: usize,
+    services: usize,
+    servers: usize,
+    rejected: usize,
+    changes: Vec<String>,
+    config: &'static str,
+    haproxy: Option<&'static str>,
+    reload_ms: Option<u64>,
 }
 
 impl Controller {
     /// Refetch, regenerate, apply, reload.
-    async fn reset(&mut self, cause: Cause) -> Result<(), RunError> {
+    async fn reset(&mut self) -> Result<Done, RunError> {
         let mut stop = self.stop.clone();
         let body = tokio::select! {
             body = self.client.fetch_apps() => body?,
@@ -107,64 +132,97 @@ impl Controller {
                 &self.settings.render,
             )
         })?;
-        log_diagnostics(&generated.diagnostics);
+        self.check_host()?;
+        let (fresh, mut changes) = self.changes.diagnostics(&generated.diagnostics);
+        log_diagnostics(fresh);
         let m = &self.metrics;
         m.plugin_outcomes(&generated.denied, &generated.plugin_failures);
         m.plugin_outcomes(&[], &self.plugin.take_filter_failures());
+        let servers: usize = generated.interpreted.iter().map(|s| s.servers.len()).sum();
+        let rejected = generated
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == mlb_model::Severity::Error)
+            .count();
         m.apps.store(generated.apps as u64, Ordering::Relaxed);
         m.services
             .store(generated.services as u64, Ordering::Relaxed);
-        m.servers.store(
-            generated
-                .interpreted
-                .iter()
-                .map(|s| s.servers.len() as u64)
-                .sum(),
-            Ordering::Relaxed,
-        );
-        m.rejected.store(
-            generated
-                .diagnostics
-                .iter()
-                .filter(|d| d.severity == mlb_model::Severity::Error)
-                .count() as u64,
-            Ordering::Relaxed,
-        );
-        let span = tracing::Span::current();
-        span.record("apps", generated.apps);
-        span.record("services", generated.services);
+        m.servers.store(servers as u64, Ordering::Relaxed);
+        m.rejected.store(rejected as u64, Ordering::Relaxed);
         let outcome = tokio::task::block_in_place(|| {
             apply_with_cleanup(&self.settings, &generated, &mut self.renderer)
         })?;
-        span.record("changed", outcome != Outcome::Unchanged);
         m.last_apply.store(unix_now(), Ordering::Relaxed);
         if outcome == (Outcome::Applied { reloaded: true }) {
             // The `--command` reloaded HAProxy.
             self.last_reload = Some(Instant::now());
         }
+        let mut done = Done {
+            apps: generated.apps,
+            services: generated.services,
+            servers,
+            rejected,
+            config: if outcome == Outcome::Unchanged {
+                "unchanged"
+            } else {
+                "written"
+            },
+            // Without the supervisor: whether `--command` ran.
+            haproxy: (outcome == Outcome::Applied { reloaded: true }).then_some("reloaded"),
+            ..Done::default()
+        };
         if outcome != Outcome::Unchanged || self.supervisor.is_none() {
-            self.reload_haproxy(cause).await?;
+            self.reload_haproxy(&mut done).await?;
+        }
+        let (mut served, snapshot) = self.changes.services(&generated.interpreted);
+        self.changes.commit(snapshot);
+        served.append(&mut changes);
+        done.changes = served;
+        Ok(done)
+    }
+
+    /// Supervised: what the config needs from the host, checked on its
+    /// global part (rendered without any app) before anything is written,
+    /// so a missing certificate or a too-low open-files limit is reported
+    /// once as what it is rather than as every app failing validation.
+    fn check_host(&mut self) -> Result<(), RunError> {
+        if self.supervise.is_none() {
+            return Ok(());
+        }
+        let global = self.renderer.render(&[], &self.settings.render);
+        let warnings = preflight::check(&global.config, &preflight::Host::current())?;
+        if warnings != self.host_warnings {
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
+            self.host_warnings = warnings;
         }
         Ok(())
     }
 
     /// SIGUSR1: validate the file on disk, then reload.
-    async fn revalidate(&mut self, cause: Cause) -> Result<(), RunError> {
+    async fn revalidate(&mut self) -> Result<Done, RunError> {
         if !self.settings.apply.skip_validation {
             apply::validate(&self.settings.haproxy_config)?;
         }
+        let mut done = Done {
+            config: "revalidated",
+            ..Done::default()
+        };
         if self.supervise.is_none() {
             let opts = self.settings.apply.clone();
             if tokio::task::block_in_place(|| apply::reload(&opts))? {
                 self.last_reload = Some(Instant::now());
+                done.haproxy = Some("reloaded");
             }
-            return Ok(());
+            return Ok(done);
         }
-        self.reload_haproxy(cause).await
+        self.reload_haproxy(&mut done).await?;
+        Ok(done)
     }
 
     /// Reload (or first start) the supervised HAProxy.
-    async fn reload_haproxy(&mut self, cause: Cause) -> Result<(), RunError> {
+    async fn reload_haproxy(&mut self, done: &mut Done) -> Result<(), RunError> {
         let Some(cfg) = &self.supervise else {
             return Ok(());
         };
@@ -182,8 +240,8 @@ impl Controller {
                             message: e.to_string(),
                         })
                     })?;
-                tracing::info!(cause = cause.as_str(), "HAProxy started");
                 self.supervisor = Some(sup);
+                done.haproxy = Some("started");
             }
             Some(sup) => {
                 let report = sup.reload().await.map_err(|e| {
@@ -192,11 +250,45 @@ impl Controller {
                         message: e.to_string(),
                     })
                 })?;
-                tracing::info!(cause = cause.as_str(), report = ?report, "HAProxy reloaded");
+                done.haproxy = Some("reloaded");
+                done.reload_ms = Some(report.duration.as_millis() as u64);
             }
         }
         Ok(())
     }
+
+    /// What a failure left in place, for its log line.
+    fn after_failure(&self, error: &RunError) -> &'static str {
+        let serving = self
+            .supervisor
+            .as_ref()
+            .is_some_and(|s| s.master_pid().is_some());
+        match (&self.supervise, error) {
+            (Some(_), _) if !serving => "HAProxy is not running",
+            (_, RunError::Apply(ApplyError::Reload { .. })) => {
+                "the new config is written but HAProxy may not have loaded it"
+            }
+            (Some(_), _) => "HAProxy keeps serving the running config",
+            (None, _) => "the config on disk is unchanged",
+        }
+    }
+}
+
+/// Log the line of a successful reconcile.
+fn log_done(cause: Cause, done: &Done, elapsed_ms: u64) {
+    let summary = report::summary(&done.changes);
+    tracing::info!(
+        trigger = cause.as_str(),
+        apps = done.apps,
+        services = done.services,
+        servers = done.servers,
+        rejected = done.rejected,
+        config = done.config,
+        haproxy = done.haproxy.unwrap_or("-"),
+        reload_ms = done.reload_ms,
+        elapsed_ms,
+        "reconcile: {summary}"
+    );
 }
 
 /// Collect every trigger already queued; returns (reset, reload, cause).
@@ -243,6 +335,8 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         metrics: metrics.clone(),
         last_reload: None,
         stop: stop_rx.clone(),
+        changes: Changes::default(),
+        host_warnings: Vec::new(),
         settings,
     };
     if let Some(cfg) = &ctl.supervise {
@@ -279,6 +373,8 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
     let mut shutdown = std::pin::pin!(async move {
         let _ = stopping.wait_for(|s| *s).await;
     });
+    let mut retry: Option<tokio::task::JoinHandle<()>> = None;
+    let mut retry_backoff = Backoff::new(FIRST_RETRY, 2.0, MAX_RETRY, Jitter::None, MAX_RETRY);
 
     loop {
         let first = tokio::select! {
@@ -302,34 +398,48 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         }
         (reset, reload) = drain(&mut rx, reset, reload);
         let cause = reset.or(reload).unwrap_or(Cause::Start);
-        let span = info_span!(
-            "reconcile",
-            trigger = cause.as_str(),
-            apps = tracing::field::Empty,
-            services = tracing::field::Empty,
-            changed = tracing::field::Empty,
-            elapsed_ms = tracing::field::Empty
-        );
+        let span = info_span!("reconcile", trigger = cause.as_str());
         let started = Instant::now();
         let result = async {
             if reset.is_some() {
-                ctl.reset(cause).await
+                ctl.reset().await
             } else {
-                ctl.revalidate(cause).await
+                ctl.revalidate().await
             }
         }
         .instrument(span.clone())
         .await;
         let elapsed = started.elapsed().as_millis() as u64;
-        span.record("elapsed_ms", elapsed);
         metrics.reconcile(cause.as_str(), elapsed);
-        if let Err(e) = result {
-            if *stop_rx.borrow() {
-                tracing::info!(error = %e, "reconcile abandoned: shutting down");
+        if let Some(task) = retry.take() {
+            task.abort();
+        }
+        match result {
+            Ok(done) => {
+                retry_backoff.reset();
+                span.in_scope(|| log_done(cause, &done, elapsed));
+            }
+            Err(e) if *stop_rx.borrow() => {
+                tracing::info!(parent: &span, error = %e, "reconcile abandoned: shutting down");
                 break;
             }
-            metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(parent: &span, error = %e, "reconcile failed; the running config is kept");
+            Err(e) => {
+                metrics.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+                let delay = retry_backoff.next_delay();
+                tracing::error!(
+                    parent: &span,
+                    trigger = cause.as_str(),
+                    elapsed_ms = elapsed,
+                    retry_in_s = delay.as_secs(),
+                    "reconcile failed: {e}; {}",
+                    ctl.after_failure(&e)
+                );
+                let tx = tx.clone();
+                retry = Some(tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(Trigger::Reset(Cause::Retry)).await;
+                }));
+            }
         }
     }
     tracing::info!("shutting down");

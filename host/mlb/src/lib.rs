@@ -19,6 +19,7 @@
 //! - [`backoff`]: jittered exponential backoff.
 //! - [`haproxy`]: the built-in HAProxy supervisor (master-worker, seamless reloads).
 //! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
+//! - [`report`]: what a reconcile changed (its log line), new diagnostics.
 //! - [`trigger`]: what makes the long-running mode regenerate or reload.
 //! - [`metrics`]: the controller's own Prometheus metrics.
 //! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
@@ -41,6 +42,7 @@ pub mod metrics_server;
 pub mod oneshot;
 pub mod pipeline;
 pub mod plugin;
+pub mod report;
 pub mod resolve;
 pub mod settings;
 pub mod syslog_relay;

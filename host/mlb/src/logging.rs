@@ -136,10 +136,12 @@ fn asctime(now: SystemTime) -> String {
     )
 }
 
+/// An event's message and its other fields (numbers and booleans stay
+/// numbers and booleans in JSON lines).
 #[derive(Default)]
 struct Fields {
     message: String,
-    rest: Vec<(String, String)>,
+    rest: Vec<(String, serde_json::Value)>,
 }
 
 impl Visit for Fields {
@@ -147,8 +149,20 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.message = value.to_owned();
         } else {
-            self.rest.push((field.name().to_owned(), value.to_owned()));
+            self.rest.push((field.name().to_owned(), value.into()));
         }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.rest.push((field.name().to_owned(), value.into()));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.rest.push((field.name().to_owned(), value.into()));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.rest.push((field.name().to_owned(), value.into()));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -156,7 +170,7 @@ impl Visit for Fields {
             self.message = format!("{value:?}");
         } else {
             self.rest
-                .push((field.name().to_owned(), format!("{value:?}")));
+                .push((field.name().to_owned(), format!("{value:?}").into()));
         }
     }
 }
@@ -181,7 +195,14 @@ impl LineLayer {
     fn line(&self, event: &Event<'_>, fields: &Fields) -> String {
         let mut message = fields.message.clone();
         for (k, v) in &fields.rest {
-            let _ = write!(message, " {k}={v}");
+            match v {
+                serde_json::Value::String(text) => {
+                    let _ = write!(message, " {k}={text}");
+                }
+                other => {
+                    let _ = write!(message, " {k}={other}");
+                }
+            }
         }
         let level = event.metadata().level();
         match &self.format {
@@ -192,7 +213,7 @@ impl LineLayer {
                 obj.insert("target".into(), event.metadata().target().into());
                 obj.insert("message".into(), fields.message.clone().into());
                 for (k, v) in &fields.rest {
-                    obj.insert(k.clone(), v.clone().into());
+                    obj.insert(k.clone(), v.clone());
                 }
                 serde_json::Value::Object(obj).to_string()
             }

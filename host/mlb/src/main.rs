@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::Parser as _;
 use marathon_lb::cli::{Args, PluginTool, Tool};
 use marathon_lb::settings::{Settings, plugin_cache_dir};
 use marathon_lb::{daemon, logging, longhelp, oneshot, tools, zdd};
@@ -13,7 +13,19 @@ fn main() -> ExitCode {
     if let Some(zdd_args) = zdd::invoked(&argv) {
         return zdd::main(zdd_args);
     }
-    let args = Args::parse_from(argv);
+    let args = match Args::try_parse_from(argv) {
+        Ok(args) => args,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line naming the flag ("error: invalid value 'x' for
+            // '--plugin <…>': why"), not clap's usage block.
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or_default();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("marathon-lb: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     if args.longhelp {
         print!("{}", longhelp::text());
         return ExitCode::SUCCESS;

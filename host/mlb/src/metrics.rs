@@ -35,6 +35,9 @@ pub struct Metrics {
     pub haproxy_starts: AtomicU64,
     /// HAProxy worker processes still running from earlier reloads.
     pub haproxy_old_workers: AtomicU64,
+    /// 1 while the supervised HAProxy runs (master with a worker), 0 before
+    /// its first start, after a failed start and while a restart is pending.
+    pub haproxy_up: AtomicU64,
     /// Services rejected (diagnostics of severity error) in the last reconcile.
     pub rejected: AtomicU64,
     /// Services denied by policy plugins, by policy.
@@ -173,6 +176,12 @@ impl Metrics {
             "HAProxy starts by the supervisor.",
             "counter",
             get(&self.haproxy_starts),
+        );
+        counter(
+            "mlb_haproxy_up",
+            "1 while the supervised HAProxy is running, else 0 (not started, failed to start, restarting).",
+            "gauge",
+            get(&self.haproxy_up),
         );
         counter(
             "mlb_haproxy_old_workers",

@@ -6,7 +6,6 @@ use std::time::Instant;
 use mlb_core::Templates;
 use mlb_core::render::Renderer;
 use mlb_model::Severity;
-use tracing::{Instrument, info_span};
 
 use crate::apply::{self, ApplyError, Outcome};
 use crate::cleanup;
@@ -34,6 +33,9 @@ pub enum RunError {
     /// Writing, validating or reloading failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// The config needs something this host lacks (supervised HAProxy).
+    #[error(transparent)]
+    Host(#[from] crate::haproxy::preflight::Problem),
 }
 
 /// What a run did.
@@ -71,6 +73,11 @@ pub(crate) fn apply_with_cleanup(
                     })
                 },
             );
+            if let Some(reason) = cleaned.global {
+                // The problem is global (HEAD, a global template, a
+                // certificate of the :443 frontend): no app is to blame.
+                return Err(ApplyError::Global { output: reason });
+            }
             for d in &cleaned.dropped {
                 tracing::error!(app = %d.app_id, reason = %d.reason, "app left out: HAProxy rejects the config with it");
             }
@@ -85,8 +92,8 @@ pub(crate) fn apply_with_cleanup(
                 .map(|s| s.app_id.as_str())
                 .collect();
             if cleaned.dropped.len() >= apps.len() {
-                // Every app fails: the problem is global (HEAD, a global
-                // template), not an app's. Keep what is running.
+                // Every app fails on its own: keep what is running rather
+                // than serve nothing.
                 return Err(ApplyError::Invalid { output });
             }
             apply::apply(config, &cleaned.rendered, map, &settings.apply)
@@ -96,7 +103,9 @@ pub(crate) fn apply_with_cleanup(
 }
 
 /// Log every diagnostic at its severity, with the app and label as fields.
-pub(crate) fn log_diagnostics(diagnostics: &[mlb_model::Diagnostic]) {
+pub(crate) fn log_diagnostics<'d>(
+    diagnostics: impl IntoIterator<Item = &'d mlb_model::Diagnostic>,
+) {
     for d in diagnostics {
         let label = d.label.as_deref().unwrap_or("-");
         match d.severity {
@@ -109,18 +118,6 @@ pub(crate) fn log_diagnostics(diagnostics: &[mlb_model::Diagnostic]) {
 
 /// Run once.
 pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
-    let span = info_span!(
-        "reconcile",
-        trigger = "oneshot",
-        apps = tracing::field::Empty,
-        services = tracing::field::Empty,
-        changed = tracing::field::Empty,
-        elapsed_ms = tracing::field::Empty
-    );
-    run_inner(settings).instrument(span).await
-}
-
-async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
     let start = Instant::now();
     if !settings.dry {
         apply::remove_stale_temps(&settings.haproxy_config);
@@ -143,9 +140,6 @@ async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
         )
     })?;
     log_diagnostics(&generated.diagnostics);
-    let span = tracing::Span::current();
-    span.record("apps", generated.apps);
-    span.record("services", generated.services);
     tracing::debug!(
         parse_us = generated.timings.parse_us as u64,
         interpret_us = generated.timings.interpret_us as u64,
@@ -153,7 +147,7 @@ async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
         "generated"
     );
 
-    let result = if settings.dry {
+    let (result, what) = if settings.dry {
         let printed = apply::differs(
             &settings.haproxy_config,
             &generated.rendered,
@@ -162,15 +156,37 @@ async fn run_inner(settings: Settings) -> Result<RunResult, RunError> {
         if printed {
             println!("{}", generated.rendered.config);
         }
-        RunResult::Dry { printed }
+        let what = if printed {
+            "printed (--dry: not written, not validated with haproxy -c)"
+        } else {
+            "same as the file on disk, not printed (--dry)"
+        };
+        (RunResult::Dry { printed }, what)
     } else {
         let outcome = tokio::task::block_in_place(|| {
             apply_with_cleanup(&settings, &generated, &mut renderer)
         })?;
-        span.record("changed", outcome != Outcome::Unchanged);
-        RunResult::Applied(outcome)
+        let what = match outcome {
+            Outcome::Unchanged => "unchanged",
+            Outcome::Applied { reloaded: true } => "written, HAProxy reloaded",
+            Outcome::Applied { reloaded: false } => "written",
+        };
+        (RunResult::Applied(outcome), what)
     };
-    span.record("elapsed_ms", start.elapsed().as_millis() as u64);
-    tracing::info!(result = ?result, "done");
+    let servers: usize = generated.interpreted.iter().map(|s| s.servers.len()).sum();
+    let rejected = generated
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    tracing::info!(
+        trigger = "oneshot",
+        apps = generated.apps,
+        services = generated.services,
+        servers,
+        rejected,
+        elapsed_ms = start.elapsed().as_millis() as u64,
+        "config {what}"
+    );
     Ok(result)
 }

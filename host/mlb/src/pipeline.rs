@@ -21,7 +21,7 @@ pub enum PipelineError {
     #[error(transparent)]
     Interpret(#[from] InterpretError),
     /// A global template cannot be rendered (see [`Rendered::fatal`]).
-    #[error("{0}; the running config is kept")]
+    #[error("{0}; nothing is written")]
     Template(String),
 }
 

@@ -80,6 +80,16 @@ pub enum SettingsError {
     /// Unusable DC/OS service-account credentials.
     #[error(transparent)]
     Dcos(#[from] crate::marathon::DcosError),
+    /// A `--marathon` URL without `http://` or `https://`.
+    #[error(
+        "--marathon {0}: not an http:// or https:// URL: give the scheme, e.g. --marathon http://{1}"
+    )]
+    MarathonUrl(String, String),
+    /// An explicit `--templates-dir` that is not a directory.
+    #[error(
+        "--templates-dir {0}: no such directory (give the directory that holds your HAPROXY_<NAME> template files, or leave the flag out to use the defaults)"
+    )]
+    TemplatesDir(String),
     /// A file could not be read.
     #[error("cannot read {path}: {error}")]
     Read {
@@ -98,11 +108,15 @@ fn read(path: &Path) -> Result<Vec<u8>, SettingsError> {
 }
 
 /// Read `HAPROXY_<NAME>` files from `dir` (a missing directory means none).
+/// A file identical to the shipped default (`templates/HAPROXY_<NAME>` of
+/// this repository, which is the default `./templates` when the binary runs
+/// from the repository root) is not an override.
 pub fn template_files(dir: &Path) -> Result<BTreeMap<String, String>, SettingsError> {
     let mut files = BTreeMap::new();
     for name in TEMPLATE_NAMES {
         let path = dir.join(format!("HAPROXY_{name}"));
         match std::fs::read_to_string(&path) {
+            Ok(text) if mlb_core::templates::is_shipped_default(name, &text) => {}
             Ok(text) => {
                 files.insert(name.to_owned(), text);
             }
@@ -210,6 +224,13 @@ impl Settings {
         if args.supervise_haproxy && !args.sse && args.poll_interval.is_none() {
             return Err(SettingsError::SuperviseNeedsSse);
         }
+        for url in &args.marathon {
+            let parsed = reqwest::Url::parse(url);
+            if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                let bare = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+                return Err(SettingsError::MarathonUrl(url.clone(), bare.to_owned()));
+            }
+        }
         let (min, max) = (
             args.min_serv_port_ip_per_task,
             args.max_serv_port_ip_per_task,
@@ -233,15 +254,25 @@ impl Settings {
             .iter()
             .find(|(k, _)| k == "FRAMEWORK_NAME")
             .map(|(_, v)| v.clone());
-        let (env_templates, mut global_default_options) = template_env(env.iter().cloned());
-        if args.supervise_haproxy {
-            // Measured: without `idle-close-on-response`, keep-alive clients
-            // see errors on reloads (notes/platform-facts.md). Added only when
-            // we run HAProxy, so the one-shot output stays byte-identical.
-            let options = global_default_options
-                .as_deref()
-                .unwrap_or(mlb_core::templates::DEFAULT_GLOBAL_OPTIONS);
-            global_default_options = Some(crate::haproxy::with_supervised_options(options));
+        let (env_templates, global_default_options) = template_env(env.iter().cloned());
+        // Measured: without `idle-close-on-response`, keep-alive clients see
+        // errors on reloads (notes/platform-facts.md). Added only when we run
+        // HAProxy, so the one-shot output stays byte-identical, and only to
+        // HTTP-mode frontends: HAProxy warns about it anywhere else.
+        let http_frontend_options = if args.supervise_haproxy {
+            crate::haproxy::SUPERVISED_GLOBAL_OPTIONS
+                .iter()
+                .map(|o| (*o).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // marathon-lb reads `./templates` when it exists; a directory named
+        // on purpose must exist.
+        if let Some(dir) = &args.templates_dir
+            && !dir.is_dir()
+        {
+            return Err(SettingsError::TemplatesDir(dir.display().to_string()));
         }
         let templates_dir = args
             .templates_dir
@@ -284,6 +315,7 @@ impl Settings {
                 haproxy_map: args.haproxy_map,
                 group_https_by_vhost: args.group_https_by_vhost,
                 haproxy_dir,
+                http_frontend_options,
             },
             templates,
             haproxy_config: args.haproxy_config.clone(),

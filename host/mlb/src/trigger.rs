@@ -30,6 +30,8 @@ pub enum Cause {
     Hup,
     /// SIGUSR1 or `/_mlb_signal/usr1`.
     Usr1,
+    /// Another try after a failed reconcile (with backoff).
+    Retry,
 }
 
 impl Cause {
@@ -42,6 +44,7 @@ impl Cause {
             Cause::Resync => "resync",
             Cause::Hup => "sighup",
             Cause::Usr1 => "sigusr1",
+            Cause::Retry => "retry",
         }
     }
 }

@@ -549,3 +549,242 @@ fn temp_files_of_a_killed_run_are_removed_at_start() {
     );
     rt.block_on(sim.shutdown());
 }
+
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn loopback_cert() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loopback-cert.pem")
+}
+
+/// `marathon-lb --dry` run from `cwd` with the default templates directory
+/// (`./templates`), or `templates_dir`; returns the printed config.
+fn dry_config(cwd: &Path, sim: &str, out: &Path, templates_dir: Option<&Path>) -> String {
+    let mut cmd = Command::new(support::binary());
+    cmd.current_dir(cwd)
+        .args(["--marathon", sim, "--group", "external", "--dry"])
+        .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
+        .arg("--haproxy-config")
+        .arg(out.join("haproxy.cfg"))
+        .arg("--ssl-certs")
+        .arg(loopback_cert());
+    if let Some(dir) = templates_dir {
+        cmd.arg("--templates-dir").arg(dir);
+    }
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HAPROXY_") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not validated"),
+        "--dry says it does not validate: {}",
+        stderr(&o)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// `haproxy -c` on `config`, with the Lua files of the HEAD installed in
+/// `dir` (the HEAD loads them from /marathon-lb).
+fn haproxy_check(dir: &Path, config: &str) -> Result<(), String> {
+    let lua = dir.join("lua");
+    marathon_lb::haproxy::install_lua(&lua).unwrap();
+    let file = dir.join("check.cfg");
+    let text = config.replace(
+        "lua-load /marathon-lb/",
+        &format!("lua-load {}/", lua.display()),
+    );
+    std::fs::write(&file, text).unwrap();
+    let o = Command::new("haproxy")
+        .arg("-c")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            stderr(&o)
+        ))
+    }
+}
+
+#[test]
+fn the_default_templates_from_the_repository_root_make_a_valid_config() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let out = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    // From the repository root, `./templates` holds the shipped defaults:
+    // they are not overrides, and the result is the built-in defaults'.
+    let from_root = dry_config(&repo_root(), &sim.base_url(), out.path(), None);
+    let builtin = dry_config(out.path(), &sim.base_url(), out.path(), Some(empty.path()));
+    assert!(!from_root.contains("@@"), "{from_root}");
+    assert_eq!(from_root, builtin);
+    assert!(from_root.contains("  option            redispatch\n"));
+    haproxy_check(out.path(), &from_root).unwrap();
+
+    // A copy of the shipped HEAD edited as an override (lower maxconn)
+    // gets the option lines too instead of a stray marker.
+    let overrides = tempfile::tempdir().unwrap();
+    let head = std::fs::read_to_string(repo_root().join("templates/HAPROXY_HEAD")).unwrap();
+    std::fs::write(
+        overrides.path().join("HAPROXY_HEAD"),
+        head.replace("maxconn 50000", "maxconn 1000"),
+    )
+    .unwrap();
+    let edited = dry_config(
+        out.path(),
+        &sim.base_url(),
+        out.path(),
+        Some(overrides.path()),
+    );
+    assert!(!edited.contains("@@"), "{edited}");
+    assert!(edited.contains("  maxconn 1000\n"));
+    assert_eq!(edited.replace("maxconn 1000", "maxconn 50000"), builtin);
+    haproxy_check(out.path(), &edited).unwrap();
+    rt.block_on(sim.shutdown());
+}
+
+/// `--help` keeps each flag's text whole (clap reads `{n}` as a line break).
+#[test]
+fn help_keeps_the_strict_mode_text_whole() {
+    let o = Command::new(support::binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("Services are disabled unless labelled HAPROXY_<n>_ENABLED=true"),
+        "{help}"
+    );
+    assert!(
+        !help.lines().any(|l| l.trim_start().starts_with('_')),
+        "{help}"
+    );
+}
+
+/// Each bad flag fails at once with one line that names the flag and says
+/// what to do.
+#[test]
+fn bad_flags_fail_with_one_line_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &[&str]); 5] = [
+        (
+            &["--marathon", "marathon.mesos:8080"],
+            &[
+                "--marathon marathon.mesos:8080",
+                "http://marathon.mesos:8080",
+            ],
+        ),
+        (
+            &["--templates-dir", "/nonexistent/templates"],
+            &["--templates-dir /nonexistent/templates: no such directory"],
+        ),
+        (
+            &[
+                "--marathon-auth-credential-file",
+                "/nonexistent/credentials",
+            ],
+            &[
+                "--marathon-auth-credential-file /nonexistent/credentials: cannot read it",
+                "user:password",
+            ],
+        ),
+        (
+            &["--plugin", ",memory-mib=8"],
+            &["--plugin", "no plugin file given"],
+        ),
+        (
+            &["--plugin", "/nonexistent/x.wasm,memory-mib=lots"],
+            &["--plugin", "memory-mib"],
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut cmd = Command::new(support::binary());
+        cmd.current_dir(dir.path())
+            .args(["--group", "external", "--syslog-socket", "/dev/null"])
+            .arg("--haproxy-config")
+            .arg(dir.path().join("haproxy.cfg"))
+            .args(args);
+        let o = cmd.output().unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        for e in expected {
+            assert!(lines[0].contains(e), "{args:?}: {e:?} not in {err}");
+        }
+    }
+}
+
+/// Default-format lines carry the level; `--log-format json` carries the
+/// same fields, numbers as numbers.
+#[test]
+fn log_lines_carry_the_level_and_json_the_same_fields() {
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
+    let dir = tempfile::tempdir().unwrap();
+    let run_with = |format: Option<&str>| {
+        let mut cmd = Command::new(support::binary());
+        cmd.current_dir(dir.path())
+            .args([
+                "--marathon",
+                &sim.base_url(),
+                "--group",
+                "external",
+                "--dry",
+            ])
+            .args(["--syslog-socket", "/dev/null"])
+            .arg("--haproxy-config")
+            .arg(dir.path().join("haproxy.cfg"));
+        if let Some(f) = format {
+            cmd.args(["--log-format", f]);
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let text = run_with(None);
+    let line = text
+        .lines()
+        .find(|l| l.contains("config printed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(" INFO marathon_lb: config printed"), "{line}");
+    assert!(
+        line.contains(" trigger=oneshot apps=1 services=1 servers=1 rejected=0"),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| [" DEBUG ", " INFO ", " WARNING ", " ERROR "]
+                .iter()
+                .any(|lv| l.contains(lv))),
+        "every line has its level:\n{text}"
+    );
+    let json_text = run_with(Some("json"));
+    let line: serde_json::Value = json_text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| {
+            v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("config printed"))
+        })
+        .unwrap_or_else(|| panic!("{json_text}"));
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["trigger"], "oneshot");
+    assert_eq!(line["apps"], 1);
+    assert_eq!(line["servers"], 1);
+    assert!(line["elapsed_ms"].is_u64());
+    rt.block_on(sim.shutdown());
+}

@@ -36,6 +36,10 @@ pub struct RenderSettings {
     pub group_https_by_vhost: bool,
     /// Directory of the config file (map files live there).
     pub haproxy_dir: String,
+    /// `option` lines added to every HTTP-mode `frontend` and `listen`
+    /// section (see [`add_http_frontend_options`]); empty for marathon-lb's
+    /// output.
+    pub http_frontend_options: Vec<String>,
 }
 
 impl Default for RenderSettings {
@@ -46,6 +50,7 @@ impl Default for RenderSettings {
             haproxy_map: false,
             group_https_by_vhost: false,
             haproxy_dir: "/etc/haproxy".to_owned(),
+            http_frontend_options: Vec::new(),
         }
     }
 }
@@ -112,8 +117,63 @@ impl Renderer {
 
     /// Render `services` (in any order: they are sorted by app id and port).
     pub fn render(&mut self, services: &[Service], settings: &RenderSettings) -> Rendered {
-        assemble::render(self, services, settings)
+        let mut rendered = assemble::render(self, services, settings);
+        if !settings.http_frontend_options.is_empty() {
+            rendered.config =
+                add_http_frontend_options(&rendered.config, &settings.http_frontend_options);
+        }
+        rendered
     }
+}
+
+/// `config` with `  option <name>` added right after the `mode http` line of
+/// every `frontend` and `listen` section, unless that section already sets
+/// (or negates) the option. Options such as `idle-close-on-response` are
+/// frontend options that HAProxy accepts only in HTTP mode: put in
+/// `defaults`, they make HAProxy warn for every TCP-mode frontend on every
+/// load ("'option idle-close-on-response' ignored for frontend 'x' as it
+/// requires HTTP mode") and for every backend that sets it itself.
+pub fn add_http_frontend_options(config: &str, options: &[String]) -> String {
+    let mut out = String::with_capacity(config.len() + 256);
+    let mut lines = config.split_inclusive('\n').peekable();
+    while let Some(line) = lines.next() {
+        let is_header = |l: &str| l.starts_with(|c: char| c.is_ascii_alphabetic());
+        let keyword = line.split_whitespace().next().unwrap_or_default();
+        if !(is_header(line) && matches!(keyword, "frontend" | "listen")) {
+            out.push_str(line);
+            continue;
+        }
+        // The whole section: up to the next header line.
+        let mut section = vec![line];
+        while let Some(next) = lines.peek() {
+            if is_header(next) {
+                break;
+            }
+            section.push(next);
+            lines.next();
+        }
+        let sets = |option: &str| {
+            section.iter().any(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                matches!(words.as_slice(), ["option", o, ..] | ["no", "option", o, ..] if *o == option)
+            })
+        };
+        let missing: Vec<&String> = options.iter().filter(|o| !sets(o)).collect();
+        for l in section {
+            out.push_str(l);
+            if l.split_whitespace().collect::<Vec<_>>() == ["mode", "http"] {
+                if !l.ends_with('\n') {
+                    out.push('\n');
+                }
+                for option in &missing {
+                    out.push_str("  option ");
+                    out.push_str(option);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Render with a one-off renderer.

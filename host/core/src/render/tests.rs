@@ -123,3 +123,13 @@ fn a_global_template_using_a_plugin_variable_costs_only_services_without_it() {
     assert_eq!(out.diagnostics.len(), 1);
     assert_eq!(out.diagnostics[0].app_id, "/plain");
 }
+
+#[test]
+fn http_frontend_options_go_only_into_http_frontends() {
+    let config = "defaults\n  mode http\nfrontend a\n  bind :80\n  mode http\n\nfrontend b\n  mode tcp\nbackend c\n  mode http\nlisten d\n  mode http\n  option idle-close-on-response\nfrontend e\n  bind :1\n";
+    let out = super::add_http_frontend_options(config, &["idle-close-on-response".to_owned()]);
+    assert_eq!(
+        out,
+        "defaults\n  mode http\nfrontend a\n  bind :80\n  mode http\n  option idle-close-on-response\n\nfrontend b\n  mode tcp\nbackend c\n  mode http\nlisten d\n  mode http\n  option idle-close-on-response\nfrontend e\n  bind :1\n"
+    );
+}

@@ -56,8 +56,11 @@
 //!   method measured, keep-alive clients saw 25–82 read errors per 50
 //!   reloads without it and **0** with it: a stopping worker otherwise closes
 //!   idle keep-alive connections under a client that is about to reuse them.
-//!   Add [`SUPERVISED_GLOBAL_OPTIONS`] to `HAPROXY_GLOBAL_DEFAULT_OPTIONS`
-//!   (see [`with_supervised_options`]).
+//!   The controller adds [`SUPERVISED_GLOBAL_OPTIONS`] to every HTTP-mode
+//!   `frontend` and `listen` section it renders
+//!   (`RenderSettings::http_frontend_options`), not to `defaults`: HAProxy
+//!   accepts the option only there and warns for every TCP-mode frontend
+//!   otherwise. A hand-written config can use [`with_supervised_options`].
 //! * Bounded old workers: `hard-stop-after` (old workers are killed that
 //!   long after a reload) and `mworker-max-reloads` (a worker that survived
 //!   that many reloads gets SIGTERM), see [`RECOMMENDED_GLOBAL_LINES`]; the
@@ -77,6 +80,7 @@
 pub mod guard;
 pub mod lua;
 pub mod master;
+pub mod preflight;
 pub mod state;
 pub mod supervisor;
 

@@ -105,6 +105,8 @@ struct Shared {
     /// The running master's PID (`None` while HAProxy is down).
     master_pid: StdMutex<Option<u32>>,
     output: OutputLog,
+    /// What HAProxy's output has already logged (see [`Relay`]).
+    relay: StdMutex<Relay>,
 }
 
 impl Shared {
@@ -116,6 +118,9 @@ impl Shared {
         if let Ok(mut p) = self.master_pid.lock() {
             *p = pid;
         }
+        self.metrics
+            .haproxy_up
+            .store(u64::from(pid.is_some()), Ordering::Relaxed);
     }
 
     fn socket_display(&self) -> String {
@@ -218,6 +223,7 @@ impl Supervisor {
             metrics,
             master_pid: StdMutex::new(None),
             output: OutputLog::default(),
+            relay: StdMutex::new(Relay::default()),
         });
         if shared.show_proc().await.is_ok() {
             return Err(HaproxyError::AlreadyRunning(shared.socket_display()));
@@ -299,7 +305,8 @@ impl Supervisor {
         match &result {
             Ok(report) => {
                 metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
+                // The caller's reconcile line reports the reload.
+                tracing::trace!(
                     elapsed_ms = report.duration.as_millis() as u64,
                     new_worker = report.new_worker_pid,
                     old_workers = report.old_workers.len(),
@@ -496,9 +503,80 @@ fn spawn_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
     Ok(child)
 }
 
-/// Log HAProxy's output lines by their level and keep them for errors.
-/// Invalid UTF-8 is replaced, never a reason to stop reading (a full pipe
-/// would block HAProxy).
+/// How long an output line already logged stays quiet when it comes again.
+const REPEAT_WINDOW: Duration = Duration::from_secs(600);
+
+/// What to do with one line of HAProxy's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relayed {
+    /// Routine (version banner, "New worker forked", "Loading success",
+    /// "Proxy X stopped" of every proxy of an old worker, a worker that
+    /// exited normally, the master leaving after a soft stop): logged only
+    /// at NOTSET (trace).
+    Routine,
+    /// `[ALERT]`: error, verbatim.
+    Alert,
+    /// `[WARNING]`: warning, verbatim.
+    Warning,
+    /// Anything else (a Lua script's output): info.
+    Other,
+}
+
+/// Sort a line of HAProxy 2.6 output.
+fn classify(line: &str) -> Relayed {
+    let message = line.split_once(" : ").map_or(line, |(_, m)| m);
+    if line.starts_with("[NOTICE]")
+        || (message.starts_with("Proxy ") && message.contains(" stopped ("))
+        || (message.contains(" worker (") && message.contains("exited with code 0"))
+        || message.starts_with("All workers exited. Exiting... (0)")
+        || message.starts_with("Exiting Master process...")
+    {
+        Relayed::Routine
+    } else if line.starts_with("[ALERT]") {
+        Relayed::Alert
+    } else if line.starts_with("[WARNING]") {
+        Relayed::Warning
+    } else {
+        Relayed::Other
+    }
+}
+
+/// De-duplicates HAProxy's output: each reload prints the same warnings
+/// again (from the new worker, with a new PID), so a line logged in the
+/// last [`REPEAT_WINDOW`] — compared without its PID and numbers — is
+/// logged only at NOTSET (trace).
+#[derive(Debug, Default)]
+struct Relay {
+    seen: std::collections::HashMap<String, Instant>,
+}
+
+impl Relay {
+    /// Whether `line` is new (and remember it).
+    fn fresh(&mut self, line: &str, now: Instant) -> bool {
+        let message = line.split_once(" : ").map_or(line, |(_, m)| m);
+        let mut key = String::with_capacity(message.len());
+        for c in message.chars() {
+            if c.is_ascii_digit() {
+                if !key.ends_with('#') {
+                    key.push('#');
+                }
+            } else {
+                key.push(c);
+            }
+        }
+        self.seen
+            .retain(|_, at| now.duration_since(*at) < REPEAT_WINDOW);
+        if self.seen.contains_key(&key) {
+            return false;
+        }
+        self.seen.insert(key, now);
+        true
+    }
+}
+
+/// Log HAProxy's output lines, summarised (see [`classify`] and [`Relay`]),
+/// and keep them all for error messages. Invalid UTF-8 is replaced, never a
+/// reason to stop reading (a full pipe would block HAProxy).
 async fn forward_output(stream: impl AsyncRead + Unpin, shared: Arc<Shared>) {
     let mut reader = BufReader::new(stream);
     let mut buf = Vec::new();
@@ -512,12 +590,17 @@ async fn forward_output(stream: impl AsyncRead + Unpin, shared: Arc<Shared>) {
         if line.is_empty() {
             continue;
         }
-        if line.starts_with("[ALERT]") {
-            tracing::error!(target: "haproxy", "{line}");
-        } else if line.starts_with("[WARNING]") {
-            tracing::warn!(target: "haproxy", "{line}");
-        } else {
-            tracing::info!(target: "haproxy", "{line}");
+        let kind = classify(&line);
+        let fresh = kind != Relayed::Routine
+            && shared
+                .relay
+                .lock()
+                .is_ok_and(|mut r| r.fresh(&line, Instant::now()));
+        match (kind, fresh) {
+            (Relayed::Alert, true) => tracing::error!(target: "haproxy", "{line}"),
+            (Relayed::Warning, true) => tracing::warn!(target: "haproxy", "{line}"),
+            (Relayed::Other, true) => tracing::info!(target: "haproxy", "{line}"),
+            _ => tracing::trace!(target: "haproxy", "{line}"),
         }
         shared.output.push(line);
     }
@@ -751,6 +834,41 @@ mod tests {
             "parsing [h.cfg:15] : unknown keyword 'bogus' in 'frontend' section"
         );
         assert_eq!(log.alerts_since(log.mark()), "");
+    }
+
+    #[test]
+    fn routine_output_is_dropped_and_repeats_are_quiet() {
+        let reload = [
+            "[NOTICE]   (18171) : Reloading HAProxy",
+            "[NOTICE]   (18171) : haproxy version is 2.6.12-1+deb12u4",
+            "[WARNING]  (18175) : Proxy f_tcp stopped (cumulated conns: FE: 0, BE: 0).",
+            "[WARNING]  (18175) : Proxy <HTTPCLIENT> stopped (cumulated conns: FE: 0, BE: 0).",
+            "[NOTICE]   (18171) : New worker (18266) forked",
+            "[NOTICE]   (18171) : Loading success.",
+            "[WARNING]  (18171) : Former worker (18175) exited with code 0 (Exit)",
+            "[WARNING]  (30431) : Current worker (30748) exited with code 0 (Exit)",
+            "[WARNING]  (30431) : All workers exited. Exiting... (0)",
+            "[WARNING]  (18967) : Exiting Master process...",
+        ];
+        assert!(reload.iter().all(|l| classify(l) == Relayed::Routine));
+        let alert = "[ALERT]    (18175) : sendmsg()/writev() failed in logger #1: No such file or directory (errno=2)";
+        assert_eq!(classify(alert), Relayed::Alert);
+        let down = "[WARNING]  (18175) : Server b/s1 is DOWN, reason: Layer4 connection problem, check duration: 0ms.";
+        assert_eq!(classify(down), Relayed::Warning);
+        assert_eq!(
+            classify("[WARNING]  (1) : Former worker (2) exited with code 134 (Aborted)"),
+            Relayed::Warning
+        );
+        let mut relay = Relay::default();
+        let t0 = Instant::now();
+        assert!(relay.fresh(down, t0));
+        // The next worker says it again, with another PID and duration.
+        assert!(!relay.fresh(
+            &down.replace("18175", "18266").replace("0ms", "1ms"),
+            t0 + Duration::from_secs(1)
+        ));
+        assert!(relay.fresh(alert, t0));
+        assert!(relay.fresh(down, t0 + REPEAT_WINDOW));
     }
 
     #[test]

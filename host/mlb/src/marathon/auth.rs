@@ -32,7 +32,9 @@ pub enum CredentialsError {
         source_name: String,
     },
     /// The credential file could not be read.
-    #[error("cannot read credential file {path}: {error}")]
+    #[error(
+        "--marathon-auth-credential-file {path}: cannot read it ({error}): give a readable file whose first line is user:password"
+    )]
     File {
         /// The file.
         path: String,
@@ -67,7 +69,10 @@ impl Credentials {
             .next()
             .unwrap_or("")
             .trim_end_matches(['\r', '\n']);
-        Self::parse(line, &path.display().to_string())
+        Self::parse(
+            line,
+            &format!("--marathon-auth-credential-file {}", path.display()),
+        )
     }
 }
 

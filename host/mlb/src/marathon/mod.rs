@@ -181,7 +181,7 @@ impl MarathonClient {
             let url = format!("{}{path}", self.urls[i]);
             let shown = redact_url(&url);
             if path == APPS {
-                tracing::info!(url = %shown, "fetching apps");
+                tracing::debug!(url = %shown, "fetching apps");
             } else {
                 tracing::debug!(url = %shown, %method, "asking Marathon");
             }
