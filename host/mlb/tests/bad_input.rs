@@ -287,8 +287,13 @@ fn credentials_in_a_marathon_url_never_reach_the_log() {
     let dead = with_password("http://127.0.0.1:9");
     let live = with_password(&sim.base_url());
     let dir = with_previous_config();
-    // A failure line (the dead one), then a fetch at INFO (the live one).
-    let out = run(dir.path(), &[&dead, &live], &["--skip-validation"], &[]);
+    // A failure line (the dead one), then the fetch line (DEBUG) of the live one.
+    let out = run(
+        dir.path(),
+        &[&dead, &live],
+        &["--skip-validation", "--log-level", "DEBUG"],
+        &[],
+    );
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("http://127.0.0.1:9/"), "{err}");
