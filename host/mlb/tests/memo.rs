@@ -51,19 +51,26 @@ fn changes(apps: &[App]) -> Vec<Vec<App>> {
     out
 }
 
-#[test]
-fn reuse_equals_full_interpretation_on_the_corpus() {
-    let mut files = 0;
+/// The apps of every corpus input that normalises.
+fn corpus() -> Vec<(std::path::PathBuf, Vec<App>)> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(support::golden_dir()).unwrap().flatten() {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
         let body = std::fs::read(&path).unwrap();
-        let Ok(normalized) = normalize_apps(&body, |h| Some(h.to_owned())) else {
-            continue;
-        };
-        let apps = normalized.apps;
+        if let Ok(normalized) = normalize_apps(&body, |h| Some(h.to_owned())) {
+            out.push((path, normalized.apps));
+        }
+    }
+    out
+}
+
+#[test]
+fn reuse_equals_full_interpretation_on_the_corpus() {
+    let mut files = 0;
+    for (path, apps) in corpus() {
         for opts in [options(&["*"]), options(&["external"])] {
             let mut memo = Memoized::new(NativeLabelRules);
             let mut seen = vec![apps.clone()];
@@ -116,16 +123,7 @@ fn batches_two_at_a_time_equal_one_call_on_the_corpus() {
             batch_apps: 2,
         });
     let mut split_inputs = 0;
-    for entry in std::fs::read_dir(support::golden_dir()).unwrap().flatten() {
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue;
-        }
-        let body = std::fs::read(&path).unwrap();
-        let Ok(normalized) = normalize_apps(&body, |h| Some(h.to_owned())) else {
-            continue;
-        };
-        let apps = normalized.apps;
+    for (path, apps) in corpus() {
         if apps.len() > 2 {
             split_inputs += 1;
         }

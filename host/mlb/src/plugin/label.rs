@@ -239,7 +239,7 @@ impl WasmLabelPlugin {
         };
         let mut results: Vec<(usize, Result<Interpretation, InterpretError>)> =
             std::thread::scope(|scope| {
-                let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(&work)).collect();
+                let helpers: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
                 let mut all = work();
                 for helper in helpers {
                     all.extend(helper.join().unwrap_or_else(|_| {
@@ -294,5 +294,58 @@ impl LabelInterpreter for WasmLabelPlugin {
             return self.call_batches(apps, split, options);
         }
         self.call(apps, &[], options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(id: &str, ports: Vec<i64>, group: Option<&str>) -> App {
+        App {
+            id: id.into(),
+            ports,
+            labels: group
+                .map(|g| vec![("HAPROXY_DEPLOYMENT_GROUP".to_owned(), g.to_owned())])
+                .unwrap_or_default(),
+            ..App::default()
+        }
+    }
+
+    #[test]
+    fn dependent_apps_all_go_to_the_first_batch_in_order() {
+        let apps = vec![
+            app("/a", vec![1], None),
+            app("/blue", vec![2], Some("web")),
+            app("/b", vec![3], None),
+            app("/portless", vec![], None),
+            app("/web", vec![4], None),
+            app("/c", vec![5], None),
+            app("/d", vec![6], None),
+            app("/green", vec![7], Some("web")),
+        ];
+        fn ids<'a>(b: &[&'a App]) -> Vec<&'a str> {
+            b.iter().map(|a| a.id.as_str()).collect()
+        }
+        let out: Vec<Vec<&str>> = batches(&apps, 2).iter().map(|b| ids(b)).collect();
+        // Four dependent apps (two group members, a portless app, and the
+        // app whose id the group's services carry) exceed the size: the first
+        // batch takes them all and no stand-alone app.
+        assert_eq!(
+            out,
+            vec![
+                vec!["/blue", "/portless", "/web", "/green"],
+                vec!["/a", "/b"],
+                vec!["/c", "/d"],
+            ]
+        );
+        let out: Vec<Vec<&str>> = batches(&apps, 5).iter().map(|b| ids(b)).collect();
+        assert_eq!(
+            out,
+            vec![
+                vec!["/blue", "/portless", "/web", "/green", "/a"],
+                vec!["/b", "/c", "/d"]
+            ]
+        );
     }
 }
