@@ -16,10 +16,10 @@ use mlb_label_rules::stands_alone;
 use mlb_model::{App, InterpretOptions, Service};
 use wasmtime::component::Component;
 
-use super::bindings::label::LabelPluginPre;
 use super::bindings::label::mlb::plugins::types as wit;
+use super::bindings::label::{LabelPlugin, LabelPluginPre};
 use super::runtime::PluginRuntime;
-use super::sandbox::{Prelinked, Sandbox, State, trap_message};
+use super::sandbox::{Call, Prelinked, Sandbox, State, trap_message};
 use super::{PluginError, PluginLimits, convert};
 
 /// A label plugin compiled and pre-linked, ready to be called.
@@ -170,12 +170,31 @@ impl WasmLabelPlugin {
         services: &[Service],
         options: &InterpretOptions,
     ) -> Result<Interpretation, InterpretError> {
+        let (mut call, instance) = self.instance()?;
+        self.call_on(&mut call, &instance, apps, services, options)
+    }
+
+    /// A fresh store and instance.
+    fn instance(&self) -> Result<(Call, LabelPlugin), InterpretError> {
         let mut call = self.inner.store().map_err(|e| self.fail(e))?;
         let instance = self
             .inner
             .pre
             .instantiate(&mut call.store)
             .map_err(|e| self.fail(format!("cannot instantiate: {e:#}")))?;
+        Ok((call, instance))
+    }
+
+    /// One call on `instance` (with a fresh call deadline).
+    fn call_on(
+        &self,
+        call: &mut Call,
+        instance: &LabelPlugin,
+        apps: &[&App],
+        services: &[Service],
+        options: &InterpretOptions,
+    ) -> Result<Interpretation, InterpretError> {
+        self.inner.sandbox.arm(&mut call.store);
         let apps: Vec<wit::App> = apps.iter().map(|a| convert::app_to_wit(a)).collect();
         let services: Vec<wit::Service> = services.iter().map(convert::service_to_wit).collect();
         let options = convert::options_to_wit(options);
@@ -221,12 +240,23 @@ impl WasmLabelPlugin {
         let batches = batches(apps, split.batch_apps);
         let workers = split.workers.clamp(1, batches.len().max(1));
         let next = AtomicUsize::new(0);
+        // Each worker keeps one instance for all its batches: its guest
+        // memory is grown once and reused (the default rules keep no state
+        // between calls), instead of a fresh memory faulted in per batch.
         let work = || {
             let mut done = Vec::new();
+            let mut instance = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(batch) = batches.get(i) else { break };
-                let result = self.call_refs(batch, &[], options);
+                let result = match &mut instance {
+                    Some((call, plugin)) => self.call_on(call, plugin, batch, &[], options),
+                    None => self.instance().and_then(|(mut call, plugin)| {
+                        let result = self.call_on(&mut call, &plugin, batch, &[], options);
+                        instance = Some((call, plugin));
+                        result
+                    }),
+                };
                 let failed = result.is_err();
                 done.push((i, result));
                 if failed {
