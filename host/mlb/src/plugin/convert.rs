@@ -12,7 +12,7 @@ pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T) {
         .name("drop".into())
         .spawn(move || drop(value))
     {
-        tracing::debug!("freeing WIT copies in place: {e}");
+        tracing::debug!("freeing in place (no thread): {e}");
     }
 }
 
