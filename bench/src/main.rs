@@ -5,6 +5,8 @@
 //! mlb-bench [--apps 1000,10000] [--input FILE]... [--iterations 5] [--seed 42]
 //! mlb-bench --emit 1000 > apps.json      # just print a synthetic document
 //! mlb-bench --plugins [--apps 10000]      # plugin load and per-app costs
+//! mlb-bench --oneshot --apps 1000,10000,20000  # the real binary, whole run
+//! mlb-bench --serve 10000 [--port 8080]   # only serve the document (profilers)
 //! ```
 //!
 //! Each size runs in a child process of this binary (hidden `--single`), so
@@ -16,10 +18,15 @@
 //! - [`measure`]: one size timed in-process (stages, whole path, RSS).
 //! - [`report`]: the markdown table.
 //! - [`plugins`]: cold/warm plugin loads and per-app plugin costs.
+//! - [`oneshot`]: the whole one-shot run of the `marathon-lb` binary (and of
+//!   marathon-lb 1.15 when present), wall time and peak RSS.
+//! - [`serve`]: the loopback fake Marathon serving a document from memory.
 
 mod measure;
+mod oneshot;
 mod plugins;
 mod report;
+mod serve;
 mod synth;
 
 use std::io::Write as _;
@@ -57,6 +64,21 @@ struct Args {
     /// cost of the default and example plugins, on the largest `--apps` size.
     #[arg(long)]
     plugins: bool,
+    /// Time the whole one-shot run of the `marathon-lb` binary (spawned
+    /// against a loopback fake Marathon) with its peak RSS, per `--apps` size.
+    #[arg(long)]
+    oneshot: bool,
+    /// The `marathon-lb` binary for `--oneshot` (default: the one beside
+    /// this binary).
+    #[arg(long, value_name = "PATH")]
+    mlb: Option<PathBuf>,
+    /// Serve the synthetic document of this many apps on loopback until
+    /// killed (for running `marathon-lb` under a profiler by hand).
+    #[arg(long, value_name = "APPS")]
+    serve: Option<usize>,
+    /// Port for `--serve` (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
     /// Child mode: measure one synthetic size and print the result as JSON.
     #[arg(long, hide = true, value_name = "APPS")]
     single: Option<usize>,
@@ -140,6 +162,27 @@ fn main() -> anyhow::Result<()> {
     if let Some(n) = args.emit {
         let (body, _) = synth::generate(n, args.seed);
         std::io::stdout().lock().write_all(&body)?;
+        return Ok(());
+    }
+    if let Some(n) = args.serve {
+        let (body, _) = synth::generate(n, args.seed);
+        let bytes = body.len();
+        let server = serve::FakeMarathon::start(body, args.port)?;
+        println!("{}", server.url());
+        eprintln!(
+            "serving {n} apps ({bytes} bytes) at {}/v2/apps",
+            server.url()
+        );
+        loop {
+            std::thread::park();
+        }
+    }
+    if args.oneshot {
+        let mlb = oneshot::find_marathon_lb(args.mlb.as_deref())?;
+        print!(
+            "{}",
+            oneshot::run(&args.apps, args.iterations, args.seed, &mlb)?
+        );
         return Ok(());
     }
     if args.plugins {

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use marathon_lb::pipeline;
-use marathon_lb::plugin::{Memoized, NativeLabelRules, PluginLimits, WasmLabelPlugin};
+use marathon_lb::plugin::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use marathon_lb::resolve::Resolver;
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
-use mlb_model::InterpretOptions;
+use mlb_model::{InterpretOptions, Service};
 use serde::{Deserialize, Serialize};
 
 /// Minimum and median of one stage, in milliseconds.
@@ -70,6 +70,13 @@ pub struct Row {
     pub wasm: Stat,
     /// The same rules compiled natively.
     pub native: Stat,
+    /// The WASM plugin in calls of 1,000 apps, one at a time.
+    #[serde(default)]
+    pub wasm_batched: Stat,
+    /// The WASM plugin in calls of 1,000 apps, two at a time (the
+    /// controller's default on a 2-core machine).
+    #[serde(default)]
+    pub wasm_split: Stat,
     /// Rendering without `--haproxy-map`.
     pub render: Stat,
     /// Rendering with `--haproxy-map`.
@@ -147,6 +154,14 @@ fn settings(haproxy_map: bool) -> RenderSettings {
     }
 }
 
+/// Services in the chain's order (split calls return them in another).
+fn sorted(mut services: Vec<Service>) -> Vec<Service> {
+    services.sort_by(|a, b| {
+        (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
+    });
+    services
+}
+
 fn timed<T>(samples: &mut Vec<Duration>, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let out = f();
@@ -176,6 +191,18 @@ pub fn run(body: &[u8], tasks: usize, iterations: usize) -> anyhow::Result<Row> 
     let mut renderer = Renderer::new(Templates::defaults());
     row.renderer_new_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut native = NativeLabelRules;
+    let mut batched = WasmLabelPlugin::default_plugin(PluginLimits::default())
+        .context("loading the default plugin")?
+        .split_independent(Split {
+            workers: 1,
+            batch_apps: 1_000,
+        });
+    let mut split = WasmLabelPlugin::default_plugin(PluginLimits::default())
+        .context("loading the default plugin")?
+        .split_independent(Split {
+            workers: 2,
+            batch_apps: 1_000,
+        });
     let mut resolver = Resolver::new(1000);
     row.loaded_rss_kb = proc_status_kb("VmRSS");
     row.loaded_rss_file_kb = proc_status_kb("RssFile");
@@ -184,7 +211,7 @@ pub fn run(body: &[u8], tasks: usize, iterations: usize) -> anyhow::Result<Row> 
     let mut stage_peaks = Vec::new();
     let can_reset = reset_peak();
 
-    let mut s = [(); 8].map(|()| Vec::with_capacity(iterations));
+    let mut s = [(); 10].map(|()| Vec::with_capacity(iterations));
     for i in 0..iterations {
         let normalized = timed(&mut s[0], || {
             normalize_apps(body, |host| resolver.resolve(host))
@@ -197,12 +224,21 @@ pub fn run(body: &[u8], tasks: usize, iterations: usize) -> anyhow::Result<Row> 
         let by_native = timed(&mut s[2], || native.interpret(&normalized.apps, &options))
             .context("native rules")?;
         stage_peak(i == 0 && can_reset, &mut stage_peaks, &mut peak_so_far);
+        let by_batched = timed(&mut s[8], || batched.interpret(&normalized.apps, &options))
+            .context("WASM plugin in batches")?;
+        let by_split = timed(&mut s[9], || split.interpret(&normalized.apps, &options))
+            .context("WASM plugin in batches, two at a time")?;
         if i == 0 {
             ensure!(
                 by_wasm.services == by_native.services,
                 "WASM and native label rules disagree ({} vs {} services)",
                 by_wasm.services.len(),
                 by_native.services.len()
+            );
+            let reference = sorted(by_native.services.clone());
+            ensure!(
+                sorted(by_batched.services) == reference && sorted(by_split.services) == reference,
+                "the WASM plugin in batches disagrees with one call"
             );
         }
         drop(by_native);
@@ -267,10 +303,14 @@ pub fn run(body: &[u8], tasks: usize, iterations: usize) -> anyhow::Result<Row> 
         total,
         total_map,
         total_native,
+        wasm_batched,
+        wasm_split,
     ] = &mut s;
     row.parse = Stat::of(parse);
     row.wasm = Stat::of(wasm_s);
     row.native = Stat::of(native_s);
+    row.wasm_batched = Stat::of(wasm_batched);
+    row.wasm_split = Stat::of(wasm_split);
     row.render = Stat::of(render);
     row.render_map = Stat::of(render_map);
     row.total = Stat::of(total);

@@ -63,6 +63,8 @@ pub fn markdown(rows: &[Row], in_process: bool) -> String {
              maps {:.2} MB; RSS with the input loaded {:.0} MB, after plugin load {:.0} MB ({:.0} MB of it file-backed); \
              peak RSS per stage (parse, wasm, native, render, render+map, generate) {}. \
              Full regeneration with native rules {:.0} / {:.0} ms (WASM/native {:.2}×). \
+             WASM in calls of 1,000 apps: one at a time {:.1} / {:.1} ms ({:.2}× native), two at a \
+             time {:.1} / {:.1} ms ({:.2}× native). \
              Steady state (one app changed, unchanged apps reused): interpret WASM {:.2} / {:.2} ms, \
              native {:.2} / {:.2} ms.",
             r.apps,
@@ -92,6 +94,12 @@ pub fn markdown(rows: &[Row], in_process: bool) -> String {
             } else {
                 0.0
             },
+            r.wasm_batched.min,
+            r.wasm_batched.median,
+            r.wasm_batched.min / r.native.min.max(f64::MIN_POSITIVE),
+            r.wasm_split.min,
+            r.wasm_split.median,
+            r.wasm_split.min / r.native.min.max(f64::MIN_POSITIVE),
             r.wasm_one_change.min,
             r.wasm_one_change.median,
             r.native_one_change.min,

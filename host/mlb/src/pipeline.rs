@@ -79,6 +79,24 @@ pub fn generate(
     )
 }
 
+/// [`generate`] for a body the caller gives up: it is freed as soon as it
+/// is decoded (the one-shot run), so the document and the rest of the
+/// generation are never in memory at once.
+pub fn generate_owned(
+    body: Vec<u8>,
+    resolver: &mut Resolver,
+    interpreter: &mut dyn LabelInterpreter,
+    renderer: &mut Renderer,
+    options: &InterpretOptions,
+    settings: &RenderSettings,
+) -> Result<Generated, PipelineError> {
+    let mut health = HealthCache::new(1);
+    let t0 = Instant::now();
+    let normalized = decode(&body, resolver, &mut health, options)?;
+    drop(body);
+    finish(normalized, t0, interpreter, renderer, options, settings)
+}
+
 /// [`generate`] with the health-result cache of a long-running controller.
 pub fn generate_with(
     body: &[u8],
@@ -90,12 +108,38 @@ pub fn generate_with(
     settings: &RenderSettings,
 ) -> Result<Generated, PipelineError> {
     let t0 = Instant::now();
+    let normalized = decode(body, resolver, health, options)?;
+    finish(normalized, t0, interpreter, renderer, options, settings)
+}
+
+/// JSON → apps, with health results carried over.
+fn decode(
+    body: &[u8],
+    resolver: &mut Resolver,
+    health: &mut HealthCache,
+    options: &InterpretOptions,
+) -> Result<mlb_core::normalize::Normalized, PipelineError> {
     let mut normalized = normalize_apps(body, |host| resolver.resolve(host))?;
     if options.health_check {
         health.apply(&mut normalized.apps);
     }
+    Ok(normalized)
+}
+
+/// Apps → services → config. The apps are freed (on another thread) before
+/// rendering.
+fn finish(
+    mut normalized: mlb_core::normalize::Normalized,
+    t0: Instant,
+    interpreter: &mut dyn LabelInterpreter,
+    renderer: &mut Renderer,
+    options: &InterpretOptions,
+    settings: &RenderSettings,
+) -> Result<Generated, PipelineError> {
     let t1 = Instant::now();
     let interpretation = interpreter.interpret(&normalized.apps, options)?;
+    let apps = normalized.apps.len();
+    crate::plugin::drop_elsewhere(std::mem::take(&mut normalized.apps));
     let t2 = Instant::now();
     let rendered = renderer.render(&interpretation.services, settings);
     if let Some(fatal) = rendered.fatal.clone() {
@@ -106,7 +150,7 @@ pub fn generate_with(
     diagnostics.extend(interpretation.diagnostics);
     diagnostics.extend(rendered.diagnostics.iter().cloned());
     Ok(Generated {
-        apps: normalized.apps.len(),
+        apps,
         services: rendered.backends.len(),
         rendered,
         interpreted: interpretation.services,

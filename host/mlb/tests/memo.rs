@@ -1,10 +1,12 @@
 //! Reusing the default rules' output for unchanged apps gives exactly what
 //! a full interpretation gives, on every corpus input, across changes —
-//! and sends only changed or inter-dependent apps.
+//! and sends only changed or inter-dependent apps. Likewise, the default
+//! plugin split into small batches run two at a time gives what one call
+//! gives.
 
 mod support;
 
-use marathon_lb::plugin::{Memoized, NativeLabelRules};
+use marathon_lb::plugin::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use mlb_core::{Interpretation, LabelInterpreter, normalize_apps};
 use mlb_model::{App, InterpretOptions};
 
@@ -49,19 +51,26 @@ fn changes(apps: &[App]) -> Vec<Vec<App>> {
     out
 }
 
-#[test]
-fn reuse_equals_full_interpretation_on_the_corpus() {
-    let mut files = 0;
+/// The apps of every corpus input that normalises.
+fn corpus() -> Vec<(std::path::PathBuf, Vec<App>)> {
+    let mut out = Vec::new();
     for entry in std::fs::read_dir(support::golden_dir()).unwrap().flatten() {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
         let body = std::fs::read(&path).unwrap();
-        let Ok(normalized) = normalize_apps(&body, |h| Some(h.to_owned())) else {
-            continue;
-        };
-        let apps = normalized.apps;
+        if let Ok(normalized) = normalize_apps(&body, |h| Some(h.to_owned())) {
+            out.push((path, normalized.apps));
+        }
+    }
+    out
+}
+
+#[test]
+fn reuse_equals_full_interpretation_on_the_corpus() {
+    let mut files = 0;
+    for (path, apps) in corpus() {
         for opts in [options(&["*"]), options(&["external"])] {
             let mut memo = Memoized::new(NativeLabelRules);
             let mut seen = vec![apps.clone()];
@@ -101,4 +110,30 @@ fn reuse_equals_full_interpretation_on_the_corpus() {
         files += 1;
     }
     assert!(files >= 60, "only {files} corpus inputs");
+}
+
+#[test]
+fn batches_two_at_a_time_equal_one_call_on_the_corpus() {
+    // Batches of 2 apps: every corpus input with more than 2 apps is split,
+    // blue/green members and IP-per-task apps included.
+    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default())
+        .unwrap()
+        .split_independent(Split {
+            workers: 2,
+            batch_apps: 2,
+        });
+    let mut split_inputs = 0;
+    for (path, apps) in corpus() {
+        if apps.len() > 2 {
+            split_inputs += 1;
+        }
+        for opts in [options(&["*"]), options(&["external"])] {
+            for input in std::iter::once(apps.clone()).chain(changes(&apps)) {
+                let one = canonical(plugin.call(&input, &[], &opts).unwrap());
+                let split = canonical(plugin.interpret(&input, &opts).unwrap());
+                assert_eq!(split, one, "{}", path.display());
+            }
+        }
+    }
+    assert!(split_inputs >= 20, "only {split_inputs} inputs were split");
 }

@@ -5,13 +5,14 @@ use mlb_model as m;
 use super::bindings::label::mlb::plugins::types as wit;
 
 /// Drop `value` on a short-lived thread (or here, if none can be started):
-/// the WIT copies of a large batch take milliseconds to free.
-pub(super) fn drop_elsewhere<T: Send + 'static>(value: T) {
+/// the WIT copies of a large batch, the apps of a generation, take
+/// milliseconds to free. A process that exits does not wait for it.
+pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T) {
     if let Err(e) = std::thread::Builder::new()
-        .name("wit-drop".into())
+        .name("drop".into())
         .spawn(move || drop(value))
     {
-        tracing::debug!("freeing WIT copies in place: {e}");
+        tracing::debug!("freeing in place (no thread): {e}");
     }
 }
 

@@ -52,7 +52,7 @@ impl<L> Memoized<L> {
 }
 
 /// The id an app's services carry when it is merged into a deployment group.
-fn group_id(app: &App) -> Option<String> {
+pub(super) fn group_id(app: &App) -> Option<String> {
     let (_, group) = app
         .labels
         .iter()
@@ -78,9 +78,10 @@ impl<L: LabelInterpreter> LabelInterpreter for Memoized<L> {
         // such an id could be mixed with them, so it is sent along.
         let group_ids: HashSet<String> = apps.iter().filter_map(group_id).collect();
         let mut alone: HashSet<&str> = HashSet::new();
-        let mut send: Vec<App> = Vec::new();
+        // Indices of the apps to send.
+        let mut send: Vec<usize> = Vec::new();
         let mut reused: Vec<&Entry> = Vec::new();
-        for app in apps {
+        for (i, app) in apps.iter().enumerate() {
             let independent = stands_alone(app) && !group_ids.contains(&app.id);
             if independent {
                 alone.insert(app.id.as_str());
@@ -89,13 +90,17 @@ impl<L: LabelInterpreter> LabelInterpreter for Memoized<L> {
                     continue;
                 }
             }
-            send.push(app.clone());
+            send.push(i);
         }
         self.last_sent = send.len();
         let fresh = if send.is_empty() {
             Interpretation::default()
+        } else if send.len() == apps.len() {
+            // Nothing reused (the first call, or everything changed): no copy.
+            self.inner.interpret(apps, options)?
         } else {
-            self.inner.interpret(&send, options)?
+            let subset: Vec<App> = send.iter().map(|&i| apps[i].clone()).collect();
+            self.inner.interpret(&subset, options)?
         };
 
         let mut out = Interpretation {
@@ -109,7 +114,11 @@ impl<L: LabelInterpreter> LabelInterpreter for Memoized<L> {
         }
         // New results of stand-alone apps are remembered.
         let mut new_entries: HashMap<String, Entry> = HashMap::new();
-        for app in send.iter().filter(|a| alone.contains(a.id.as_str())) {
+        for app in send
+            .iter()
+            .map(|&i| &apps[i])
+            .filter(|a| alone.contains(a.id.as_str()))
+        {
             new_entries.insert(
                 app.id.clone(),
                 Entry {

@@ -41,9 +41,10 @@ use std::time::Duration;
 
 pub use cache::CompileCache;
 pub use chain::PluginSet;
+pub(crate) use convert::drop_elsewhere;
 pub use filter::WasmFilterPlugin;
 pub use inspect::{Inspection, WIT_VERSION, World, inspect};
-pub use label::WasmLabelPlugin;
+pub use label::{Split, WasmLabelPlugin};
 pub use memo::Memoized;
 pub use native::NativeLabelRules;
 pub use policy::WasmPolicyPlugin;
@@ -257,13 +258,36 @@ pub fn load_set(
     runtime: &PluginRuntime,
     specs: &[PluginSpec],
 ) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
+    load_chain(runtime, specs, true)
+}
+
+/// [`load_set`] for a single generation (the one-shot run): the default
+/// rules are not wrapped in [`Memoized`] — there is nothing to reuse, and
+/// remembering would copy every app and service.
+pub fn load_set_once(
+    runtime: &PluginRuntime,
+    specs: &[PluginSpec],
+) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
+    load_chain(runtime, specs, false)
+}
+
+fn load_chain(
+    runtime: &PluginRuntime,
+    specs: &[PluginSpec],
+    reuse: bool,
+) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
     let default = WasmLabelPlugin::with_runtime(
         runtime,
         "default-label",
         DEFAULT_LABEL_PLUGIN,
         PluginLimits::default(),
-    )?;
-    let mut set = PluginSet::new(Box::new(Memoized::new(default)));
+    )?
+    .split_independent(Split::for_this_machine());
+    let mut set = if reuse {
+        PluginSet::new(Box::new(Memoized::new(default)))
+    } else {
+        PluginSet::new(Box::new(default))
+    };
     let mut reports = Vec::new();
     for spec in specs {
         let (plugin, report) = load_plugin(runtime, spec)?;
@@ -305,4 +329,12 @@ pub fn load_for(
 ) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
     let runtime = PluginRuntime::new(settings.plugin_cache_dir.as_deref())?;
     load_set(&runtime, &settings.plugins)
+}
+
+/// [`load_set_once`] for a controller's settings.
+pub fn load_for_oneshot(
+    settings: &crate::settings::Settings,
+) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
+    let runtime = PluginRuntime::new(settings.plugin_cache_dir.as_deref())?;
+    load_set_once(&runtime, &settings.plugins)
 }
