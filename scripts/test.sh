@@ -19,6 +19,10 @@ command -v cargo >/dev/null 2>&1 ||
     missing "cargo not found: install a Rust toolchain (https://rustup.rs) and re-run"
 command -v haproxy >/dev/null 2>&1 ||
     missing "haproxy not found (the end-to-end tests run a real HAProxy): apt-get install haproxy, then re-run"
+command -v tini >/dev/null 2>&1 ||
+    missing "tini not found (the container entrypoint test runs it as the image does): apt-get install tini, then re-run"
+command -v openssl >/dev/null 2>&1 ||
+    missing "openssl not found (the container and TLS tests make certificates with it): apt-get install openssl, then re-run"
 
 # The example plugins (host/plugin-tests) are built for wasm32-wasip2.
 if command -v rustup >/dev/null 2>&1; then

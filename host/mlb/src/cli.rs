@@ -166,7 +166,7 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS")]
     pub poll_interval: Option<f64>,
 
-    /// SSE mode: run HAProxy as a child (master-worker, seamless reloads, restarted if it dies) instead of a --command.
+    /// SSE or poll (--poll-interval) mode: run HAProxy as a child (master-worker, seamless reloads, restarted if it dies) instead of a --command.
     #[arg(long)]
     pub supervise_haproxy: bool,
 

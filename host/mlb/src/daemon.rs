@@ -132,6 +132,16 @@ impl Controller {
                 &self.settings.render,
             )
         })?;
+        if self.settings.dry {
+            // As marathon-lb: --dry prints the config instead of applying it.
+            println!("{}", generated.rendered.config);
+            return Ok(Done {
+                apps: generated.apps,
+                services: generated.services,
+                config: "printed (--dry: not written, not validated)",
+                ..Done::default()
+            });
+        }
         self.check_host()?;
         let (fresh, mut changes) = self.changes.diagnostics(&generated.diagnostics);
         log_diagnostics(fresh);
@@ -202,6 +212,12 @@ impl Controller {
 
     /// SIGUSR1: validate the file on disk, then reload.
     async fn revalidate(&mut self) -> Result<Done, RunError> {
+        if self.settings.dry {
+            return Ok(Done {
+                config: "not reloaded (--dry)",
+                ..Done::default()
+            });
+        }
         if !self.settings.apply.skip_validation {
             apply::validate(&self.settings.haproxy_config)?;
         }
@@ -411,12 +427,17 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         .await;
         let elapsed = started.elapsed().as_millis() as u64;
         metrics.reconcile(cause.as_str(), elapsed);
-        if let Some(task) = retry.take() {
+        // Only a reset (a refetch) settles a pending retry: a SIGUSR1
+        // revalidation in between leaves it to fire.
+        let refetched = reset.is_some();
+        if refetched && let Some(task) = retry.take() {
             task.abort();
         }
         match result {
             Ok(done) => {
-                retry_backoff.reset();
+                if refetched {
+                    retry_backoff.reset();
+                }
                 span.in_scope(|| log_done(cause, &done, elapsed));
             }
             Err(e) if *stop_rx.borrow() => {
@@ -434,6 +455,9 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
                     "reconcile failed: {e}; {}",
                     ctl.after_failure(&e)
                 );
+                if let Some(pending) = retry.take() {
+                    pending.abort();
+                }
                 let tx = tx.clone();
                 retry = Some(tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
@@ -500,7 +524,12 @@ async fn shutdown_signal() {
 impl DaemonSettings {
     /// The long-running settings of `args`.
     pub fn from_args(args: &crate::cli::Args) -> Self {
-        let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+        // Flag values in seconds; NaN, negative and absurd values (`inf`)
+        // are clamped instead of panicking.
+        let secs = |s: f64| {
+            let s = if s.is_nan() { 0.0 } else { s.clamp(0.0, 1.0e9) };
+            Duration::from_secs_f64(s)
+        };
         Self {
             watchdog: secs(args.sse_watchdog),
             min_reload_interval: secs(args.min_reload_interval),

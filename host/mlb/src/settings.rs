@@ -227,8 +227,15 @@ impl Settings {
         for url in &args.marathon {
             let parsed = reqwest::Url::parse(url);
             if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
+                // Without a scheme, `user:pass@host` does not parse as a URL
+                // with user info: drop everything up to the last `@` so a
+                // password never reaches the message (or the logs).
                 let bare = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-                return Err(SettingsError::MarathonUrl(url.clone(), bare.to_owned()));
+                let (shown, bare) = match bare.rsplit_once('@') {
+                    Some((_, host)) => (format!("<user info>@{host}"), host.to_owned()),
+                    None => (url.clone(), bare.to_owned()),
+                };
+                return Err(SettingsError::MarathonUrl(shown, bare));
             }
         }
         let (min, max) = (

@@ -683,11 +683,19 @@ fn help_keeps_the_strict_mode_text_whole() {
 #[test]
 fn bad_flags_fail_with_one_line_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &[&str]); 5] = [
+    let cases: [(&[&str], &[&str]); 6] = [
         (
             &["--marathon", "marathon.mesos:8080"],
             &[
                 "--marathon marathon.mesos:8080",
+                "http://marathon.mesos:8080",
+            ],
+        ),
+        (
+            // User info without a scheme: named, but the password is not echoed.
+            &["--marathon", "bob:s3cr3tpw@marathon.mesos:8080"],
+            &[
+                "--marathon <user info>@marathon.mesos:8080",
                 "http://marathon.mesos:8080",
             ],
         ),
@@ -729,6 +737,10 @@ fn bad_flags_fail_with_one_line_naming_the_flag() {
         for e in expected {
             assert!(lines[0].contains(e), "{args:?}: {e:?} not in {err}");
         }
+        assert!(
+            !err.contains("s3cr3tpw"),
+            "{args:?}: password echoed: {err}"
+        );
     }
 }
 
