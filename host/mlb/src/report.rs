@@ -21,6 +21,8 @@ pub type Snapshot = BTreeMap<String, BTreeSet<(String, i64)>>;
 pub struct Changes {
     backends: Option<Snapshot>,
     diagnostics: BTreeMap<(String, Option<String>), String>,
+    /// The apps with at least one error (warnings alone reject nothing).
+    rejected: BTreeSet<String>,
 }
 
 fn servers_of(services: &[Service]) -> Snapshot {
@@ -110,28 +112,26 @@ impl Changes {
                 self.diagnostics.get(&(d.app_id.clone(), d.label.clone())) != Some(&d.message)
             })
             .collect();
-        let apps = |m: &BTreeMap<(String, Option<String>), String>| -> BTreeSet<String> {
-            m.keys().map(|(app, _)| app.clone()).collect()
-        };
         let rejected: BTreeSet<String> = diagnostics
             .iter()
             .filter(|d| d.severity == mlb_model::Severity::Error)
             .map(|d| d.app_id.clone())
             .collect();
-        let (before, after) = (apps(&self.diagnostics), apps(&now));
         let mut changes: Vec<String> = fresh
             .iter()
-            .filter(|d| rejected.contains(&d.app_id))
+            .filter(|d| d.severity == mlb_model::Severity::Error)
             .map(|d| d.app_id.clone())
+            .chain(rejected.difference(&self.rejected).cloned())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .map(|app| format!("app {app} rejected"))
             .collect();
         changes.extend(
-            before
-                .difference(&after)
+            self.rejected
+                .difference(&rejected)
                 .map(|app| format!("app {app} no longer rejected")),
         );
+        self.rejected = rejected;
         self.diagnostics = now;
         (fresh, changes)
     }
@@ -221,6 +221,29 @@ mod tests {
         let (fresh, changes) = c.diagnostics(&[]);
         assert!(fresh.is_empty());
         assert_eq!(changes, ["app /x no longer rejected"]);
+    }
+
+    #[test]
+    fn only_errors_reject_an_app() {
+        let mut c = Changes::default();
+        let warning = |app| Diagnostic::warning(app, Some("HAPROXY_0_VHOST"), "ignored");
+        // A warning alone rejects nothing, and its going away is no change.
+        let only_w = [warning("/w")];
+        let (fresh, changes) = c.diagnostics(&only_w);
+        assert_eq!(fresh.len(), 1);
+        assert!(changes.is_empty(), "{changes:?}");
+        let (_, changes) = c.diagnostics(&[]);
+        assert!(changes.is_empty(), "{changes:?}");
+        // From an error to a warning only: no longer rejected.
+        let (_, changes) = c.diagnostics(&[diagnostic("/x", "bad"), warning("/x")]);
+        assert_eq!(changes, ["app /x rejected"]);
+        let only_x = [warning("/x")];
+        let (fresh, changes) = c.diagnostics(&only_x);
+        assert!(fresh.is_empty());
+        assert_eq!(changes, ["app /x no longer rejected"]);
+        // And back: rejected again.
+        let (_, changes) = c.diagnostics(&[diagnostic("/x", "bad"), warning("/x")]);
+        assert_eq!(changes, ["app /x rejected"]);
     }
 
     #[test]
