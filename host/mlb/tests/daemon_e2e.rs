@@ -536,6 +536,70 @@ fn min_reload_interval_bounds_the_reload_command() {
     rt.block_on(sim.shutdown());
 }
 
+#[test]
+fn dry_sse_prints_each_config_and_applies_nothing() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (marker, config) = (d.join("command-ran"), d.join("haproxy.cfg"));
+    let rt = support::runtime();
+    let sim = support::start_sim(
+        &rt,
+        json!({"apps": [{
+            "id": "/w", "instances": 1, "labels": {"HAPROXY_GROUP": "external"},
+            "portDefinitions": [{"port": 10001}],
+            "tasks": [{"id": "w.a", "host": "127.0.0.1", "ports": [20000], "state": "TASK_RUNNING"}]
+        }]}),
+    );
+    let mut child = Command::new(support::binary())
+        .current_dir(d)
+        .args(["--sse", "--dry", "--group", "external"])
+        .args(["--syslog-socket", "/dev/null"])
+        .arg("--command")
+        .arg(format!("touch {}", marker.display()))
+        .arg("--marathon")
+        .arg(sim.base_url())
+        .arg("--haproxy-config")
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _daemon = Daemon(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                return;
+            }
+        }
+    });
+    let printed = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) if line.contains(needle) => return,
+                Ok(line) => seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(e) => panic!("stdout closed ({e}) before {needle:?}: {seen:?}"),
+            }
+        }
+        panic!("{needle:?} not printed: {seen:?}");
+    };
+    printed("127.0.0.1:20000");
+    // A second reconcile: had the first one applied anything, the command
+    // would have run before this config was printed.
+    sim.sim()
+        .mutate(|list, ctx, out| marathon_sim::ops::add_task(list, "/w", task(20001), ctx, out))
+        .unwrap();
+    printed("127.0.0.1:20001");
+    assert!(!config.exists(), "--dry wrote {}", config.display());
+    assert!(!marker.exists(), "--dry ran --command");
+    rt.block_on(sim.shutdown());
+}
+
 /// utime + stime of `pid`, in clock ticks.
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
