@@ -59,9 +59,10 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// Pause after closing an idle connection to free a file descriptor.
 pub const EVICT_PAUSE: Duration = Duration::from_millis(10);
 
-/// An open connection: how to close it, and whether its request arrived.
+/// An open connection: how to close it (set once its task is spawned), and
+/// whether its request arrived.
 struct Open {
-    abort: AbortHandle,
+    abort: Option<AbortHandle>,
     busy: Arc<AtomicBool>,
 }
 
@@ -108,24 +109,32 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, limits: Limits)
         next_id += 1;
         let id = next_id;
         let busy = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(connection(
-            stream,
-            metrics.clone(),
-            limits.timeout,
-            busy.clone(),
-            Remove(open.clone(), id),
-        ));
-        if let Ok(mut table) = open.lock()
-            && !task.is_finished()
-        {
-            table.insert(
-                id,
-                Open {
-                    abort: task.abort_handle(),
-                    busy,
-                },
-            );
-        }
+        track(&open, id, busy.clone(), || {
+            tokio::spawn(connection(
+                stream,
+                metrics.clone(),
+                limits.timeout,
+                busy,
+                Remove(open.clone(), id),
+            ))
+            .abort_handle()
+        });
+    }
+}
+
+/// Enter connection `id` in the table, then `spawn` its task (which removes
+/// the entry when it ends) and record how to abort it. The entry goes in
+/// first, so a task that ends at once cannot leave a dead entry behind.
+/// Only the accept loop evicts, so nothing evicts between the two steps.
+fn track(open: &Table, id: u64, busy: Arc<AtomicBool>, spawn: impl FnOnce() -> AbortHandle) {
+    if let Ok(mut table) = open.lock() {
+        table.insert(id, Open { abort: None, busy });
+    }
+    let abort = spawn();
+    if let Ok(mut table) = open.lock()
+        && let Some(entry) = table.get_mut(&id)
+    {
+        entry.abort = Some(abort);
     }
 }
 
@@ -149,7 +158,9 @@ fn evict_oldest_idle(open: &Table) -> bool {
         .map(|(id, _)| *id);
     match oldest_idle.and_then(|id| table.remove(&id)) {
         Some(evicted) => {
-            evicted.abort.abort();
+            if let Some(abort) = evicted.abort {
+                abort.abort();
+            }
             true
         }
         None => false,
@@ -219,6 +230,31 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn a_connection_that_ends_before_it_is_tracked_leaves_no_entry() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _enter = rt.enter();
+        let open: Table = Arc::default();
+        let busy = Arc::new(AtomicBool::new(true));
+        // The task's end (its guard dropped) happens before spawn returns,
+        // while the task itself is not finished yet.
+        let pending = tokio::spawn(std::future::pending::<()>());
+        track(&open, 1, busy, || {
+            drop(Remove(open.clone(), 1));
+            pending.abort_handle()
+        });
+        assert!(open.lock().unwrap().is_empty(), "a dead busy entry stayed");
+        // A connection still running is tracked and can be evicted once idle.
+        let running = tokio::spawn(std::future::pending::<()>());
+        let idle = Arc::new(AtomicBool::new(false));
+        track(&open, 2, idle, || running.abort_handle());
+        assert!(evict_oldest_idle(&open));
+        assert!(open.lock().unwrap().is_empty());
+        pending.abort();
     }
 
     #[test]
