@@ -88,13 +88,23 @@ impl StatsAuth {
         }
         if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(err(
-                "the password must be non-empty, without spaces or control characters",
+                "the password must be non-empty, without spaces or control characters; \
+                 for a password with spaces, put its crypt hash there (`openssl passwd -6`)",
             ));
         }
-        Ok(Self {
+        let auth = Self {
             user: user.to_owned(),
             secret: secret.to_owned(),
-        })
+        };
+        // Pasted unquoted into haproxy.cfg, these would be read as a
+        // comment, quotes or an escape.
+        if !auth.is_hashed() && secret.contains(['#', '\'', '"', '\\']) {
+            return Err(err(
+                "a plain-text password must not contain #, ', \" or \\ (HAProxy would read it differently); \
+                 put a crypt hash there instead, e.g. the output of `openssl passwd -6`",
+            ));
+        }
+        Ok(auth)
     }
 
     /// Read and parse `path`.
@@ -314,6 +324,22 @@ mod tests {
         for bad in ["nocolon", ":pw", "a b:pw", "ops:", "ops:a b", "ops:x\u{7}"] {
             assert!(StatsAuth::parse(bad, Path::new("f")).is_err(), "{bad:?}");
         }
+        for bad in [
+            "ops:a#b",
+            "ops:it's",
+            "ops:say\"x\"",
+            "ops:back\\slash",
+            "ops:tab\tx",
+        ] {
+            let e = StatsAuth::parse(bad, Path::new("f"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("--stats-auth-file f:"), "{e}");
+            assert!(!e.contains(&bad[4..]), "the password is not echoed: {e}");
+            assert!(e.contains("openssl passwd -6"), "{e}");
+        }
+        // A crypt hash is taken as it is.
+        assert!(auth("ops:$6$salt$abc./XYZ").is_hashed());
         let guard = StatsGuard {
             bind: Some("127.0.0.1:1".parse().unwrap()),
             auth: None,
