@@ -23,9 +23,27 @@ fn json_of(body: &[u8]) -> Result<Value, ZddError> {
     serde_json::from_slice(body).map_err(|e| ZddError::Marathon(format!("answer is not JSON: {e}")))
 }
 
-/// `/x` → `/x`, `x` → `/x`.
-fn path_of(id: &str) -> String {
-    format!("/{}", id.trim_start_matches('/'))
+/// `/x` → `/x`, `x` → `/x`; an id that is not a plain Marathon app id
+/// (letters, digits, '-', '.', '_', '/'; no `.` or `..` segment) is refused
+/// rather than pasted into the URL.
+fn path_of(id: &str) -> Result<String, ZddError> {
+    let refuse = |why: String| {
+        ZddError::missing(
+            "id",
+            format!("app id {id:?} {why}; zdd only handles plain Marathon app ids"),
+        )
+    };
+    mlb_model::allowlist::check(mlb_model::allowlist::Class::AppId, id)
+        .map_err(|r| refuse(r.to_string()))?;
+    let path = format!("/{}", id.trim_start_matches('/'));
+    if path
+        .split('/')
+        .skip(1)
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(refuse("has an empty, '.' or '..' segment".into()));
+    }
+    Ok(path)
 }
 
 impl Api {
@@ -81,7 +99,7 @@ impl Api {
     pub async fn app(&mut self, id: &str) -> Result<Option<Value>, ZddError> {
         let path = format!(
             "/v2/apps{}?embed=app.tasks&embed=app.lastTaskFailure",
-            path_of(id)
+            path_of(id)?
         );
         match self.call(Method::GET, &path, None).await {
             Ok(body) => {
@@ -106,7 +124,7 @@ impl Api {
     /// running deployment (rollback only).
     pub async fn scale(&mut self, id: &str, n: u64, force: bool) -> Result<(), ZddError> {
         let q = if force { "?force=true" } else { "" };
-        let path = format!("/v2/apps{}{q}", path_of(id));
+        let path = format!("/v2/apps{}{q}", path_of(id)?);
         self.call(Method::PUT, &path, Some(&json!({ "instances": n })))
             .await
             .map(drop)
@@ -130,10 +148,37 @@ impl Api {
     /// `DELETE /v2/apps/{id}` (`force` cancels its running deployment).
     pub async fn delete(&mut self, id: &str, force: bool) -> Result<(), ZddError> {
         let q = if force { "?force=true" } else { "" };
-        let path = format!("/v2/apps{}{q}", path_of(id));
+        let path = format!("/v2/apps{}{q}", path_of(id)?);
         self.call(Method::DELETE, &path, None)
             .await
             .map(drop)
             .map_err(|e| ZddError::Delete(format!("{id}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_ids_are_checked_before_they_go_into_a_url() {
+        assert_eq!(path_of("/shop/web-1.v2_x").unwrap(), "/shop/web-1.v2_x");
+        assert_eq!(path_of("web").unwrap(), "/web");
+        for bad in [
+            "/a?force=true",
+            "/a#b",
+            "/a b",
+            "/a%2Fb",
+            "/a/../b",
+            "/a//b",
+            "/",
+            "",
+        ] {
+            let e = path_of(bad).unwrap_err();
+            assert!(matches!(e, ZddError::MissingField { .. }), "{bad:?}: {e}");
+            let text = e.to_string();
+            assert!(text.contains(&format!("{bad:?}")), "{text}");
+            assert!(text.contains("(field id)"), "{text}");
+        }
     }
 }
