@@ -4,21 +4,13 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mlb_plugin_tests::example;
 use serde_json::{Value, json};
+use support::Daemon;
 use support::http::{free_port, request, wait_for};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn app(id: &str, port: u16, labels: Value) -> Value {
     json!({

@@ -8,12 +8,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::Daemon;
 use support::http::{free_port, get, wait_for};
 
 /// One end-to-end scenario at a time: each runs two controllers and two HAProxys.
@@ -496,23 +497,6 @@ fn a_failed_delete_exits_8() {
 
 // ---------------------------------------------------------------------------
 // End to end.
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A marathon-lb instance with its own HAProxy: stats on 127.0.0.1:`stats`,
 /// service frontends on `bind_ip`.
