@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::Daemon;
-use support::http::{free_port, get, wait_for};
+use support::http::{free_port, wait_for};
 
 /// One end-to-end scenario at a time: each runs two controllers and two HAProxys.
 static E2E: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -586,6 +586,34 @@ fn web(service: u16, alt: u16, fail: bool) -> Value {
     app
 }
 
+/// One `GET /` through HAProxy: the status, or which step failed and how
+/// (refused, reset, timed out, cut short).
+fn probe(port: u16) -> Result<u16, String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: web.test\r\nConnection: close\r\n\r\n")
+        .map_err(|e| format!("write: {e}"))?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp)
+        .map_err(|e| format!("read: {e} (got {:?})", resp.get(..40)))?;
+    resp.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {:?}", resp.get(..80)))
+}
+
+/// `HH:MM:SS.mmm` UTC, to line failures up with zdd's log lines.
+fn utc_now() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (s, ms) = (t.as_secs() % 86_400, t.subsec_millis());
+    format!("{:02}:{:02}:{:02}.{ms:03}", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Loopback load through one HAProxy frontend until stopped.
 struct Load {
     stop: Arc<AtomicBool>,
@@ -605,11 +633,11 @@ impl Load {
         let thread = std::thread::spawn(move || {
             let mut errors = Vec::new();
             while !s.load(Ordering::Relaxed) {
-                match get(port, "web.test") {
-                    Some((200, _)) => o.fetch_add(1, Ordering::Relaxed),
+                match probe(port) {
+                    Ok(200) => o.fetch_add(1, Ordering::Relaxed),
                     other => {
                         if errors.len() < 5 {
-                            errors.push(format!("{other:?}"));
+                            errors.push(format!("{other:?} at {}", utc_now()));
                         }
                         f.fetch_add(1, Ordering::Relaxed)
                     }
@@ -1007,7 +1035,12 @@ fn an_interrupted_deploy_is_resumed() {
     println!("interrupted, then --resume: {ok} requests ok, {failed} failed");
     let err = stderr(&out);
     assert_eq!(code(&out), 0, "{err}");
-    assert_eq!(failed, 0, "failures: {errors:?}");
+    assert_eq!(
+        failed,
+        0,
+        "failures: {errors:?}\nzdd --resume:\n{err}\nmarathon-lb logs:\n{}",
+        env.logs()
+    );
     assert!(env.app("/web-blue").is_none(), "{err}");
     assert_eq!(env.app("/web-green").expect("green")["instances"], 2);
 }
