@@ -36,8 +36,19 @@ pub fn serve(label: &str, failing: bool) -> std::io::Result<(u16, TaskServer)> {
     let listener = TcpListener::from_std(std_listener)?;
     let body = format!("{label}\n");
     let accept = tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(answer(stream, body.clone(), failing));
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(answer(stream, body.clone(), failing));
+                }
+                // A connection aborted before it was accepted, or a passing
+                // shortage of descriptors or buffers, must not end the task's
+                // server (it would reset every connection still queued).
+                Err(e) => {
+                    tracing::warn!(port, error = %e, "task server: accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
         }
     });
     Ok((port, TaskServer { accept }))

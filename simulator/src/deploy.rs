@@ -150,8 +150,9 @@ pub async fn update(
 pub async fn destroy(State(sim): State<Sim>, Path(rest): Path<String>) -> Answer {
     let id = format!("/{}", rest.trim_matches('/'));
     let app = sim.mutate(|list, _, out| ops::remove_app(list, &id, out))?;
+    let grace = crate::state::kill_grace(Some(&app));
     for t in apps::tasks(&app) {
-        sim.stop_server(t.get("id").and_then(Value::as_str).unwrap_or(""));
+        sim.kill_server(t.get("id").and_then(Value::as_str).unwrap_or(""), grace);
     }
     sim.unmanage(&id);
     Ok(deployment_answer(&clock::now(), &sim.next_uuid()))
@@ -201,8 +202,13 @@ pub async fn kill_tasks(
         }
         Ok((killed, deployment))
     })?;
+    let apps_now = sim.apps();
     for t in &killed {
-        sim.stop_server(t.get("id").and_then(Value::as_str).unwrap_or(""));
+        let owner = apps_now
+            .iter()
+            .find(|a| Some(app_id(a)) == t.get("appId").and_then(Value::as_str));
+        let grace = crate::state::kill_grace(owner);
+        sim.kill_server(t.get("id").and_then(Value::as_str).unwrap_or(""), grace);
     }
     if scale {
         return Ok(deployment_answer(&clock::now(), &deployment));

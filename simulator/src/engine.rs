@@ -141,7 +141,7 @@ fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) 
     while list.len() > want {
         let t = list.pop().expect("non-empty");
         out.extend(events::task_changed(&id, &t, "TASK_KILLED", &version));
-        sim.stop_server(task_id(&t));
+        sim.kill_server(task_id(&t), crate::state::kill_grace(Some(app)));
     }
     while list.len() < want {
         let mut t = tasks::new_task(app, None, None, ctx);

@@ -14,6 +14,21 @@ use tokio::sync::{broadcast, watch};
 
 use crate::apps::{self, App};
 use crate::backend::TaskServer;
+
+/// How long a killed task keeps running when its app sets no
+/// `taskKillGracePeriodSeconds` (the Mesos command executor's default
+/// escalation from SIGTERM to SIGKILL).
+pub const DEFAULT_KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The kill grace period of `app` (`taskKillGracePeriodSeconds`, else
+/// [`DEFAULT_KILL_GRACE`]); `None` (no app) also gets the default.
+pub fn kill_grace(app: Option<&serde_json::Map<String, serde_json::Value>>) -> std::time::Duration {
+    app.and_then(|a| a.get("taskKillGracePeriodSeconds"))
+        .and_then(serde_json::Value::as_f64)
+        .map_or(DEFAULT_KILL_GRACE, |s| {
+            std::time::Duration::from_secs_f64(s.clamp(0.0, 3600.0))
+        })
+}
 use crate::clock::UuidGen;
 use crate::error::SimError;
 use crate::events::SimEvent;
@@ -300,6 +315,22 @@ impl Sim {
     /// Stops a task's servers (no-op for tasks without one).
     pub fn stop_server(&self, task_id: &str) {
         lock(&self.inner.servers).remove(task_id);
+    }
+
+    /// A killed task: as on Mesos, the process gets its kill grace period
+    /// (see [`kill_grace`]) before it dies, so requests routed to it
+    /// meanwhile are still answered; its servers stop accepting afterwards.
+    /// Must be called inside a tokio runtime.
+    pub fn kill_server(&self, task_id: &str, grace: std::time::Duration) {
+        let servers = lock(&self.inner.servers).remove(task_id);
+        if let Some(servers) = servers
+            && !grace.is_zero()
+        {
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                drop(servers);
+            });
+        }
     }
 
     pub(crate) fn set_leader(&self, hostport: String) {

@@ -66,7 +66,9 @@ async fn settled(base: &str, id: &str) -> Value {
 async fn deployments_run_real_task_servers() {
     let s = sim().await;
     let base = s.base_url();
+    // No kill grace: a killed task stops listening at once (checked below).
     let def = json!({"id": "web", "instances": 2, "portDefinitions": [{"port": 10100}],
+        "taskKillGracePeriodSeconds": 0,
         "healthChecks": [{"protocol": "HTTP", "path": "/"}]});
     let (st, created) = post(&format!("{base}/v2/apps"), Some(def.clone())).await;
     assert_eq!(st, StatusCode::CREATED);
