@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use marathon_lb::pipeline;
-use marathon_lb::plugin::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
+use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use marathon_lb::resolve::Resolver;
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use marathon_lb::plugin::{
+use mlb_plugin_host::{
     DEFAULT_LABEL_PLUGIN, LoadedPlugin, PluginRuntime, PluginSpec, load_plugin_bytes,
 };
 use mlb_core::engine::TemplateFilter;
@@ -86,7 +86,7 @@ pub fn run(apps: usize, iterations: usize, seed: u64) -> anyhow::Result<String> 
     let (body, _) = crate::synth::generate(apps, seed);
     let normalized = normalize_apps(&body, |h| Some(h.to_owned())).context("normalising")?;
     let options = options();
-    let base = marathon_lb::plugin::NativeLabelRules
+    let base = mlb_plugin_host::NativeLabelRules
         .interpret(&normalized.apps, &options)
         .context("native rules")?;
     let n_apps = normalized.apps.len();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::builder::TypedValueParser as _;
 use clap::{ArgAction, Parser, Subcommand};
 
-use crate::plugin::PluginSpec;
+use mlb_plugin_host::PluginSpec;
 
 /// marathon-lb: keep HAProxy in step with Marathon.
 #[derive(Clone, Parser)]
@@ -141,7 +141,7 @@ pub struct Args {
     pub marathon_ca_cert: Option<PathBuf>,
 
     /// Largest Marathon response body accepted, in MiB; a larger (or endless) body is refused while it streams in and the last good config keeps serving.
-    #[arg(long, default_value_t = crate::marathon::DEFAULT_MAX_BODY_MIB, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    #[arg(long, default_value_t = mlb_marathon::DEFAULT_MAX_BODY_MIB, value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub marathon_max_body_mib: u64,
 
     /// Directory of global template overrides (HAPROXY_<NAME> files); default ./templates.
@@ -266,7 +266,7 @@ impl std::fmt::Debug for Args {
                 &self
                     .marathon
                     .iter()
-                    .map(|u| crate::marathon::redact_url(u))
+                    .map(|u| mlb_marathon::redact_url(u))
                     .collect::<Vec<_>>(),
             )
             .field("haproxy_config", &self.haproxy_config)

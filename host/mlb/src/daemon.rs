@@ -22,16 +22,16 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
-use crate::apply::{self, ApplyError, Outcome};
-use crate::backoff::{Backoff, Jitter};
-use crate::haproxy::{Supervisor, SupervisorConfig, preflight};
+use mlb_haproxy::apply::{self, ApplyError, Outcome};
+use mlb_marathon::backoff::{Backoff, Jitter};
+use mlb_haproxy::{Supervisor, SupervisorConfig, preflight};
 use crate::health_cache::HealthCache;
-use crate::marathon::sse::{self, SseConfig};
-use crate::marathon::{MarathonClient, MarathonError};
+use mlb_marathon::sse::{self, SseConfig, StreamEvent};
+use mlb_marathon::{MarathonClient, MarathonError};
 use crate::metrics::Metrics;
 use crate::oneshot::{RunError, apply_with_cleanup, log_diagnostics};
 use crate::pipeline;
-use crate::plugin::PluginSet;
+use mlb_plugin_host::PluginSet;
 use crate::report::{self, Changes};
 use crate::resolve::Resolver;
 use crate::settings::Settings;
@@ -248,7 +248,7 @@ impl Controller {
                 if !self.settings.haproxy_config.exists() {
                     return Ok(());
                 }
-                let sup = Supervisor::start(cfg.clone(), self.metrics.clone())
+                let sup = Supervisor::start(cfg.clone())
                     .await
                     .map_err(|e| {
                         RunError::Apply(ApplyError::Reload {
@@ -256,6 +256,7 @@ impl Controller {
                             message: e.to_string(),
                         })
                     })?;
+                let _ = self.metrics.supervisor.set(sup.stats());
                 self.supervisor = Some(sup);
                 done.haproxy = Some("started");
             }
@@ -337,7 +338,7 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
     }
     apply::remove_stale_temps(&settings.haproxy_config);
     let templates = Templates::resolve(&settings.templates)?;
-    let (plugin, _) = crate::plugin::load_for(&settings)?;
+    let (plugin, _) = settings.load_plugins(false)?;
     let mut renderer = Renderer::new(templates);
     plugin.register_filters(&mut renderer);
     let mut ctl = Controller {
@@ -359,7 +360,7 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         ctl.settings.apply.run_reload = false;
         // The HEAD lua-loads these; they must exist before the first `haproxy -c`.
         if let Some(dir) = &cfg.lua_dir {
-            crate::haproxy::install_lua(dir).map_err(|e| {
+            mlb_haproxy::install_lua(dir).map_err(|e| {
                 RunError::Apply(ApplyError::Io {
                     path: dir.display().to_string(),
                     error: e,
@@ -374,7 +375,9 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
     let sse_config =
         SseConfig::from_client(&ctl.settings.client, daemon.watchdog, daemon.max_backoff);
     if daemon.follow_events {
-        tokio::spawn(sse::follow(sse_config, tx.clone(), metrics.clone()));
+        let (events_tx, events_rx) = mpsc::channel(256);
+        tokio::spawn(sse::follow(sse_config, events_tx));
+        tokio::spawn(forward_stream(events_rx, tx.clone(), metrics.clone()));
     }
     tokio::spawn(resync(tx.clone(), daemon.resync_interval));
     tokio::spawn(signals(tx.clone()));
@@ -471,6 +474,27 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), RunEr
         sup.stop().await;
     }
     Ok(())
+}
+
+/// The event stream's events → metrics, and a reset for every (re)connect
+/// and relevant event. Triggers are sent without waiting: when the channel
+/// is full a reset is already pending and the loop coalesces them.
+async fn forward_stream(
+    mut events: mpsc::Receiver<StreamEvent>,
+    tx: mpsc::Sender<Trigger>,
+    metrics: Arc<Metrics>,
+) {
+    while let Some(event) = events.recv().await {
+        metrics.stream(&event);
+        let cause = match event {
+            StreamEvent::Connected { .. } => Cause::StreamConnected,
+            StreamEvent::Event { relevant: true, .. } => Cause::Event,
+            _ => continue,
+        };
+        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Trigger::Reset(cause)) {
+            return;
+        }
+    }
 }
 
 async fn resync(tx: mpsc::Sender<Trigger>, every: Duration) {

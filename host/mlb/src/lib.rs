@@ -27,21 +27,15 @@
 //! - [`longhelp`]: the generated label and template reference.
 //! - [`zdd`]: `marathon-lb zdd`, zero-downtime deployments (zdd.py).
 
-pub mod apply;
-pub mod backoff;
-pub mod cleanup;
 pub mod cli;
 pub mod daemon;
-pub mod haproxy;
 pub mod health_cache;
 pub mod logging;
 pub mod longhelp;
-pub mod marathon;
 pub mod metrics;
 pub mod metrics_server;
 pub mod oneshot;
 pub mod pipeline;
-pub mod plugin;
 pub mod report;
 pub mod resolve;
 pub mod settings;

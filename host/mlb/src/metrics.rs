@@ -1,11 +1,17 @@
 //! The controller's own metrics, rendered in the Prometheus text format.
 //!
-//! Plain atomics and small maps: updated from the reconcile loop, the event
-//! stream and the HAProxy supervisor, read by the metrics endpoint.
+//! Plain atomics and small maps: updated from the reconcile loop (and the
+//! event-stream adapter), read by the metrics endpoint; the HAProxy
+//! supervisor's counters are its own ([`SupervisorStats`]), read at scrape.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mlb_haproxy::SupervisorStats;
+use mlb_marathon::sse::StreamEvent;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Every metric of the controller.
@@ -27,17 +33,9 @@ pub struct Metrics {
     pub stream_watchdog_reconnects: AtomicU64,
     /// Unix time (seconds) of the last byte received on the event stream.
     pub stream_last_activity: AtomicI64,
-    /// Successful HAProxy reloads.
-    pub reloads_ok: AtomicU64,
-    /// Failed HAProxy reloads.
-    pub reloads_failed: AtomicU64,
-    /// HAProxy (re)starts by the supervisor.
-    pub haproxy_starts: AtomicU64,
-    /// HAProxy worker processes still running from earlier reloads.
-    pub haproxy_old_workers: AtomicU64,
-    /// 1 while the supervised HAProxy runs (master with a worker), 0 before
-    /// its first start, after a failed start and while a restart is pending.
-    pub haproxy_up: AtomicU64,
+    /// The supervisor's own counters (reloads, starts, old workers, up),
+    /// once it runs; read at scrape time. All 0 without a supervisor.
+    pub supervisor: OnceLock<Arc<SupervisorStats>>,
     /// Services rejected (diagnostics of severity error) in the last reconcile.
     pub rejected: AtomicU64,
     /// Services denied by policy plugins, by policy.
@@ -102,6 +100,29 @@ impl Metrics {
         }
     }
 
+    /// Record what happened on the event stream: connects, events by
+    /// type, watchdog reconnects, the time of the last activity.
+    pub fn stream(&self, event: &StreamEvent) {
+        match event {
+            StreamEvent::Connected { .. } => {
+                self.stream_connects.fetch_add(1, Ordering::Relaxed);
+            }
+            StreamEvent::Event { event_type, .. } => self.event(event_type),
+            StreamEvent::Silent { .. } => {
+                self.stream_watchdog_reconnects
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            StreamEvent::Activity => {}
+            StreamEvent::Failed { .. } => return,
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        self.stream_last_activity.store(now, Ordering::Relaxed);
+    }
+
     /// Count one reconcile caused by `cause`.
     pub fn reconcile(&self, cause: &'static str, elapsed_ms: u64) {
         if let Ok(mut m) = self.reconciles.lock() {
@@ -122,6 +143,8 @@ impl Metrics {
             );
         };
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let none = SupervisorStats::default();
+        let sup = self.supervisor.get().map_or(&none, |s| &**s);
         let geti = |a: &AtomicI64| a.load(Ordering::Relaxed).to_string();
         counter(
             "mlb_reconcile_duration_ms_sum",
@@ -163,31 +186,31 @@ impl Metrics {
             "mlb_reloads_ok_total",
             "Successful HAProxy reloads.",
             "counter",
-            get(&self.reloads_ok),
+            get(&sup.reloads_ok),
         );
         counter(
             "mlb_reloads_failed_total",
             "Failed HAProxy reloads.",
             "counter",
-            get(&self.reloads_failed),
+            get(&sup.reloads_failed),
         );
         counter(
             "mlb_haproxy_starts_total",
             "HAProxy starts by the supervisor.",
             "counter",
-            get(&self.haproxy_starts),
+            get(&sup.starts),
         );
         counter(
             "mlb_haproxy_up",
             "1 while the supervised HAProxy is running, else 0 (not started, failed to start, restarting).",
             "gauge",
-            get(&self.haproxy_up),
+            get(&sup.up),
         );
         counter(
             "mlb_haproxy_old_workers",
             "HAProxy workers left from earlier reloads.",
             "gauge",
-            get(&self.haproxy_old_workers),
+            get(&sup.old_workers),
         );
         counter(
             "mlb_rejected_services",
@@ -304,7 +327,9 @@ mod tests {
         let m = Metrics::default();
         m.event("status_update_event");
         m.reconcile("event", 12);
-        m.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        let sup = Arc::new(SupervisorStats::default());
+        sup.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        m.supervisor.set(sup).unwrap();
         m.plugin_outcomes(&[("vhost-domains".into(), "a_1".into())], &["chaos".into()]);
         let text = m.render();
         assert!(text.contains("mlb_policy_denials_total{policy=\"vhost-domains\"} 1"));

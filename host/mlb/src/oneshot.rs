@@ -7,11 +7,11 @@ use mlb_core::Templates;
 use mlb_core::render::Renderer;
 use mlb_model::Severity;
 
-use crate::apply::{self, ApplyError, Outcome};
-use crate::cleanup;
-use crate::marathon::{MarathonClient, MarathonError};
+use mlb_haproxy::apply::{self, ApplyError, Outcome};
+use mlb_haproxy::cleanup;
+use mlb_marathon::{MarathonClient, MarathonError};
 use crate::pipeline::{self, PipelineError};
-use crate::plugin::PluginError;
+use mlb_plugin_host::PluginError;
 use crate::resolve::Resolver;
 use crate::settings::Settings;
 
@@ -35,7 +35,7 @@ pub enum RunError {
     Apply(#[from] ApplyError),
     /// The config needs something this host lacks (supervised HAProxy).
     #[error(transparent)]
-    Host(#[from] crate::haproxy::preflight::Problem),
+    Host(#[from] mlb_haproxy::preflight::Problem),
 }
 
 /// What a run did.
@@ -123,7 +123,7 @@ pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
         apply::remove_stale_temps(&settings.haproxy_config);
     }
     let templates = Templates::resolve(&settings.templates)?;
-    let (mut plugin, _) = crate::plugin::load_for_oneshot(&settings)?;
+    let (mut plugin, _) = settings.load_plugins(true)?;
     let mut renderer = Renderer::new(templates);
     plugin.register_filters(&mut renderer);
     let mut client = MarathonClient::new(settings.client.clone())?;
@@ -190,6 +190,6 @@ pub async fn run(settings: Settings) -> Result<RunResult, RunError> {
     );
     // The process is about to exit: freeing the services and the config
     // (~10 ms at 10,000 apps) is not waited for.
-    crate::plugin::drop_elsewhere(generated);
+    mlb_plugin_host::drop_elsewhere(generated);
     Ok(result)
 }

@@ -139,7 +139,7 @@ fn finish(
     let t1 = Instant::now();
     let interpretation = interpreter.interpret(&normalized.apps, options)?;
     let apps = normalized.apps.len();
-    crate::plugin::drop_elsewhere(std::mem::take(&mut normalized.apps));
+    mlb_plugin_host::drop_elsewhere(std::mem::take(&mut normalized.apps));
     let t2 = Instant::now();
     let rendered = renderer.render(&interpretation.services, settings);
     if let Some(fatal) = rendered.fatal.clone() {

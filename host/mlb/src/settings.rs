@@ -8,7 +8,7 @@ use mlb_core::templates::{TEMPLATE_NAMES, TemplateSources};
 use mlb_model::InterpretOptions;
 
 use crate::cli::Args;
-use crate::marathon::{ClientConfig, Credentials, DcosAuth};
+use mlb_marathon::{ClientConfig, Credentials, DcosAuth};
 
 /// Everything a run needs, checked.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct Settings {
     /// The config file.
     pub haproxy_config: PathBuf,
     /// Apply options.
-    pub apply: crate::apply::ApplyOptions,
+    pub apply: mlb_haproxy::apply::ApplyOptions,
     /// `--dry`.
     pub dry: bool,
     /// `--lru-cache-capacity`.
@@ -32,7 +32,7 @@ pub struct Settings {
     /// `--skip-config-cleanup`.
     pub skip_config_cleanup: bool,
     /// `--plugin`, in order.
-    pub plugins: Vec<crate::plugin::PluginSpec>,
+    pub plugins: Vec<mlb_plugin_host::PluginSpec>,
     /// Where compiled plugins are cached (`None`: no cache).
     pub plugin_cache_dir: Option<PathBuf>,
 }
@@ -70,16 +70,16 @@ pub enum SettingsError {
     PortRange(i64, i64),
     /// Credentials problem.
     #[error(transparent)]
-    Credentials(#[from] crate::marathon::CredentialsError),
+    Credentials(#[from] mlb_marathon::CredentialsError),
     /// The port-9090 protection cannot be set up.
     #[error(transparent)]
-    Guard(#[from] crate::haproxy::GuardError),
+    Guard(#[from] mlb_haproxy::GuardError),
     /// The global templates are unusable.
     #[error(transparent)]
     Templates(#[from] mlb_core::TemplateError),
     /// Unusable DC/OS service-account credentials.
     #[error(transparent)]
-    Dcos(#[from] crate::marathon::DcosError),
+    Dcos(#[from] mlb_marathon::DcosError),
     /// A `--marathon` URL without `http://` or `https://`.
     #[error(
         "--marathon {0}: not an http:// or https:// URL: give the scheme, e.g. --marathon http://{1}"
@@ -153,7 +153,7 @@ pub fn template_env(
 /// Replace the effective HEAD of `sources` by its protected version.
 fn protect_head(
     sources: &mut TemplateSources,
-    guard: &crate::haproxy::StatsGuard,
+    guard: &mlb_haproxy::StatsGuard,
 ) -> Result<(), SettingsError> {
     let head = mlb_core::Templates::resolve(sources)?
         .get("HEAD")
@@ -267,7 +267,7 @@ impl Settings {
         // HAProxy, so the one-shot output stays byte-identical, and only to
         // HTTP-mode frontends: HAProxy warns about it anywhere else.
         let http_frontend_options = if args.supervise_haproxy {
-            crate::haproxy::SUPERVISED_GLOBAL_OPTIONS
+            mlb_haproxy::SUPERVISED_GLOBAL_OPTIONS
                 .iter()
                 .map(|o| (*o).to_owned())
                 .collect()
@@ -290,12 +290,12 @@ impl Settings {
             env: env_templates,
             files: template_files(&templates_dir)?,
         };
-        let guard = crate::haproxy::StatsGuard {
+        let guard = mlb_haproxy::StatsGuard {
             bind: args.stats_bind,
             auth: args
                 .stats_auth_file
                 .as_deref()
-                .map(crate::haproxy::StatsAuth::from_file)
+                .map(mlb_haproxy::StatsAuth::from_file)
                 .transpose()?,
         };
         if guard.is_on() {
@@ -326,7 +326,7 @@ impl Settings {
             },
             templates,
             haproxy_config: args.haproxy_config.clone(),
-            apply: crate::apply::ApplyOptions {
+            apply: mlb_haproxy::apply::ApplyOptions {
                 skip_validation: args.skip_validation,
                 command: args.command.clone(),
                 archive_versions: args.archive_versions,
@@ -340,5 +340,25 @@ impl Settings {
             plugins: args.plugins.clone(),
             plugin_cache_dir: plugin_cache_dir(args.plugin_cache_dir.as_deref(), env),
         })
+    }
+}
+
+impl Settings {
+    /// The plugin set of these settings: a runtime with the configured
+    /// compile cache, the default plugin and every `--plugin`. `once`: for a
+    /// single reconcile (one-shot mode), without the memo of unchanged apps.
+    pub fn load_plugins(
+        &self,
+        once: bool,
+    ) -> Result<
+        (mlb_plugin_host::PluginSet, Vec<mlb_plugin_host::LoadReport>),
+        mlb_plugin_host::PluginError,
+    > {
+        let runtime = mlb_plugin_host::PluginRuntime::new(self.plugin_cache_dir.as_deref())?;
+        if once {
+            mlb_plugin_host::load_set_once(&runtime, &self.plugins)
+        } else {
+            mlb_plugin_host::load_set(&runtime, &self.plugins)
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! rendered without it, byte for byte, and a diagnostic names the app and the
 //! label at fault.
 
-use marathon_lb::plugin::{PluginLimits, WasmLabelPlugin};
+use mlb_plugin_host::{PluginLimits, WasmLabelPlugin};
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
 use mlb_model::{Diagnostic, InterpretOptions, Severity};

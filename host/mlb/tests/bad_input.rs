@@ -599,7 +599,7 @@ fn dry_config(cwd: &Path, sim: &str, out: &Path, templates_dir: Option<&Path>) -
 /// `dir` (the HEAD loads them from /marathon-lb).
 fn haproxy_check(dir: &Path, config: &str) -> Result<(), String> {
     let lua = dir.join("lua");
-    marathon_lb::haproxy::install_lua(&lua).unwrap();
+    mlb_haproxy::install_lua(&lua).unwrap();
     let file = dir.join("check.cfg");
     let text = config.replace(
         "lua-load /marathon-lb/",

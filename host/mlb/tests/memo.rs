@@ -6,7 +6,7 @@
 
 mod support;
 
-use marathon_lb::plugin::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
+use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use mlb_core::{Interpretation, LabelInterpreter, normalize_apps};
 use mlb_model::{App, InterpretOptions};
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use marathon_lb::plugin::{NativeLabelRules, PluginLimits, WasmLabelPlugin};
+use mlb_plugin_host::{NativeLabelRules, PluginLimits, WasmLabelPlugin};
 use mlb_core::{LabelInterpreter, normalize_apps};
 use mlb_model::InterpretOptions;
 

@@ -4,7 +4,7 @@
 
 mod support;
 
-use marathon_lb::plugin::NativeLabelRules;
+use mlb_plugin_host::NativeLabelRules;
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
 use mlb_model::{App, InterpretOptions};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use marathon_lb::marathon::Credentials;
-use marathon_lb::marathon::sse::{SseConfig, follow};
+use mlb_marathon::Credentials;
+use mlb_marathon::sse::{SseConfig, follow};
 use marathon_lb::metrics::Metrics;
 use marathon_lb::trigger::{Cause, Trigger};
 use marathon_sim::{Fault, FaultMode, SimConfig, SimHandle};

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use marathon_lb::haproxy::{
+use mlb_haproxy::{
     HaproxyError, RECOMMENDED_GLOBAL_LINES, StopOutcome, Supervisor, SupervisorConfig,
     with_supervised_options,
 };

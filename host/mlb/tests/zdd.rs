@@ -488,8 +488,8 @@ fn a_failed_delete_exits_8() {
     // zdd.py built AppDeleteException with the wrong arguments: a TypeError, exit 2.
     let rt = support::runtime();
     let sim = support::start_sim(&rt, json!({"apps": []}));
-    let config = marathon_lb::marathon::ClientConfig::new(vec![sim.base_url()]);
-    let client = marathon_lb::marathon::MarathonClient::new(config).unwrap();
+    let config = mlb_marathon::ClientConfig::new(vec![sim.base_url()]);
+    let client = mlb_marathon::MarathonClient::new(config).unwrap();
     let mut api = marathon_lb::zdd::api::Api::new(client, false);
     let err = rt.block_on(api.delete("/nginx-blue", false)).unwrap_err();
     assert_eq!(err.exit_code(), 8, "{err}");

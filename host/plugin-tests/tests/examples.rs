@@ -3,7 +3,7 @@
 
 mod support;
 
-use marathon_lb::plugin::{PluginError, load_set};
+use mlb_plugin_host::{PluginError, load_set};
 use mlb_plugin_tests::{example, python_policy};
 use serde_json::json;
 use support::*;
@@ -184,7 +184,7 @@ fn template_overrides_only_for_allowed_prefixes() {
     assert_eq!(g.denied.len(), 1);
 }
 
-fn python(extra: &str) -> marathon_lb::plugin::PluginSpec {
+fn python(extra: &str) -> mlb_plugin_host::PluginSpec {
     spec(&python_policy(), extra)
 }
 
@@ -297,7 +297,7 @@ fn a_config_from_every_example_passes_haproxy_check() {
     ));
     let g = run(&mut set, &mut r, &doc(&apps));
     let cfg = dir.path().join("haproxy.cfg");
-    marathon_lb::apply::check(&cfg, &g.rendered, false)
+    mlb_haproxy::apply::check(&cfg, &g.rendered, false)
         .unwrap_or_else(|e| panic!("haproxy -c refused the config: {e}\n{}", g.rendered.config));
     assert!(g.rendered.config.contains("X-Chaos"));
     assert!(g.rendered.config.contains("traefik_blog_10050"));

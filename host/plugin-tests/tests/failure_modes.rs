@@ -193,7 +193,7 @@ fn a_failing_app_keeps_its_last_good_output_and_is_quarantined() {
 #[test]
 fn a_plugin_broken_for_every_batch_is_backed_off() {
     let bad = spec(&example("mlb_test_chaos"), ",unknown-key=1");
-    let err = marathon_lb::plugin::load_set(&runtime(), std::slice::from_ref(&bad))
+    let err = mlb_plugin_host::load_set(&runtime(), std::slice::from_ref(&bad))
         .expect_err("refused at start-up");
     assert!(err.to_string().contains("fails on an empty batch"), "{err}");
     let mut set = plugins_unchecked(&[bad]);

@@ -5,7 +5,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use marathon_lb::plugin::{
+use mlb_plugin_host::{
     CompileSource, LoadedPlugin, PluginError, PluginRuntime, PluginSpec, load_plugin,
 };
 use mlb_plugin_tests::example;

@@ -15,7 +15,7 @@ use mlb_core::{LabelInterpreter, normalize_apps};
 use mlb_model::{App, InterpretOptions};
 use sha2::{Digest, Sha256};
 
-use crate::plugin::{
+use mlb_plugin_host::{
     CompileSource, LoadReport, LoadedPlugin, PluginError, PluginRuntime, PluginSpec, WIT_VERSION,
     WasmLabelPlugin, load_plugin,
 };
@@ -129,8 +129,8 @@ pub fn check(
     let mut default = WasmLabelPlugin::with_runtime(
         &runtime,
         "default-label",
-        crate::plugin::DEFAULT_LABEL_PLUGIN,
-        crate::plugin::PluginLimits::default(),
+        mlb_plugin_host::DEFAULT_LABEL_PLUGIN,
+        mlb_plugin_host::PluginLimits::default(),
     )?;
     let base = default
         .interpret(&apps, &options)
@@ -281,18 +281,18 @@ pub fn list(
         path: PathBuf::from("(embedded)"),
         name: "default-label".into(),
         config: Vec::new(),
-        limits: crate::plugin::PluginLimits::default(),
+        limits: mlb_plugin_host::PluginLimits::default(),
         grants: Default::default(),
     };
     let (_, report) =
-        crate::plugin::load_plugin_bytes(&runtime, &default, crate::plugin::DEFAULT_LABEL_PLUGIN)?;
+        mlb_plugin_host::load_plugin_bytes(&runtime, &default, mlb_plugin_host::DEFAULT_LABEL_PLUGIN)?;
     let _ = writeln!(
         out,
         "1. {} [{}] sha256:{} built-in ({}) — {:.1} ms {:?}",
         report.name,
         report.inspection.world.name(),
-        short_hash(crate::plugin::DEFAULT_LABEL_PLUGIN),
-        crate::plugin::DEFAULT_LABEL_ORIGIN,
+        short_hash(mlb_plugin_host::DEFAULT_LABEL_PLUGIN),
+        mlb_plugin_host::DEFAULT_LABEL_ORIGIN,
         ms(report.compile),
         report.source
     );
@@ -301,7 +301,7 @@ pub fn list(
             plugin: spec.name.clone(),
             message: format!("cannot read {}: {e}", spec.path.display()),
         })?;
-        let (_, report) = crate::plugin::load_plugin_bytes(&runtime, spec, &bytes)?;
+        let (_, report) = mlb_plugin_host::load_plugin_bytes(&runtime, spec, &bytes)?;
         let caps: Vec<&str> = report
             .inspection
             .capabilities

@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::error::ZddError;
-use crate::marathon::{MarathonClient, MarathonError};
+use mlb_marathon::{MarathonClient, MarathonError};
 
 /// Marathon, for zdd.
 #[derive(Debug)]

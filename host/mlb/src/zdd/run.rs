@@ -16,7 +16,7 @@ use super::progress::Progress;
 use super::rollback::{Rollback, rollback};
 use super::swap::{Ended, SwapSettings, confirm, swap};
 use super::{preflight, pyjson};
-use crate::marathon::MarathonClient;
+use mlb_marathon::MarathonClient;
 use crate::settings::{MarathonAccess, client_config};
 
 fn secs(v: f64, flag: &str) -> Result<Duration, ZddError> {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use marathon_lb::pipeline::{Generated, generate};
-use marathon_lb::plugin::{
+use mlb_plugin_host::{
     DEFAULT_LABEL_PLUGIN, LoadedPlugin, PluginLimits, PluginRuntime, PluginSet, PluginSpec,
     WasmLabelPlugin, load_plugin, load_set,
 };

@@ -11,13 +11,13 @@ use std::path::Path;
 use super::state::write_if_changed;
 
 /// `getpids.lua`: `lua.getpids` (`/_haproxy_getpids`).
-pub const GETPIDS: &str = include_str!("../../lua/getpids.lua");
+pub const GETPIDS: &str = include_str!("../lua/getpids.lua");
 /// `getconfig.lua`: `lua.getconfig` (`/_haproxy_getconfig`).
-pub const GETCONFIG: &str = include_str!("../../lua/getconfig.lua");
+pub const GETCONFIG: &str = include_str!("../lua/getconfig.lua");
 /// `getmaps.lua`: `lua.getvhostmap`, `lua.getappmap`.
-pub const GETMAPS: &str = include_str!("../../lua/getmaps.lua");
+pub const GETMAPS: &str = include_str!("../lua/getmaps.lua");
 /// `signalmlb.lua`: `lua.signalmlbhup`, `lua.signalmlbusr1`.
-pub const SIGNALMLB: &str = include_str!("../../lua/signalmlb.lua");
+pub const SIGNALMLB: &str = include_str!("../lua/signalmlb.lua");
 
 /// Every Lua file: (file name, content), in the HEAD's `lua-load` order.
 pub const LUA_FILES: [(&str, &str); 4] = [

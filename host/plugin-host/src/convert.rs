@@ -7,7 +7,7 @@ use super::bindings::label::mlb::plugins::types as wit;
 /// Drop `value` on a short-lived thread (or here, if none can be started):
 /// the WIT copies of a large batch, the apps of a generation, take
 /// milliseconds to free. A process that exits does not wait for it.
-pub(crate) fn drop_elsewhere<T: Send + 'static>(value: T) {
+pub fn drop_elsewhere<T: Send + 'static>(value: T) {
     if let Err(e) = std::thread::Builder::new()
         .name("drop".into())
         .spawn(move || drop(value))

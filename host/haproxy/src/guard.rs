@@ -304,7 +304,7 @@ mod tests {
         assert_eq!(unchanged(&out), unchanged(&head));
         // HAProxy accepts it (Lua files where the test can write them).
         let dir = tempfile::tempdir().unwrap();
-        crate::haproxy::install_lua(dir.path()).unwrap();
+        crate::install_lua(dir.path()).unwrap();
         let cfg = dir.path().join("haproxy.cfg");
         let lua = format!("lua-load {}/", dir.path().display());
         std::fs::write(&cfg, out.replace("lua-load /marathon-lb/", &lua)).unwrap();

@@ -1,6 +1,9 @@
-//! Following Marathon's event stream (`--sse`): every relevant event, and
-//! every (re)connect of the stream, asks the reconcile loop for a full
-//! refetch ([`Trigger::Reset`]).
+//! Following Marathon's event stream (`--sse`): [`follow`] yields what
+//! happens on the stream as typed [`StreamEvent`]s (connected, event,
+//! activity, silent, failed), like kube-runtime's watcher. It neither
+//! triggers reconciles nor counts metrics itself: the controller maps the
+//! events to both (every relevant event and every (re)connect asks for a
+//! full refetch).
 //!
 //! # Behaviour
 //! * `GET <url>/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event`
@@ -8,15 +11,14 @@
 //!   and basic auth or a DC/OS token when configured. Anything but 200 is a
 //!   failed attempt, except that a 401 with a DC/OS token drops the token
 //!   and is retried once, within the attempt, after a new login.
-//! * After each successful (re)connect: [`Cause::StreamConnected`] (events
-//!   may have been missed while disconnected). Each `api_post_event`,
-//!   `health_status_changed_event` and `status_update_event`:
-//!   [`Cause::Event`]. Triggers are sent with `try_send`, so a slow consumer
-//!   never stalls the stream: when the channel is full a reset is already
-//!   pending and the consumer coalesces them.
-//! * Every event is counted by type (the JSON `eventType`, else the SSE
-//!   `event:` name); every received byte, keep-alives included, updates
-//!   `stream_last_activity`.
+//! * After each successful (re)connect: [`StreamEvent::Connected`] (events
+//!   may have been missed while disconnected). Each Marathon event:
+//!   [`StreamEvent::Event`] with its type (the JSON `eventType`, else the
+//!   SSE `event:` name) and whether it is relevant (`api_post_event`,
+//!   `health_status_changed_event`, `status_update_event`). Every received
+//!   chunk, keep-alives included: [`StreamEvent::Activity`]. The channel is
+//!   bounded and sent to with `send().await`: a consumer that falls behind
+//!   slows the reading of the stream (TCP flow control), never memory.
 //! * The URL is taken round-robin from the list on each (re)connect,
 //!   starting with the first (as marathon-lb's `itertools.cycle`).
 //! * Between failed attempts: [`Backoff::marathon_lb`] (`random() × wait`,
@@ -46,13 +48,11 @@
 //!   verification needs the explicit [`SseConfig::insecure`].
 //! * No `Accept-Encoding: gzip`: Marathon 1.6+ never compresses the stream.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, LOCATION};
 use reqwest::{StatusCode, Url};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 pub use super::sse_decoder::{
@@ -60,8 +60,6 @@ pub use super::sse_decoder::{
 };
 use super::{Auth, Credentials, DcosAuth, MarathonError, describe, redact_url as redact};
 use crate::backoff::Backoff;
-use crate::metrics::Metrics;
-use crate::trigger::{Cause, Trigger};
 
 /// Path and query of the event stream (server-side filtering, light plans).
 pub const EVENTS_PATH: &str = "/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event";
@@ -79,6 +77,41 @@ pub const MAX_REDIRECTS: usize = 3;
 /// Whether an event of `event_type` triggers a reset.
 pub fn is_relevant(event_type: &str) -> bool {
     RELEVANT_EVENTS.contains(&event_type)
+}
+
+/// What happens on the event stream, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// A (re)connect succeeded. Events may have been missed before it.
+    Connected {
+        /// The URL the stream came from (after redirects; no user info).
+        url: String,
+    },
+    /// A Marathon event.
+    Event {
+        /// Its `eventType` (else the SSE `event:` name).
+        event_type: String,
+        /// Whether it can change the config ([`is_relevant`]).
+        relevant: bool,
+    },
+    /// Bytes arrived (keep-alives included): the stream is alive.
+    Activity,
+    /// Nothing arrived for the watchdog period: the stream is dropped and
+    /// the next URL is tried at once.
+    Silent {
+        /// The URL that went silent (no user info).
+        url: String,
+    },
+    /// An attempt failed, or the stream ended or broke.
+    Failed {
+        /// The URL tried (no user info).
+        url: String,
+        /// What happened (no credentials).
+        cause: String,
+        /// The backoff slept before the next attempt (`None`: the next URL
+        /// is tried at once).
+        retry_in: Option<Duration>,
+    },
 }
 
 /// Settings of the event-stream follower.
@@ -186,18 +219,19 @@ impl SseConfig {
     }
 }
 
-/// Follows the event stream, sending triggers, until `triggers` is closed.
+/// Follows the event stream, sending what happens to `events`, until
+/// `events` is closed.
 ///
 /// Never returns an error: every failure is logged and retried (see the
 /// module documentation). An unusable configuration (no URL, bad CA bundle;
 /// check with [`SseConfig::validate`]) is logged once, and then this only
 /// waits for the channel to close.
-pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics: Arc<Metrics>) {
+pub async fn follow(config: SseConfig, events: mpsc::Sender<StreamEvent>) {
     let http = match config.validate().and_then(|()| config.http_client()) {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(cause = %e, "cannot follow the Marathon event stream");
-            triggers.closed().await;
+            events.closed().await;
             return;
         }
     };
@@ -210,15 +244,14 @@ pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics:
         http,
         auth: Auth::new(config.credentials.clone(), config.dcos.clone()),
         config: &config,
-        triggers: &triggers,
-        metrics: &metrics,
+        events: &events,
     };
     let mut backoff = Backoff::marathon_lb(config.max_backoff);
     let mut failures = 0usize;
     for base in urls.iter().cycle() {
         let url = redact(base);
         let end = tokio::select! {
-            _ = triggers.closed() => return,
+            _ = events.closed() => return,
             end = follower.attempt(base, &url) => end,
         };
         match end {
@@ -227,9 +260,9 @@ pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics:
                 if backoff.lived(lived) {
                     failures = 0;
                 }
-                metrics
-                    .stream_watchdog_reconnects
-                    .fetch_add(1, Ordering::Relaxed);
+                if !follower.emit(StreamEvent::Silent { url: url.clone() }).await {
+                    return;
+                }
                 tracing::warn!(
                     %url,
                     cause = "watchdog",
@@ -242,8 +275,18 @@ pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics:
                     failures = 0;
                 }
                 failures += 1;
-                if failures.is_multiple_of(urls.len()) {
-                    let delay = backoff.next_delay();
+                let retry_in = failures
+                    .is_multiple_of(urls.len())
+                    .then(|| backoff.next_delay());
+                let failed = StreamEvent::Failed {
+                    url: url.clone(),
+                    cause: cause.clone(),
+                    retry_in,
+                };
+                if !follower.emit(failed).await {
+                    return;
+                }
+                if let Some(delay) = retry_in {
                     tracing::warn!(
                         %url,
                         %cause,
@@ -251,7 +294,7 @@ pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics:
                         "event stream failed"
                     );
                     tokio::select! {
-                        _ = triggers.closed() => return,
+                        _ = events.closed() => return,
                         _ = tokio::time::sleep(delay) => {}
                     }
                 } else {
@@ -265,7 +308,7 @@ pub async fn follow(config: SseConfig, triggers: mpsc::Sender<Trigger>, metrics:
 /// How one connection attempt ended.
 #[derive(Debug)]
 enum End {
-    /// The trigger channel is closed: stop.
+    /// The event channel is closed: stop.
     Closed,
     /// The stream was up but went silent for the watchdog period.
     Watchdog {
@@ -285,8 +328,7 @@ struct Follower<'a> {
     http: reqwest::Client,
     auth: Auth,
     config: &'a SseConfig,
-    triggers: &'a mpsc::Sender<Trigger>,
-    metrics: &'a Metrics,
+    events: &'a mpsc::Sender<StreamEvent>,
 }
 
 impl Follower<'_> {
@@ -373,14 +415,13 @@ impl Follower<'_> {
         Err(format!("more than {MAX_REDIRECTS} redirects"))
     }
 
-    /// Reads an open stream, sending triggers, until it ends, breaks or
-    /// goes silent.
+    /// Reads an open stream, sending what happens, until it ends, breaks
+    /// or goes silent.
     async fn read(&self, mut resp: reqwest::Response) -> End {
         let connected = Instant::now();
-        self.metrics.stream_connects.fetch_add(1, Ordering::Relaxed);
-        self.touch();
-        tracing::info!(url = %redact(resp.url().as_str()), "event stream connected");
-        if !self.send(Cause::StreamConnected) {
+        let url = redact(resp.url().as_str());
+        tracing::info!(%url, "event stream connected");
+        if !self.emit(StreamEvent::Connected { url }).await {
             return End::Closed;
         }
         let mut decoder = SseDecoder::new();
@@ -403,7 +444,9 @@ impl Follower<'_> {
                     };
                 }
             };
-            self.touch();
+            if !self.emit(StreamEvent::Activity).await {
+                return End::Closed;
+            }
             if let Err(e) = decoder.feed(&chunk, &mut events) {
                 return End::Failed {
                     lived: Some(lived),
@@ -412,43 +455,24 @@ impl Follower<'_> {
             }
             for ev in events.drain(..) {
                 for m in marathon_events(&ev) {
-                    self.metrics.event(&m.event_type);
-                    if is_relevant(&m.event_type) {
-                        tracing::debug!(event_type = %m.event_type, "relevant Marathon event");
-                        if !self.send(Cause::Event) {
-                            return End::Closed;
-                        }
-                    } else {
-                        tracing::debug!(event_type = %m.event_type, "Marathon event ignored");
+                    let relevant = is_relevant(&m.event_type);
+                    tracing::debug!(event_type = %m.event_type, relevant, "Marathon event");
+                    let event = StreamEvent::Event {
+                        event_type: m.event_type,
+                        relevant,
+                    };
+                    if !self.emit(event).await {
+                        return End::Closed;
                     }
                 }
             }
         }
     }
 
-    /// Sends a reset without waiting; `false` when the channel is closed.
-    fn send(&self, cause: Cause) -> bool {
-        match self.triggers.try_send(Trigger::Reset(cause)) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                tracing::trace!(
-                    cause = cause.as_str(),
-                    "trigger channel full, a reset is pending"
-                );
-                true
-            }
-            Err(TrySendError::Closed(_)) => false,
-        }
-    }
-
-    fn touch(&self) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        self.metrics
-            .stream_last_activity
-            .store(now, Ordering::Relaxed);
+    /// Sends `event`, waiting while the consumer is behind; `false` when
+    /// the channel is closed.
+    async fn emit(&self, event: StreamEvent) -> bool {
+        self.events.send(event).await.is_ok()
     }
 }
 

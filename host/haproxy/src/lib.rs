@@ -13,7 +13,7 @@
 //! `[WARNING]`, `[ALERT]` lines) is forwarded to `tracing`. If the master
 //! dies unexpectedly, its workers exit too and the supervisor starts HAProxy
 //! again with a backoff of 1 s, doubling to at most 30 s
-//! ([`Metrics::haproxy_starts`](crate::metrics::Metrics::haproxy_starts)).
+//! ([`SupervisorStats::starts`]).
 //!
 //! # The reload protocol, and why
 //! The platform measurements (`shared/notes/platform-facts.md`, "Reloads
@@ -48,7 +48,7 @@
 //! 5. **Report old workers** (`# old workers` of `show proc`: previous
 //!    generations still finishing connections) in
 //!    [`ReloadReport::old_workers`] and the
-//!    [`haproxy_old_workers`](crate::metrics::Metrics::haproxy_old_workers)
+//!    [`SupervisorStats::old_workers`]
 //!    gauge (also refreshed every few seconds).
 //!
 //! # What the supervised config needs
@@ -77,6 +77,8 @@
 //! should rate-limit them and prefer the runtime API
 //! ([`Supervisor::worker_command`]) for server membership changes.
 
+pub mod apply;
+pub mod cleanup;
 pub mod guard;
 pub mod lua;
 pub mod master;
@@ -90,7 +92,7 @@ use std::time::Duration;
 pub use guard::{GuardError, StatsAuth, StatsGuard};
 pub use lua::install_lua;
 pub use master::{Process, Processes};
-pub use supervisor::{StopOutcome, Supervisor};
+pub use supervisor::{StopOutcome, Supervisor, SupervisorStats};
 
 /// Where the supervised HAProxy and its files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +158,7 @@ pub const RECOMMENDED_GLOBAL_LINES: &[&str] = &["hard-stop-after 30s", "mworker-
 /// appended where missing (comma-separated, as marathon-lb reads it).
 ///
 /// ```
-/// use marathon_lb::haproxy::with_supervised_options;
+/// use mlb_haproxy::with_supervised_options;
 /// assert_eq!(
 ///     with_supervised_options("redispatch,http-server-close,dontlognull"),
 ///     "redispatch,http-server-close,dontlognull,idle-close-on-response"

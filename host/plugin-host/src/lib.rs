@@ -41,7 +41,7 @@ use std::time::Duration;
 
 pub use cache::CompileCache;
 pub use chain::PluginSet;
-pub(crate) use convert::drop_elsewhere;
+pub use convert::drop_elsewhere;
 pub use filter::WasmFilterPlugin;
 pub use inspect::{Inspection, WIT_VERSION, World, inspect};
 pub use label::{Split, WasmLabelPlugin};
@@ -320,21 +320,4 @@ fn load_chain(
         reports.push(report);
     }
     Ok((set, reports))
-}
-
-/// [`load_set`] for a controller's settings: a runtime with the configured
-/// compile cache, the default plugin and every `--plugin`.
-pub fn load_for(
-    settings: &crate::settings::Settings,
-) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
-    let runtime = PluginRuntime::new(settings.plugin_cache_dir.as_deref())?;
-    load_set(&runtime, &settings.plugins)
-}
-
-/// [`load_set_once`] for a controller's settings.
-pub fn load_for_oneshot(
-    settings: &crate::settings::Settings,
-) -> Result<(PluginSet, Vec<LoadReport>), PluginError> {
-    let runtime = PluginRuntime::new(settings.plugin_cache_dir.as_deref())?;
-    load_set_once(&runtime, &settings.plugins)
 }

@@ -20,7 +20,6 @@ use super::{
     FIRST_RESTART_DELAY, HaproxyError, MAX_RESTART_DELAY, RELOAD_TIMEOUT, ReloadReport,
     START_TIMEOUT, STOP_TIMEOUT, SupervisorConfig, lua,
 };
-use crate::metrics::Metrics;
 
 /// How often the monitor refreshes the old-workers gauge.
 const GAUGE_INTERVAL: Duration = Duration::from_secs(5);
@@ -97,11 +96,27 @@ impl OutputLog {
     }
 }
 
+/// What the supervisor counts, for the controller's metrics (read at
+/// scrape time; the supervisor is the only writer).
+#[derive(Debug, Default)]
+pub struct SupervisorStats {
+    /// 1 while a HAProxy master runs, else 0.
+    pub up: AtomicU64,
+    /// HAProxy masters started (the first start and every restart).
+    pub starts: AtomicU64,
+    /// Workers of earlier generations still running (last `show proc`).
+    pub old_workers: AtomicU64,
+    /// Reloads confirmed by a new worker.
+    pub reloads_ok: AtomicU64,
+    /// Reloads that failed (rejected config, timeout, HAProxy down).
+    pub reloads_failed: AtomicU64,
+}
+
 /// State shared by the [`Supervisor`] handle and its monitor task.
 #[derive(Debug)]
 struct Shared {
     cfg: SupervisorConfig,
-    metrics: Arc<Metrics>,
+    stats: Arc<SupervisorStats>,
     /// The running master's PID (`None` while HAProxy is down).
     master_pid: StdMutex<Option<u32>>,
     output: OutputLog,
@@ -118,8 +133,8 @@ impl Shared {
         if let Ok(mut p) = self.master_pid.lock() {
             *p = pid;
         }
-        self.metrics
-            .haproxy_up
+        self.stats
+            .up
             .store(u64::from(pid.is_some()), Ordering::Relaxed);
     }
 
@@ -171,8 +186,8 @@ impl Shared {
     }
 
     fn update_old_workers(&self, procs: &Processes) {
-        self.metrics
-            .haproxy_old_workers
+        self.stats
+            .old_workers
             .store(procs.old_workers.len() as u64, Ordering::Relaxed);
     }
 }
@@ -202,10 +217,7 @@ impl Supervisor {
     /// the master socket answers and lists a worker. Must be called within a
     /// tokio runtime; a background task then watches HAProxy and restarts it
     /// when it dies.
-    pub async fn start(
-        cfg: SupervisorConfig,
-        metrics: Arc<Metrics>,
-    ) -> Result<Supervisor, HaproxyError> {
+    pub async fn start(cfg: SupervisorConfig) -> Result<Supervisor, HaproxyError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |error| HaproxyError::Io { path, error }
@@ -220,7 +232,7 @@ impl Supervisor {
         }
         let shared = Arc::new(Shared {
             cfg,
-            metrics,
+            stats: Arc::default(),
             master_pid: StdMutex::new(None),
             output: OutputLog::default(),
             relay: StdMutex::new(Relay::default()),
@@ -237,6 +249,11 @@ impl Supervisor {
             stop_tx: Some(stop_tx),
             monitor: Some(monitor),
         })
+    }
+
+    /// What the supervisor counts (shared: the counters keep moving).
+    pub fn stats(&self) -> Arc<SupervisorStats> {
+        self.shared.stats.clone()
     }
 
     /// The supervised files and paths.
@@ -295,16 +312,16 @@ impl Supervisor {
     ///
     /// A config HAProxy refuses is [`HaproxyError::ReloadRejected`]; the
     /// previous worker keeps serving. Counts
-    /// [`reloads_ok`](Metrics::reloads_ok) /
-    /// [`reloads_failed`](Metrics::reloads_failed).
+    /// [`reloads_ok`](SupervisorStats::reloads_ok) /
+    /// [`reloads_failed`](SupervisorStats::reloads_failed).
     pub async fn reload(&self) -> Result<ReloadReport, HaproxyError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let started = Instant::now();
         let result = self.reload_locked(started).await;
-        let metrics = &self.shared.metrics;
+        let stats = &self.shared.stats;
         match &result {
             Ok(report) => {
-                metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                stats.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 // The caller's reconcile line reports the reload.
                 tracing::trace!(
                     elapsed_ms = report.duration.as_millis() as u64,
@@ -314,7 +331,7 @@ impl Supervisor {
                 );
             }
             Err(e) => {
-                metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                stats.reloads_failed.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "HAProxy reload failed");
             }
         }
@@ -628,10 +645,7 @@ async fn start_haproxy(shared: &Arc<Shared>) -> Result<Child, HaproxyError> {
         {
             shared.set_master_pid(Some(pid));
             shared.update_old_workers(&procs);
-            shared
-                .metrics
-                .haproxy_starts
-                .fetch_add(1, Ordering::Relaxed);
+            shared.stats.starts.fetch_add(1, Ordering::Relaxed);
             tracing::info!(master = pid, worker, "HAProxy started");
             return Ok(child);
         }

@@ -19,6 +19,7 @@
 //! reported only through [`redact_url`] (no user info).
 
 mod auth;
+pub mod backoff;
 pub mod dcos;
 pub mod sse;
 mod sse_decoder;
