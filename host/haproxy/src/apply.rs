@@ -34,9 +34,6 @@ pub struct ApplyOptions {
     pub max_reload_retries: i64,
     /// Time between reload re-runs.
     pub reload_interval: Duration,
-    /// Run the reload command after a change (false when the caller
-    /// reloads HAProxy itself, e.g. the built-in supervisor).
-    pub run_reload: bool,
 }
 
 /// What happened.
@@ -44,11 +41,9 @@ pub struct ApplyOptions {
 pub enum Outcome {
     /// The files on disk already match.
     Unchanged,
-    /// New files are in place; `reloaded` tells whether a reload command ran.
-    Applied {
-        /// A reload command ran successfully.
-        reloaded: bool,
-    },
+    /// New files are in place (not yet loaded by HAProxy: reloading is
+    /// [`HaproxyControl`](crate::control::HaproxyControl)'s decision).
+    Written,
 }
 
 /// Why applying failed. The files on disk are the previous ones in every case.
@@ -338,7 +333,7 @@ pub fn check(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<()
     validate(staged.checked.path())
 }
 
-/// Write, validate and move the files into place, then reload.
+/// Write, validate and move the files into place (no reload).
 pub fn apply(
     config: &Path,
     rendered: &Rendered,
@@ -391,8 +386,7 @@ pub fn apply(
     if let Err(e) = archive(config, &rendered.config, opts.archive_versions) {
         tracing::warn!(error = %e, "cannot archive the new config (it is in place)");
     }
-    let reloaded = opts.run_reload && reload(opts)?;
-    Ok(Outcome::Applied { reloaded })
+    Ok(Outcome::Written)
 }
 
 /// The reload command: `--command`, else what the init system offers.
@@ -505,7 +499,6 @@ mod tests {
             archive_versions: 2,
             max_reload_retries: 0,
             reload_interval: Duration::from_millis(10),
-            run_reload: true,
         }
     }
 
@@ -522,7 +515,7 @@ mod tests {
         let cfg = dir.path().join("haproxy.cfg");
         assert_eq!(
             apply(&cfg, &rendered("a\n"), false, &opts()).unwrap(),
-            Outcome::Applied { reloaded: true }
+            Outcome::Written
         );
         assert_eq!(
             apply(&cfg, &rendered("a\n"), false, &opts()).unwrap(),

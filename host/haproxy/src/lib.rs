@@ -79,6 +79,7 @@
 
 pub mod apply;
 pub mod cleanup;
+pub mod control;
 pub mod guard;
 pub mod lua;
 pub mod master;
@@ -89,6 +90,7 @@ pub mod supervisor;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use control::{ControlError, HaproxyControl, Loaded, Reloader};
 pub use guard::{GuardError, StatsAuth, StatsGuard};
 pub use lua::install_lua;
 pub use master::{Process, Processes};

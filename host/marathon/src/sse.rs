@@ -260,7 +260,10 @@ pub async fn follow(config: SseConfig, events: mpsc::Sender<StreamEvent>) {
                 if backoff.lived(lived) {
                     failures = 0;
                 }
-                if !follower.emit(StreamEvent::Silent { url: url.clone() }).await {
+                if !follower
+                    .emit(StreamEvent::Silent { url: url.clone() })
+                    .await
+                {
                     return;
                 }
                 tracing::warn!(

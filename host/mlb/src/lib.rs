@@ -28,6 +28,7 @@
 //! - [`zdd`]: `marathon-lb zdd`, zero-downtime deployments (zdd.py).
 
 pub mod cli;
+pub mod coalesce;
 pub mod daemon;
 pub mod health_cache;
 pub mod logging;
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod metrics_server;
 pub mod oneshot;
 pub mod pipeline;
+pub mod reconcile;
 pub mod report;
 pub mod resolve;
 pub mod settings;

@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use mlb_haproxy::SupervisorStats;
 use mlb_marathon::sse::StreamEvent;
+
+use crate::reconcile::ReconcileReport;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Every metric of the controller.
@@ -25,6 +27,9 @@ pub struct Metrics {
     pub reconcile_ms_last: AtomicU64,
     /// Failed reconciles (Marathon, plugin or apply errors).
     pub reconcile_errors: AtomicU64,
+    /// Failed reconciles by what failed ([`ReconcileError::kind`](crate::reconcile::ReconcileError::kind):
+    /// `marathon`, `generate`, `host`, `invalid`, `reload_rejected`, `reload_timeout`, ...).
+    pub reconcile_failures: Mutex<BTreeMap<String, u64>>,
     /// Marathon events received, by type.
     pub events: Mutex<BTreeMap<String, u64>>,
     /// Event-stream (re)connections.
@@ -116,21 +121,38 @@ impl Metrics {
             StreamEvent::Activity => {}
             StreamEvent::Failed { .. } => return,
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
-        self.stream_last_activity.store(now, Ordering::Relaxed);
+        self.stream_last_activity
+            .store(unix_now(), Ordering::Relaxed);
     }
 
-    /// Count one reconcile caused by `cause`.
-    pub fn reconcile(&self, cause: &'static str, elapsed_ms: u64) {
+    /// Record one reconcile caused by `cause`: its count and duration, its
+    /// failure (by kind), what it generated and what the plugins did.
+    pub fn record(&self, cause: &'static str, report: &ReconcileReport) {
+        let elapsed_ms = report.elapsed.as_millis() as u64;
         if let Ok(mut m) = self.reconciles.lock() {
             *m.entry(cause).or_default() += 1;
         }
         self.reconcile_ms_sum
             .fetch_add(elapsed_ms, Ordering::Relaxed);
         self.reconcile_ms_last.store(elapsed_ms, Ordering::Relaxed);
+        if let Err(e) = &report.result {
+            self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut m) = self.reconcile_failures.lock() {
+                *m.entry(e.kind().to_owned()).or_default() += 1;
+            }
+        }
+        if report.generated {
+            self.apps.store(report.apps as u64, Ordering::Relaxed);
+            self.services
+                .store(report.services as u64, Ordering::Relaxed);
+            self.servers.store(report.servers as u64, Ordering::Relaxed);
+            self.rejected
+                .store(report.rejected as u64, Ordering::Relaxed);
+        }
+        self.plugin_outcomes(&report.denied, &report.plugin_failures);
+        if report.applied() {
+            self.last_apply.store(unix_now(), Ordering::Relaxed);
+        }
     }
 
     /// The Prometheus text exposition.
@@ -253,6 +275,13 @@ impl Metrics {
         }
         labelled(
             &mut out,
+            "mlb_reconcile_failures_total",
+            "Failed reconciles by what failed (marathon, generate, host, invalid, reload_rejected, reload_timeout, ...).",
+            "kind",
+            &self.reconcile_failures,
+        );
+        labelled(
+            &mut out,
             "mlb_policy_denials_total",
             "Services denied by policy plugins.",
             "policy",
@@ -280,6 +309,13 @@ impl Metrics {
         }
         out
     }
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
 }
 
 /// A counter family with one label (values reduced to `[A-Za-z0-9_.-]`).
@@ -326,7 +362,9 @@ mod tests {
     fn renders_prometheus_text() {
         let m = Metrics::default();
         m.event("status_update_event");
-        m.reconcile("event", 12);
+        let mut report = ReconcileReport::new(crate::reconcile::Work::Refetch);
+        report.elapsed = std::time::Duration::from_millis(12);
+        m.record("event", &report);
         let sup = Arc::new(SupervisorStats::default());
         sup.reloads_ok.fetch_add(1, Ordering::Relaxed);
         m.supervisor.set(sup).unwrap();
@@ -337,6 +375,33 @@ mod tests {
         assert!(text.contains("mlb_events_total{type=\"status_update_event\"} 1"));
         assert!(text.contains("mlb_reconciles_total{trigger=\"event\"} 1"));
         assert!(text.contains("mlb_reloads_ok_total 1"));
+    }
+
+    #[test]
+    fn a_failed_reload_is_counted_by_kind() {
+        use mlb_haproxy::{ControlError, HaproxyError};
+        let m = Metrics::default();
+        let mut report = ReconcileReport::new(crate::reconcile::Work::Refetch);
+        report.result =
+            Err(ControlError::Reload(HaproxyError::ReloadRejected("bad".into())).into());
+        m.record("event", &report);
+        report.result = Err(ControlError::Reload(HaproxyError::ReloadTimeout(
+            std::time::Duration::from_secs(10),
+        ))
+        .into());
+        m.record("retry", &report);
+        let text = m.render();
+        assert!(text.contains("mlb_reconcile_errors_total 2"), "{text}");
+        assert!(
+            text.contains("mlb_reconcile_failures_total{kind=\"reload_rejected\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mlb_reconcile_failures_total{kind=\"reload_timeout\"} 1"),
+            "{text}"
+        );
+        // A failed reconcile generated nothing: the gauges keep their value.
+        assert!(text.contains("mlb_last_apply_seconds 0"), "{text}");
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! One generation: Marathon JSON → apps → services → config text, timed.
+//!
+//! [`Generator`] owns what a generation needs and keeps between runs (the
+//! DNS and health caches, the plugin set, the renderer), built once from the
+//! settings; [`generate`] is the same path for callers that bring their own
+//! parts (benchmarks, plugin tests).
 
 use std::time::Instant;
 
@@ -9,6 +14,98 @@ use mlb_model::{Diagnostic, InterpretOptions};
 
 use crate::health_cache::HealthCache;
 use crate::resolve::Resolver;
+use crate::settings::Settings;
+
+/// Why a [`Generator`] cannot be built (the run cannot start).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The global templates are unusable.
+    #[error(transparent)]
+    Templates(#[from] mlb_core::TemplateError),
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] mlb_plugin_host::PluginError),
+}
+
+/// Everything one generation needs, kept from one to the next.
+#[derive(Debug)]
+pub struct Generator {
+    resolver: Resolver,
+    health: HealthCache,
+    plugins: mlb_plugin_host::PluginSet,
+    renderer: Renderer,
+    interpret: InterpretOptions,
+    render: RenderSettings,
+}
+
+impl Generator {
+    /// Templates resolved, plugins loaded (filters registered with the
+    /// renderer), caches sized by `--lru-cache-capacity`. `once`: for a
+    /// single generation (one-shot), without the plugins' memo of
+    /// unchanged apps.
+    pub fn new(settings: &Settings, once: bool) -> Result<Self, SetupError> {
+        let templates = mlb_core::Templates::resolve(&settings.templates)?;
+        let (plugins, _) = settings.load_plugins(once)?;
+        let mut renderer = Renderer::new(templates);
+        plugins.register_filters(&mut renderer);
+        Ok(Self {
+            resolver: Resolver::new(settings.cache_capacity),
+            health: HealthCache::new(if once { 1 } else { settings.cache_capacity }),
+            plugins,
+            renderer,
+            interpret: settings.interpret.clone(),
+            render: settings.render.clone(),
+        })
+    }
+
+    /// One generation from a `/v2/apps` body.
+    pub fn generate(&mut self, body: &[u8]) -> Result<Generated, PipelineError> {
+        let t0 = Instant::now();
+        let normalized = decode(body, &mut self.resolver, &mut self.health, &self.interpret)?;
+        self.finish(normalized, t0)
+    }
+
+    /// [`generate`](Self::generate) for a body the caller gives up: it is
+    /// freed as soon as it is decoded, so the document and the rest of the
+    /// generation are never in memory at once.
+    pub fn generate_owned(&mut self, body: Vec<u8>) -> Result<Generated, PipelineError> {
+        let t0 = Instant::now();
+        let normalized = decode(&body, &mut self.resolver, &mut self.health, &self.interpret)?;
+        drop(body);
+        self.finish(normalized, t0)
+    }
+
+    fn finish(
+        &mut self,
+        normalized: mlb_core::normalize::Normalized,
+        t0: Instant,
+    ) -> Result<Generated, PipelineError> {
+        let mut generated = finish(
+            normalized,
+            t0,
+            &mut self.plugins,
+            &mut self.renderer,
+            &self.interpret,
+            &self.render,
+        )?;
+        generated
+            .plugin_failures
+            .extend(self.plugins.take_filter_failures());
+        Ok(generated)
+    }
+
+    /// The config without any app: what the global part needs from the
+    /// host (certificates, open files), checked before anything is written.
+    pub fn render_global(&mut self) -> Rendered {
+        self.renderer.render(&[], &self.render)
+    }
+
+    /// The renderer and its settings, for re-rendering subsets of services
+    /// (the config cleanup).
+    pub fn renderer(&mut self) -> (&mut Renderer, &RenderSettings) {
+        (&mut self.renderer, &self.render)
+    }
+}
 
 /// Why nothing could be generated. Retryable: the next trigger may succeed;
 /// the last good config stays in place meanwhile.
@@ -68,47 +165,8 @@ pub fn generate(
     settings: &RenderSettings,
 ) -> Result<Generated, PipelineError> {
     let mut health = HealthCache::new(1);
-    generate_with(
-        body,
-        resolver,
-        &mut health,
-        interpreter,
-        renderer,
-        options,
-        settings,
-    )
-}
-
-/// [`generate`] for a body the caller gives up: it is freed as soon as it
-/// is decoded (the one-shot run), so the document and the rest of the
-/// generation are never in memory at once.
-pub fn generate_owned(
-    body: Vec<u8>,
-    resolver: &mut Resolver,
-    interpreter: &mut dyn LabelInterpreter,
-    renderer: &mut Renderer,
-    options: &InterpretOptions,
-    settings: &RenderSettings,
-) -> Result<Generated, PipelineError> {
-    let mut health = HealthCache::new(1);
     let t0 = Instant::now();
-    let normalized = decode(&body, resolver, &mut health, options)?;
-    drop(body);
-    finish(normalized, t0, interpreter, renderer, options, settings)
-}
-
-/// [`generate`] with the health-result cache of a long-running controller.
-pub fn generate_with(
-    body: &[u8],
-    resolver: &mut Resolver,
-    health: &mut HealthCache,
-    interpreter: &mut dyn LabelInterpreter,
-    renderer: &mut Renderer,
-    options: &InterpretOptions,
-    settings: &RenderSettings,
-) -> Result<Generated, PipelineError> {
-    let t0 = Instant::now();
-    let normalized = decode(body, resolver, health, options)?;
+    let normalized = decode(body, resolver, &mut health, options)?;
     finish(normalized, t0, interpreter, renderer, options, settings)
 }
 

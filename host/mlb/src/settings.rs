@@ -35,6 +35,8 @@ pub struct Settings {
     pub plugins: Vec<mlb_plugin_host::PluginSpec>,
     /// Where compiled plugins are cached (`None`: no cache).
     pub plugin_cache_dir: Option<PathBuf>,
+    /// Run HAProxy as a supervised child (`--supervise-haproxy`).
+    pub supervise: Option<mlb_haproxy::SupervisorConfig>,
 }
 
 /// `--plugin-cache-dir`, or the user's cache directory (`None` disables).
@@ -332,13 +334,21 @@ impl Settings {
                 archive_versions: args.archive_versions,
                 max_reload_retries: args.max_reload_retries,
                 reload_interval: std::time::Duration::from_secs(args.reload_interval),
-                run_reload: true,
             },
             dry: args.dry,
             cache_capacity: args.lru_cache_capacity,
             skip_config_cleanup: args.skip_config_cleanup || args.skip_validation,
             plugins: args.plugins.clone(),
             plugin_cache_dir: plugin_cache_dir(args.plugin_cache_dir.as_deref(), env),
+            supervise: args
+                .supervise_haproxy
+                .then(|| mlb_haproxy::SupervisorConfig {
+                    haproxy: PathBuf::from("haproxy"),
+                    config: args.haproxy_config.clone(),
+                    run_dir: args.haproxy_run_dir.clone(),
+                    state_file: args.server_state_file.clone(),
+                    lua_dir: Some(args.lua_dir.clone()),
+                }),
         })
     }
 }

@@ -284,8 +284,11 @@ pub fn list(
         limits: mlb_plugin_host::PluginLimits::default(),
         grants: Default::default(),
     };
-    let (_, report) =
-        mlb_plugin_host::load_plugin_bytes(&runtime, &default, mlb_plugin_host::DEFAULT_LABEL_PLUGIN)?;
+    let (_, report) = mlb_plugin_host::load_plugin_bytes(
+        &runtime,
+        &default,
+        mlb_plugin_host::DEFAULT_LABEL_PLUGIN,
+    )?;
     let _ = writeln!(
         out,
         "1. {} [{}] sha256:{} built-in ({}) — {:.1} ms {:?}",

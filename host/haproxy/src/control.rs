@@ -1,0 +1,328 @@
+//! [`HaproxyControl`]: the one owner of how a generated config reaches
+//! HAProxy — written atomically and validated ([`apply`](crate::apply)),
+//! cleaned of the apps HAProxy rejects ([`cleanup`](crate::cleanup)), and
+//! loaded, by one of two reloaders:
+//!
+//! * [`Reloader::Command`] — marathon-lb's way: `--command` (or what the
+//!   init system offers) runs after a changed config.
+//! * [`Reloader::Supervised`] — the built-in master-worker
+//!   [`Supervisor`]: started when the first config is in place, reloaded
+//!   over the master socket after every change.
+//!
+//! The reload decision lives in one place, [`HaproxyControl::load`]:
+//!
+//! | reloader   | config unchanged          | config written  |
+//! |------------|---------------------------|-----------------|
+//! | command    | nothing                   | run the command |
+//! | supervised, not started | start (if the file exists) | start |
+//! | supervised, running | nothing          | reload          |
+//!
+//! SIGUSR1 ([`HaproxyControl::revalidate`]) validates the file on disk and
+//! loads it whatever changed. The time of the last reload is kept here for
+//! `--min-reload-interval`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlb_core::RenderSettings;
+use mlb_core::Rendered;
+use mlb_core::render::Renderer;
+use mlb_model::Service;
+use tokio::time::Instant;
+
+use crate::apply::{self, ApplyError, ApplyOptions, Outcome};
+use crate::{HaproxyError, StopOutcome, Supervisor, SupervisorConfig, SupervisorStats, cleanup};
+
+/// How HAProxy is (re)loaded.
+#[derive(Debug)]
+pub enum Reloader {
+    /// Run `--command` (or the init system's reload) after a change.
+    Command,
+    /// Run HAProxy as a supervised child.
+    Supervised {
+        /// Where it lives.
+        cfg: SupervisorConfig,
+        /// The running supervisor (`None` until the first start).
+        running: Option<Supervisor>,
+    },
+}
+
+/// What a load did to HAProxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    /// The reload command ran.
+    CommandRan,
+    /// The supervised HAProxy was started.
+    Started,
+    /// The supervised HAProxy reloaded; how long it took.
+    Reloaded(Duration),
+}
+
+impl Loaded {
+    /// A word for the reconcile line (`haproxy=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Loaded::Started => "started",
+            Loaded::CommandRan | Loaded::Reloaded(_) => "reloaded",
+        }
+    }
+}
+
+/// Why a config could not be put in place or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Writing or validating failed (the files on disk are the previous
+    /// ones), or the reload command failed (the new config is in place).
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    /// The supervised HAProxy could not be started.
+    #[error("cannot start the supervised HAProxy: {0}")]
+    Start(#[source] HaproxyError),
+    /// The supervised HAProxy did not take the new config.
+    #[error("supervised HAProxy reload failed: {0}")]
+    Reload(#[source] HaproxyError),
+}
+
+impl ControlError {
+    /// A short stable name of what failed (a log field and metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ControlError::Apply(ApplyError::Io { .. }) => "io",
+            ControlError::Apply(ApplyError::Invalid { .. }) => "invalid",
+            ControlError::Apply(ApplyError::Global { .. }) => "invalid_global",
+            ControlError::Apply(ApplyError::Reload { .. }) => "reload_command",
+            ControlError::Start(_) => "start",
+            ControlError::Reload(HaproxyError::ReloadRejected(_)) => "reload_rejected",
+            ControlError::Reload(HaproxyError::ReloadTimeout(_)) => "reload_timeout",
+            ControlError::Reload(_) => "reload",
+        }
+    }
+
+    /// Whether the new config may already be on disk (the failure came
+    /// after it was written).
+    pub fn after_write(&self) -> bool {
+        matches!(
+            self,
+            ControlError::Apply(ApplyError::Reload { .. })
+                | ControlError::Start(_)
+                | ControlError::Reload(_)
+        )
+    }
+}
+
+/// The files, the apply options and the reloader.
+#[derive(Debug)]
+pub struct HaproxyControl {
+    config: PathBuf,
+    haproxy_map: bool,
+    options: ApplyOptions,
+    skip_cleanup: bool,
+    reloader: Reloader,
+    last_reload: Option<Instant>,
+}
+
+impl HaproxyControl {
+    /// Control of `config` (and its maps with `haproxy_map`). A supervised
+    /// reloader gets its Lua files installed now: the HEAD `lua-load`s
+    /// them, so they must exist before the first `haproxy -c`.
+    pub fn new(
+        config: PathBuf,
+        haproxy_map: bool,
+        options: ApplyOptions,
+        skip_cleanup: bool,
+        supervise: Option<SupervisorConfig>,
+    ) -> Result<Self, ApplyError> {
+        let reloader = match supervise {
+            None => Reloader::Command,
+            Some(cfg) => {
+                if let Some(dir) = &cfg.lua_dir {
+                    crate::install_lua(dir).map_err(|error| ApplyError::Io {
+                        path: dir.display().to_string(),
+                        error,
+                    })?;
+                }
+                Reloader::Supervised { cfg, running: None }
+            }
+        };
+        Ok(Self {
+            config,
+            haproxy_map,
+            options,
+            skip_cleanup,
+            reloader,
+            last_reload: None,
+        })
+    }
+
+    /// The config file.
+    pub fn config(&self) -> &std::path::Path {
+        &self.config
+    }
+
+    /// Whether HAProxy runs under this process.
+    pub fn supervised(&self) -> bool {
+        matches!(self.reloader, Reloader::Supervised { .. })
+    }
+
+    /// The supervisor's counters, once it runs.
+    pub fn supervisor_stats(&self) -> Option<Arc<SupervisorStats>> {
+        match &self.reloader {
+            Reloader::Supervised {
+                running: Some(sup), ..
+            } => Some(sup.stats()),
+            _ => None,
+        }
+    }
+
+    /// When HAProxy was last (re)loaded, by either reloader.
+    pub fn last_reload(&self) -> Option<Instant> {
+        self.last_reload
+    }
+
+    /// Whether `rendered` differs from the files on disk.
+    pub fn differs(&self, rendered: &Rendered) -> bool {
+        apply::differs(&self.config, rendered, self.haproxy_map)
+    }
+
+    /// Remove temp files a killed run left beside the config.
+    pub fn remove_stale_temps(&self) -> usize {
+        apply::remove_stale_temps(&self.config)
+    }
+
+    /// Write `rendered` if it changed, validated with `haproxy -c`. When
+    /// HAProxy rejects it (and cleanup is not disabled), find the apps of
+    /// `services` that break it by bisection, leave them out, and write the
+    /// rest. Blocking (runs `haproxy -c`).
+    pub fn write(
+        &self,
+        rendered: &Rendered,
+        services: &[Service],
+        renderer: &mut Renderer,
+        settings: &RenderSettings,
+    ) -> Result<Outcome, ApplyError> {
+        let (config, map) = (&self.config, self.haproxy_map);
+        match apply::apply(config, rendered, map, &self.options) {
+            Err(ApplyError::Invalid { output }) if !self.skip_cleanup => {
+                tracing::warn!(%output, "haproxy -c rejected the config; looking for the apps that break it");
+                let cleaned = cleanup::drop_invalid_apps(services, renderer, settings, |r| {
+                    apply::check(config, r, map).map_err(|e| match e {
+                        ApplyError::Invalid { output } => output,
+                        other => other.to_string(),
+                    })
+                });
+                if let Some(reason) = cleaned.global {
+                    // The problem is global (HEAD, a global template, a
+                    // certificate of the :443 frontend): no app is to blame.
+                    return Err(ApplyError::Global { output: reason });
+                }
+                for d in &cleaned.dropped {
+                    tracing::error!(app = %d.app_id, reason = %d.reason, "app left out: HAProxy rejects the config with it");
+                }
+                tracing::info!(
+                    validations = cleaned.validations,
+                    dropped = cleaned.dropped.len(),
+                    "config cleanup done"
+                );
+                let apps: std::collections::HashSet<&str> =
+                    services.iter().map(|s| s.app_id.as_str()).collect();
+                if cleaned.dropped.len() >= apps.len() {
+                    // Every app fails on its own: keep what is running
+                    // rather than serve nothing.
+                    return Err(ApplyError::Invalid { output });
+                }
+                apply::apply(config, &cleaned.rendered, map, &self.options)
+            }
+            other => other,
+        }
+    }
+
+    /// Load what [`write`](Self::write) did into HAProxy: the one reload
+    /// decision (see the module documentation). `None`: nothing to do.
+    pub async fn load(&mut self, outcome: &Outcome) -> Result<Option<Loaded>, ControlError> {
+        let changed = *outcome == Outcome::Written;
+        match &self.reloader {
+            Reloader::Command if changed => self.run_command(),
+            Reloader::Supervised { running: None, .. } => self.start().await,
+            Reloader::Supervised { .. } if changed => self.reload().await,
+            _ => Ok(None),
+        }
+    }
+
+    /// SIGUSR1: validate the file on disk (unless validation is skipped),
+    /// then load it whether or not it changed.
+    pub async fn revalidate(&mut self) -> Result<Option<Loaded>, ControlError> {
+        if !self.options.skip_validation {
+            apply::validate(&self.config)?;
+        }
+        match &self.reloader {
+            Reloader::Command => self.run_command(),
+            Reloader::Supervised { running: None, .. } => self.start().await,
+            Reloader::Supervised { .. } => self.reload().await,
+        }
+    }
+
+    fn run_command(&mut self) -> Result<Option<Loaded>, ControlError> {
+        let options = &self.options;
+        let ran = tokio::task::block_in_place(|| apply::reload(options))?;
+        if !ran {
+            return Ok(None);
+        }
+        self.last_reload = Some(Instant::now());
+        Ok(Some(Loaded::CommandRan))
+    }
+
+    async fn start(&mut self) -> Result<Option<Loaded>, ControlError> {
+        let Reloader::Supervised { cfg, running } = &mut self.reloader else {
+            return Ok(None);
+        };
+        if !self.config.exists() {
+            // Nothing written yet (e.g. --dry, or every reconcile failed).
+            return Ok(None);
+        }
+        self.last_reload = Some(Instant::now());
+        let sup = Supervisor::start(cfg.clone())
+            .await
+            .map_err(ControlError::Start)?;
+        *running = Some(sup);
+        Ok(Some(Loaded::Started))
+    }
+
+    async fn reload(&mut self) -> Result<Option<Loaded>, ControlError> {
+        let Reloader::Supervised {
+            running: Some(sup), ..
+        } = &self.reloader
+        else {
+            return Ok(None);
+        };
+        self.last_reload = Some(Instant::now());
+        let report = sup.reload().await.map_err(ControlError::Reload)?;
+        Ok(Some(Loaded::Reloaded(report.duration)))
+    }
+
+    /// What a failed reconcile left in place, for its log line.
+    pub fn after_failure(&self, error_after_write: bool) -> &'static str {
+        match &self.reloader {
+            Reloader::Supervised { running, .. }
+                if running.as_ref().is_none_or(|s| s.master_pid().is_none()) =>
+            {
+                "HAProxy is not running"
+            }
+            _ if error_after_write => {
+                "the new config is written but HAProxy may not have loaded it"
+            }
+            Reloader::Supervised { .. } => "HAProxy keeps serving the running config",
+            Reloader::Command => "the config on disk is unchanged",
+        }
+    }
+
+    /// Stop the supervised HAProxy (nothing to do for a command reloader).
+    pub async fn stop(self) -> Option<StopOutcome> {
+        match self.reloader {
+            Reloader::Supervised {
+                running: Some(sup), ..
+            } => Some(sup.stop().await),
+            _ => None,
+        }
+    }
+}
