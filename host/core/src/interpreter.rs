@@ -9,11 +9,6 @@ pub struct Interpretation {
     pub services: Vec<Service>,
     /// Why apps, services or tasks were left out.
     pub diagnostics: Vec<Diagnostic>,
-    /// Services denied by policy plugins: (policy, backend).
-    pub denied: Vec<(String, String)>,
-    /// Plugins that failed (trapped, timed out, returned an error) during
-    /// this interpretation: the plugin's name once per failed call.
-    pub plugin_failures: Vec<String>,
 }
 
 /// Why a label interpreter produced nothing for a batch.

@@ -80,17 +80,20 @@ impl Generator {
         normalized: mlb_core::normalize::Normalized,
         t0: Instant,
     ) -> Result<Generated, PipelineError> {
-        let mut generated = finish(
+        let generated = finish(
             normalized,
             t0,
             &mut self.plugins,
             &mut self.renderer,
             &self.interpret,
             &self.render,
-        )?;
-        generated
-            .plugin_failures
-            .extend(self.plugins.take_filter_failures());
+        );
+        // Taken even when the generation failed, so that nothing of this
+        // run is reported with the next.
+        let report = self.plugins.take_report();
+        let mut generated = generated?;
+        generated.denied = report.denied;
+        generated.plugin_failures = report.failures;
         Ok(generated)
     }
 
@@ -142,9 +145,10 @@ pub struct Generated {
     pub interpreted: Vec<mlb_model::Service>,
     /// Every diagnostic of every stage.
     pub diagnostics: Vec<Diagnostic>,
-    /// Services denied by policy plugins: (policy, backend).
+    /// Services denied by policy plugins: (policy, backend). Filled by
+    /// [`Generator`] from the plugin set's report; empty from [`generate`].
     pub denied: Vec<(String, String)>,
-    /// Plugins that failed during interpretation (once per failed call).
+    /// Plugins that failed (once per failed call), as `denied`.
     pub plugin_failures: Vec<String>,
     /// Apps read.
     pub apps: usize,
@@ -213,8 +217,8 @@ fn finish(
         rendered,
         interpreted: interpretation.services,
         diagnostics,
-        denied: interpretation.denied,
-        plugin_failures: interpretation.plugin_failures,
+        denied: Vec::new(),
+        plugin_failures: Vec::new(),
         timings: Timings {
             parse_us: (t1 - t0).as_micros(),
             interpret_us: (t2 - t1).as_micros(),

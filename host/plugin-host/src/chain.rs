@@ -45,6 +45,39 @@ const FIRST_PENALTY: Duration = Duration::from_secs(30);
 /// Longest quarantine or backoff.
 const MAX_PENALTY: Duration = Duration::from_secs(1800);
 
+/// What the chain gathers during one interpretation: the services and
+/// diagnostics it returns, and the plugins' telemetry it keeps in the
+/// set's [`PluginReport`].
+#[derive(Debug, Default)]
+struct ChainOut {
+    services: Vec<Service>,
+    diagnostics: Vec<Diagnostic>,
+    denied: Vec<(String, String)>,
+    plugin_failures: Vec<String>,
+}
+
+impl ChainOut {
+    /// The interpretation; the telemetry goes to `report`.
+    fn finish(self, report: &mut PluginReport) -> Interpretation {
+        report.denied.extend(self.denied);
+        report.failures.extend(self.plugin_failures);
+        Interpretation {
+            services: self.services,
+            diagnostics: self.diagnostics,
+        }
+    }
+}
+
+/// What the plugins did since the last [`PluginSet::take_report`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PluginReport {
+    /// Services denied by policy plugins: (policy, backend).
+    pub denied: Vec<(String, String)>,
+    /// Plugins that failed (trapped, timed out, returned an error; filters
+    /// also when refused while backed off): the name once per failed call.
+    pub failures: Vec<String>,
+}
+
 /// Repeated failures and when the next attempt is allowed.
 #[derive(Debug, Clone, Copy)]
 struct Penalty {
@@ -162,7 +195,7 @@ impl LabelStage {
         input: &HashMap<usize, Vec<Service>>,
         owner: &HashMap<String, usize>,
         result: Interpretation,
-        out: &mut Interpretation,
+        out: &mut ChainOut,
     ) -> HashMap<usize, Vec<Service>> {
         let name = self.plugin.name();
         out.diagnostics.extend(result.diagnostics);
@@ -227,7 +260,7 @@ impl LabelStage {
         owner: &HashMap<String, usize>,
         input: Vec<Service>,
         options: &InterpretOptions,
-        out: &mut Interpretation,
+        out: &mut ChainOut,
     ) -> Vec<Service> {
         let now = Instant::now();
         let name = self.plugin.name().to_owned();
@@ -360,7 +393,7 @@ impl LabelStage {
 }
 
 /// Keep the first service of each backend name; report the others.
-fn dedup_backends(plugin: &str, services: Vec<Service>, out: &mut Interpretation) -> Vec<Service> {
+fn dedup_backends(plugin: &str, services: Vec<Service>, out: &mut ChainOut) -> Vec<Service> {
     let mut seen = HashSet::new();
     services
         .into_iter()
@@ -398,7 +431,7 @@ impl PolicyStage {
         apps: &[App],
         owner: &HashMap<String, usize>,
         services: Vec<Service>,
-        out: &mut Interpretation,
+        out: &mut ChainOut,
     ) -> Vec<Service> {
         let now = Instant::now();
         let name = self.plugin.name().to_owned();
@@ -501,7 +534,7 @@ impl PolicyStage {
         }
 
         let mut kept = Vec::new();
-        let deny = |s: &Service, reason: String, out: &mut Interpretation| {
+        let deny = |s: &Service, reason: String, out: &mut ChainOut| {
             let message = format!("service {} denied by policy {name}: {reason}", s.backend);
             tracing::warn!(policy = %name, app = %s.app_id, "{message}");
             out.diagnostics
@@ -555,6 +588,7 @@ pub struct PluginSet {
     labels: Vec<LabelStage>,
     policies: Vec<PolicyStage>,
     filters: Vec<Arc<WasmFilterPlugin>>,
+    report: PluginReport,
 }
 
 impl std::fmt::Debug for PluginSet {
@@ -575,6 +609,7 @@ impl PluginSet {
             labels: Vec::new(),
             policies: Vec::new(),
             filters: Vec::new(),
+            report: PluginReport::default(),
         }
     }
 
@@ -628,13 +663,16 @@ impl PluginSet {
         }
     }
 
-    /// Filter plugin calls that failed since the last call of this method,
-    /// one entry per failed call.
-    pub fn take_filter_failures(&self) -> Vec<String> {
-        self.filters
-            .iter()
-            .flat_map(|p| std::iter::repeat_n(p.name().to_owned(), p.take_failures() as usize))
-            .collect()
+    /// What the plugins did since the last call of this method: policy
+    /// denials and failed calls of label, policy and filter plugins.
+    pub fn take_report(&mut self) -> PluginReport {
+        let mut report = std::mem::take(&mut self.report);
+        report.failures.extend(
+            self.filters
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p.name().to_owned(), p.take_failures() as usize)),
+        );
+        report
     }
 }
 
@@ -644,7 +682,12 @@ impl LabelInterpreter for PluginSet {
         apps: &[App],
         options: &InterpretOptions,
     ) -> Result<Interpretation, InterpretError> {
-        let mut out = self.default.interpret(apps, options)?;
+        let first = self.default.interpret(apps, options)?;
+        let mut out = ChainOut {
+            services: first.services,
+            diagnostics: first.diagnostics,
+            ..ChainOut::default()
+        };
         // One order whatever the default rules reused or recomputed, so that
         // what a plugin sees (and which duplicate it keeps) never depends on
         // the history of changes.
@@ -652,7 +695,7 @@ impl LabelInterpreter for PluginSet {
             (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
         });
         if self.labels.is_empty() && self.policies.is_empty() {
-            return Ok(out);
+            return Ok(out.finish(&mut self.report));
         }
         let owner = owners(apps);
         for stage in &mut self.labels {
@@ -663,6 +706,6 @@ impl LabelInterpreter for PluginSet {
             let services = std::mem::take(&mut out.services);
             out.services = stage.run(apps, &owner, services, &mut out);
         }
-        Ok(out)
+        Ok(out.finish(&mut self.report))
     }
 }

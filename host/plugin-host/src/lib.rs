@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cache::CompileCache;
-pub use chain::PluginSet;
+pub use chain::{PluginReport, PluginSet};
 pub use convert::drop_elsewhere;
 pub use filter::WasmFilterPlugin;
 pub use inspect::{Inspection, WIT_VERSION, World, inspect};

@@ -103,11 +103,7 @@ impl<L: LabelInterpreter> LabelInterpreter for Memoized<L> {
             self.inner.interpret(&subset, options)?
         };
 
-        let mut out = Interpretation {
-            denied: fresh.denied,
-            plugin_failures: fresh.plugin_failures,
-            ..Interpretation::default()
-        };
+        let mut out = Interpretation::default();
         for entry in &reused {
             out.services.extend(entry.services.iter().cloned());
             out.diagnostics.extend(entry.diagnostics.iter().cloned());

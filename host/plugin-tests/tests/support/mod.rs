@@ -116,7 +116,7 @@ pub fn run(set: &mut PluginSet, renderer: &mut Renderer, body: &[u8]) -> Generat
         groups: vec!["external".to_owned()],
         ..InterpretOptions::default()
     };
-    generate(
+    let mut generated = generate(
         body,
         &mut Resolver::new(16),
         set,
@@ -124,7 +124,11 @@ pub fn run(set: &mut PluginSet, renderer: &mut Renderer, body: &[u8]) -> Generat
         &options,
         &RenderSettings::default(),
     )
-    .expect("generation succeeds")
+    .expect("generation succeeds");
+    let report = set.take_report();
+    generated.denied = report.denied;
+    generated.plugin_failures = report.failures;
+    generated
 }
 
 /// Whether some diagnostic about `app` contains `needle`.
