@@ -221,7 +221,6 @@ impl WasmLabelPlugin {
                     .into_iter()
                     .map(convert::diagnostic_from_wit)
                     .collect(),
-                ..Interpretation::default()
             }),
             Ok(Err(message)) => Err(self.fail(format!("returned an error: {message}"))),
             Err(trap) => Err(self.fail(trap_message(&trap, &call.output))),

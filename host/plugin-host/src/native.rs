@@ -19,7 +19,6 @@ impl LabelInterpreter for NativeLabelRules {
         Ok(Interpretation {
             services: out.services,
             diagnostics: out.diagnostics,
-            ..Interpretation::default()
         })
     }
 }
