@@ -22,6 +22,8 @@
 //!   marathon-lb 1.15 when present), wall time and peak RSS.
 //! - [`serve`]: the loopback fake Marathon serving a document from memory.
 
+#![forbid(unsafe_code)]
+
 mod measure;
 mod oneshot;
 mod plugins;

@@ -29,6 +29,8 @@
 //!   error bodies.
 //! * `main.rs`: the `marathon-sim` binary, a thin CLI over [`start`].
 
+#![forbid(unsafe_code)]
+
 pub mod admin;
 pub mod appdef;
 pub mod apps;

@@ -3,6 +3,8 @@
 //! Prints `listening on http://127.0.0.1:PORT` as the first line of stdout (and writes the URL to
 //! `--port-file`, atomically) so scripts and tests can find it.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

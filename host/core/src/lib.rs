@@ -19,6 +19,8 @@
 //! - [`render`]: services → config text and map files (marathon-lb's `config`).
 //! - [`validate`]: checks on services a custom label plugin returned.
 
+#![forbid(unsafe_code)]
+
 pub mod engine;
 pub mod format;
 pub mod interpreter;

@@ -77,6 +77,8 @@
 //! should rate-limit them and prefer the runtime API
 //! ([`Supervisor::worker_command`]) for server membership changes.
 
+#![forbid(unsafe_code)]
+
 pub mod apply;
 pub mod cleanup;
 pub mod control;

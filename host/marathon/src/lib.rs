@@ -18,6 +18,8 @@
 //! error and the last good config keeps serving. URLs are logged and
 //! reported only through [`redact_url`] (no user info).
 
+#![forbid(unsafe_code)]
+
 mod auth;
 pub mod backoff;
 pub mod dcos;

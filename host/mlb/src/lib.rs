@@ -27,6 +27,8 @@
 //! - [`longhelp`]: the generated label and template reference.
 //! - [`zdd`]: `marathon-lb zdd`, zero-downtime deployments (zdd.py).
 
+#![forbid(unsafe_code)]
+
 pub mod cli;
 pub mod coalesce;
 pub mod daemon;

@@ -1,5 +1,7 @@
 //! The `marathon-lb` binary.
 
+#![forbid(unsafe_code)]
+
 use std::process::ExitCode;
 
 use anyhow::Context;

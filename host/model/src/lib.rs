@@ -12,6 +12,8 @@
 //! - [`diagnostic`]: why an app, a service or a task was left out.
 //! - [`allowlist`]: the one list of what a Marathon-sourced value may contain.
 
+#![forbid(unsafe_code)]
+
 pub mod allowlist;
 pub mod app;
 pub mod diagnostic;

@@ -12,6 +12,8 @@
 //! - `build.rs`: the two builds.
 //! - `tests/`: failure modes, loading and the compile cache, each example.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 /// A Rust example (or fixture) component, by crate file stem, e.g.

@@ -19,6 +19,8 @@
 //! - [`stands_alone`]: which apps do not depend on other apps (for hosts
 //!   that reuse earlier results).
 
+#![forbid(unsafe_code)]
+
 mod deployment;
 mod health;
 mod independence;
