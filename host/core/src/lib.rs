@@ -30,4 +30,4 @@ pub mod validate;
 pub use interpreter::{InterpretError, Interpretation, LabelInterpreter};
 pub use normalize::{NormalizeError, Normalized, normalize_apps};
 pub use render::{RenderSettings, Rendered, render};
-pub use templates::{TemplateError, TemplateSources, Templates};
+pub use templates::{TemplateError, TemplateName, TemplateSources, Templates, UnknownTemplate};
