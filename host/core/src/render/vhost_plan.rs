@@ -139,6 +139,15 @@ impl<'a> Routing<'a> {
 
 use Var::{Acl as A, AppId, Backend, BindAddr, HaproxyDir, Host, Path, Realm};
 
+/// The variables of a full vhost ACL (ACL and routing rule).
+const ACL: &[Var] = &[A, Host, AppId, Backend];
+/// [`ACL`] with the auth realm.
+const ACL_AUTH: &[Var] = &[A, Host, AppId, Realm, Backend];
+/// [`ACL`] with the path.
+const ACL_PATH: &[Var] = &[A, Host, Path, AppId, Backend];
+/// [`ACL`] with the path and the auth realm.
+const ACL_AUTH_PATH: &[Var] = &[A, Host, Path, AppId, Realm, Backend];
+
 /// The steps of `r`'s vhost routing.
 pub(crate) fn plan<'a>(r: &Routing<'a>) -> Vec<Step<'a>> {
     let mut steps = Vec::new();
@@ -161,100 +170,58 @@ fn emit<'a>(sink: Sink<'a>, template: T, vhost: &'a str, vars: &'static [Var]) -
 
 /// One vhost: the ACL and routing rule in one template each.
 fn plan_one<'a>(r: &Routing<'a>, vhost: &'a str, steps: &mut Vec<Step<'a>>) {
-    let https = Sink::Https(vhost);
+    let http = |template: T, vars: &'static [Var]| emit(Sink::Http, template, vhost, vars);
+    let https = |template: T, vars| emit(Sink::Https(vhost), template, vhost, vars);
     steps.push(Step::Tls(vhost));
     if r.path {
-        steps.extend(if r.redirect {
-            vec![
-                emit(Sink::Http, T::HTTP_FRONTEND_ACL_ONLY, vhost, &[A, Host]),
-                emit(
-                    Sink::Http,
-                    T::HTTP_FRONTEND_ACL_ONLY_WITH_PATH,
-                    vhost,
-                    &[A, Host, Path, Backend],
-                ),
-                emit(
-                    Sink::Http,
-                    T::BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH,
-                    vhost,
-                    &[BindAddr, A, Backend],
-                ),
-            ]
+        if r.redirect {
+            steps.push(http(T::HTTP_FRONTEND_ACL_ONLY, &[A, Host]));
+            steps.push(http(
+                T::HTTP_FRONTEND_ACL_ONLY_WITH_PATH,
+                &[A, Host, Path, Backend],
+            ));
+            let vars = &[BindAddr, A, Backend];
+            steps.push(http(T::BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH, vars));
         } else if r.auth {
-            let vars = &[A, Host, Path, AppId, Realm, Backend];
-            vec![emit(
-                Sink::Http,
-                T::HTTP_FRONTEND_ACL_WITH_AUTH_AND_PATH,
-                vhost,
-                vars,
-            )]
+            steps.push(http(T::HTTP_FRONTEND_ACL_WITH_AUTH_AND_PATH, ACL_AUTH_PATH));
         } else {
-            let vars = &[A, Host, Path, AppId, Backend];
-            vec![emit(
-                Sink::Http,
-                T::HTTP_FRONTEND_ACL_WITH_PATH,
-                vhost,
-                vars,
-            )]
-        });
-        let vars = &[Path, Backend];
-        steps.push(emit(
-            https,
+            steps.push(http(T::HTTP_FRONTEND_ACL_WITH_PATH, ACL_PATH));
+        }
+        steps.push(https(
             T::HTTPS_FRONTEND_ACL_ONLY_WITH_PATH,
-            vhost,
-            vars,
+            &[Path, Backend],
         ));
         steps.push(if r.auth {
-            let vars = &[A, Host, Path, AppId, Realm, Backend];
-            emit(https, T::HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH, vhost, vars)
+            https(T::HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH, ACL_AUTH_PATH)
         } else {
-            let vars = &[A, Host, AppId, Backend];
-            emit(https, T::HTTPS_FRONTEND_ACL_WITH_PATH, vhost, vars)
+            https(T::HTTPS_FRONTEND_ACL_WITH_PATH, ACL)
         });
         return;
     }
     if r.redirect {
-        let vars = &[A, Host, Backend];
-        steps.push(emit(Sink::Http, T::HTTP_FRONTEND_ACL, vhost, vars));
-        let vars = &[BindAddr, A];
-        steps.push(emit(
-            Sink::Http,
-            T::BACKEND_REDIRECT_HTTP_TO_HTTPS,
-            vhost,
-            vars,
-        ));
+        steps.push(http(T::HTTP_FRONTEND_ACL, &[A, Host, Backend]));
+        steps.push(http(T::BACKEND_REDIRECT_HTTP_TO_HTTPS, &[BindAddr, A]));
     } else if r.auth {
-        let vars = &[A, Host, AppId, Realm, Backend];
-        steps.push(emit(
-            Sink::Http,
-            T::HTTP_FRONTEND_ACL_WITH_AUTH,
-            vhost,
-            vars,
-        ));
+        steps.push(http(T::HTTP_FRONTEND_ACL_WITH_AUTH, ACL_AUTH));
     } else if r.map {
         if !r.map_http_done {
             steps.push(Step::ClaimMap(MapSide::Http));
-            let vars = &[HaproxyDir];
-            steps.push(emit(Sink::Http, T::MAP_HTTP_FRONTEND_ACL, vhost, vars));
+            steps.push(http(T::MAP_HTTP_FRONTEND_ACL, &[HaproxyDir]));
         }
         steps.push(Step::DomainEntry(vhost));
     } else {
-        let vars = &[A, Host, AppId, Backend];
-        steps.push(emit(Sink::Http, T::HTTP_FRONTEND_ACL, vhost, vars));
+        steps.push(http(T::HTTP_FRONTEND_ACL, ACL));
     }
     if r.auth {
-        let vars = &[A, Host, AppId, Realm, Backend];
-        steps.push(emit(https, T::HTTPS_FRONTEND_ACL_WITH_AUTH, vhost, vars));
+        steps.push(https(T::HTTPS_FRONTEND_ACL_WITH_AUTH, ACL_AUTH));
     } else if r.map {
         steps.push(Step::DomainEntry(vhost));
         if !r.map_https_done {
             steps.push(Step::ClaimMap(MapSide::Https));
-            let vars = &[Host, HaproxyDir];
-            steps.push(emit(https, T::MAP_HTTPS_FRONTEND_ACL, vhost, vars));
+            steps.push(https(T::MAP_HTTPS_FRONTEND_ACL, &[Host, HaproxyDir]));
         }
     } else {
-        let vars = &[A, Host, AppId, Backend];
-        steps.push(emit(https, T::HTTPS_FRONTEND_ACL, vhost, vars));
+        steps.push(https(T::HTTPS_FRONTEND_ACL, ACL));
     }
 }
 
@@ -262,117 +229,73 @@ fn plan_one<'a>(r: &Routing<'a>, vhost: &'a str, steps: &mut Vec<Step<'a>>) {
 /// the first.
 fn plan_many<'a>(r: &Routing<'a>, steps: &mut Vec<Step<'a>>) {
     let first = r.vhosts[0];
+    let http = |template: T, vars: &'static [Var]| emit(Sink::Http, template, first, vars);
+    let shared = |template: T, vars| emit(Sink::HttpsShared, template, first, vars);
     if r.path {
-        steps.extend(if r.auth {
-            let vars = &[Path, A, Host, Realm, Backend];
-            [
-                emit(
-                    Sink::Http,
-                    T::HTTP_FRONTEND_ACL_ONLY_WITH_PATH_AND_AUTH,
-                    first,
-                    vars,
-                ),
-                emit(
-                    Sink::HttpsShared,
-                    T::HTTPS_FRONTEND_ACL_ONLY_WITH_PATH,
-                    first,
-                    vars,
-                ),
-            ]
+        let (http_acl, vars) = if r.auth {
+            let vars: &[Var] = &[Path, A, Host, Realm, Backend];
+            (T::HTTP_FRONTEND_ACL_ONLY_WITH_PATH_AND_AUTH, vars)
         } else {
-            let vars = &[Path, Backend];
-            [
-                emit(Sink::Http, T::HTTP_FRONTEND_ACL_ONLY_WITH_PATH, first, vars),
-                emit(
-                    Sink::HttpsShared,
-                    T::HTTPS_FRONTEND_ACL_ONLY_WITH_PATH,
-                    first,
-                    vars,
-                ),
-            ]
-        });
+            (T::HTTP_FRONTEND_ACL_ONLY_WITH_PATH, &[Path, Backend][..])
+        };
+        steps.push(http(http_acl, vars));
+        steps.push(shared(T::HTTPS_FRONTEND_ACL_ONLY_WITH_PATH, vars));
     }
     let mut map_http_done = r.map_http_done;
     let mut map_https_done = r.map_https_done;
     for &vhost in &r.vhosts {
-        let https = Sink::Https(vhost);
+        let http = |template: T, vars: &'static [Var]| emit(Sink::Http, template, vhost, vars);
+        let https = |template: T, vars| emit(Sink::Https(vhost), template, vhost, vars);
         steps.push(Step::ShareHead(vhost));
         steps.push(Step::Tls(vhost));
         if r.map && !r.path && !r.auth && !r.redirect {
             if !map_http_done {
                 steps.push(Step::ClaimMap(MapSide::Http));
-                let vars = &[HaproxyDir];
-                steps.push(emit(Sink::Http, T::MAP_HTTP_FRONTEND_ACL_ONLY, vhost, vars));
+                steps.push(http(T::MAP_HTTP_FRONTEND_ACL_ONLY, &[HaproxyDir]));
                 map_http_done = true;
             }
             steps.push(Step::DomainEntry(vhost));
         } else {
-            let vars = &[A, Host];
-            steps.push(emit(Sink::Http, T::HTTP_FRONTEND_ACL_ONLY, vhost, vars));
+            steps.push(http(T::HTTP_FRONTEND_ACL_ONLY, &[A, Host]));
         }
         if r.path && r.auth {
-            let vars = &[A, Host, AppId, Realm, Backend];
-            steps.push(emit(
-                https,
-                T::HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH,
-                vhost,
-                vars,
-            ));
+            steps.push(https(T::HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH, ACL_AUTH));
         } else if r.path {
-            let vars = &[A, Host, AppId, Backend];
-            steps.push(emit(https, T::HTTPS_FRONTEND_ACL_WITH_PATH, vhost, vars));
+            steps.push(https(T::HTTPS_FRONTEND_ACL_WITH_PATH, ACL));
         } else if r.auth {
-            let vars = &[A, Host, AppId, Realm, Backend];
-            steps.push(emit(https, T::HTTPS_FRONTEND_ACL_WITH_AUTH, vhost, vars));
+            steps.push(https(T::HTTPS_FRONTEND_ACL_WITH_AUTH, ACL_AUTH));
         } else if r.map {
             if !map_https_done {
                 steps.push(Step::ClaimMap(MapSide::Https));
-                let vars = &[Host, HaproxyDir];
-                steps.push(emit(https, T::MAP_HTTPS_FRONTEND_ACL, vhost, vars));
+                steps.push(https(T::MAP_HTTPS_FRONTEND_ACL, &[Host, HaproxyDir]));
                 map_https_done = true;
             }
             steps.push(Step::DomainEntry(vhost));
         } else {
-            let vars = &[A, Host, AppId, Backend];
-            steps.push(emit(https, T::HTTPS_FRONTEND_ACL, vhost, vars));
+            steps.push(https(T::HTTPS_FRONTEND_ACL, ACL));
         }
     }
-    let http = Sink::Http;
     steps.push(if r.redirect && r.path {
-        let vars = &[BindAddr, A, Backend];
-        emit(
-            http,
+        http(
             T::BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH,
-            first,
-            vars,
+            &[BindAddr, A, Backend],
         )
     } else if r.redirect {
-        emit(
-            http,
-            T::BACKEND_REDIRECT_HTTP_TO_HTTPS,
-            first,
-            &[BindAddr, A],
-        )
+        http(T::BACKEND_REDIRECT_HTTP_TO_HTTPS, &[BindAddr, A])
     } else if r.path && r.auth {
-        let vars = &[A, Realm, Backend];
-        emit(
-            http,
+        http(
             T::HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH,
-            first,
-            vars,
+            &[A, Realm, Backend],
         )
     } else if r.path {
-        emit(
-            http,
-            T::HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH,
-            first,
-            &[A, Backend],
-        )
+        http(T::HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH, &[A, Backend])
     } else if r.auth {
-        let vars = &[A, Realm, Backend];
-        emit(http, T::HTTP_FRONTEND_ROUTING_ONLY_WITH_AUTH, first, vars)
+        http(
+            T::HTTP_FRONTEND_ROUTING_ONLY_WITH_AUTH,
+            &[A, Realm, Backend],
+        )
     } else if !r.map {
-        emit(http, T::HTTP_FRONTEND_ROUTING_ONLY, first, &[A, Backend])
+        http(T::HTTP_FRONTEND_ROUTING_ONLY, &[A, Backend])
     } else {
         // The map lookup routes the vhosts.
         return;
