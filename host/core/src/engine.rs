@@ -344,7 +344,7 @@ fn check_vars(pieces: &[Piece], allowed: &[&str]) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::templates::{TEMPLATE_NAMES, Templates};
+    use crate::templates::{TemplateName, Templates};
 
     fn vars<'a>(pairs: &[(&'static str, &'a str)]) -> Vars<'a> {
         pairs.iter().map(|(n, v)| (*n, Cow::Borrowed(*v))).collect()
@@ -452,7 +452,7 @@ mod tests {
     fn direct_substitution_equals_minijinja() {
         let templates = Templates::defaults();
         let mut e = Engine::new();
-        for name in TEMPLATE_NAMES {
+        for name in TemplateName::ALL {
             let text = templates.get(name);
             let Ok(pieces) = format::parse(text) else {
                 continue;

@@ -13,10 +13,13 @@
 //!   costing only itself.
 //! - [`interpreter`]: the [`LabelInterpreter`] trait that WASM and native label
 //!   rules implement.
-//! - [`templates`]: the 53 default templates, their override rules and HEAD.
+//! - [`templates`]: the 53 default templates, their override rules and HEAD;
+//!   [`TemplateName`] names them (one list, checked against
+//!   `templates/manifest.txt`), so a misspelt template is a compile error.
 //! - [`format`]: marathon-lb's `{name}` template syntax, translated to minijinja.
 //! - [`engine`]: the minijinja environment that renders translated templates.
-//! - [`render`]: services → config text and map files (marathon-lb's `config`).
+//! - [`render`]: services → config text and map files (marathon-lb's `config`);
+//!   the vhost ACLs are planned as data (`render::vhost_plan`), then rendered.
 //! - [`validate`]: checks on services a custom label plugin returned.
 
 #![forbid(unsafe_code)]
@@ -32,4 +35,4 @@ pub mod validate;
 pub use interpreter::{InterpretError, Interpretation, LabelInterpreter};
 pub use normalize::{NormalizeError, Normalized, normalize_apps};
 pub use render::{RenderSettings, Rendered, render};
-pub use templates::{TemplateError, TemplateSources, Templates};
+pub use templates::{TemplateError, TemplateName, TemplateSources, Templates, UnknownTemplate};

@@ -14,7 +14,7 @@
 use mlb_model::Service;
 use mlb_model::allowlist::{self, Class};
 
-use crate::templates::TEMPLATE_NAMES;
+use crate::templates::TemplateName;
 
 /// Why a service is refused: the field and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -125,11 +125,11 @@ fn snippet(field: &str, line: &str) -> Result<(), ServiceFault> {
 
 /// The section a service's rendering of template `template` may open (its
 /// keyword and name), `None` for the templates that add lines to a section.
-fn own_section(template: &str, backend: &str) -> Option<(&'static str, String)> {
+fn own_section(template: TemplateName, backend: &str) -> Option<(&'static str, String)> {
     match template {
-        "FRONTEND_HEAD" => Some(("frontend", backend.to_owned())),
-        "BACKEND_HEAD" => Some(("backend", backend.to_owned())),
-        "USERLIST_HEAD" => Some(("userlist", format!("user_{backend}"))),
+        TemplateName::FRONTEND_HEAD => Some(("frontend", backend.to_owned())),
+        TemplateName::BACKEND_HEAD => Some(("backend", backend.to_owned())),
+        TemplateName::USERLIST_HEAD => Some(("userlist", format!("user_{backend}"))),
         _ => None,
     }
 }
@@ -138,7 +138,7 @@ fn own_section(template: &str, backend: &str) -> Option<(&'static str, String)> 
 /// open only its own section (`backend <backend>` for `BACKEND_HEAD`, ...),
 /// once, and nothing else may open a section or a conditional block, which
 /// would move other apps' lines into it.
-pub fn check_sections(template: &str, backend: &str, rendered: &str) -> Result<(), String> {
+pub fn check_sections(template: TemplateName, backend: &str, rendered: &str) -> Result<(), String> {
     let own = own_section(template, backend);
     let mut opened = 0;
     for line in rendered.lines() {
@@ -253,10 +253,10 @@ pub fn check_service(s: &Service) -> Result<(), ServiceFault> {
         }
     }
     for (name, _) in &s.templates {
-        if !TEMPLATE_NAMES.contains(&name.as_str()) {
+        if let Err(unknown) = name.parse::<TemplateName>() {
             return Err(fault(
                 "templates",
-                format!("'{name}' is not a template name"),
+                format!("'{}' is not a template name", unknown.0),
             ));
         }
     }
@@ -448,16 +448,31 @@ mod tests {
 
     #[test]
     fn rendered_templates_open_only_their_own_section() {
-        assert!(check_sections("BACKEND_HEAD", "a_1", "\nbackend a_1\n  balance x\n").is_ok());
-        assert!(check_sections("USERLIST_HEAD", "a_1", "\nuserlist user_a_1\n").is_ok());
+        assert!(
+            check_sections(
+                TemplateName::BACKEND_HEAD,
+                "a_1",
+                "\nbackend a_1\n  balance x\n"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_sections(TemplateName::USERLIST_HEAD, "a_1", "\nuserlist user_a_1\n").is_ok()
+        );
         for (template, text) in [
-            ("BACKEND_HEAD", "\nbackend other_2\n"),
-            ("BACKEND_HEAD", "\nbackend a_1\nbackend a_1\n"),
-            ("FRONTEND_HEAD", "\nfrontend a_1\n  bind :1\nlisten x\n"),
-            ("HTTP_FRONTEND_ACL", "  # x\nbackend evil\n"),
-            ("HTTP_FRONTEND_ACL", "  acl a b\n  .if 0\n"),
-            ("BACKEND_HTTP_OPTIONS", "'backend' evil\n"),
-            ("BACKEND_HTTP_OPTIONS", "  \u{c}\rbackend\u{b}evil\n"),
+            (TemplateName::BACKEND_HEAD, "\nbackend other_2\n"),
+            (TemplateName::BACKEND_HEAD, "\nbackend a_1\nbackend a_1\n"),
+            (
+                TemplateName::FRONTEND_HEAD,
+                "\nfrontend a_1\n  bind :1\nlisten x\n",
+            ),
+            (TemplateName::HTTP_FRONTEND_ACL, "  # x\nbackend evil\n"),
+            (TemplateName::HTTP_FRONTEND_ACL, "  acl a b\n  .if 0\n"),
+            (TemplateName::BACKEND_HTTP_OPTIONS, "'backend' evil\n"),
+            (
+                TemplateName::BACKEND_HTTP_OPTIONS,
+                "  \u{c}\rbackend\u{b}evil\n",
+            ),
         ] {
             assert!(
                 check_sections(template, "a_1", text).is_err(),

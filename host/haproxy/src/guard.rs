@@ -272,7 +272,9 @@ mod tests {
 
     #[test]
     fn the_default_head_is_protected_before_every_endpoint() {
-        let head = mlb_core::Templates::defaults().get("HEAD").to_owned();
+        let head = mlb_core::Templates::defaults()
+            .get(mlb_core::TemplateName::HEAD)
+            .to_owned();
         let guard = StatsGuard {
             bind: Some("127.0.0.1:9090".parse().unwrap()),
             auth: Some(auth("ops:$6$s$h")),

@@ -158,7 +158,7 @@ fn protect_head(
     guard: &mlb_haproxy::StatsGuard,
 ) -> Result<(), SettingsError> {
     let head = mlb_core::Templates::resolve(sources)?
-        .get("HEAD")
+        .get(mlb_core::TemplateName::HEAD)
         .to_owned();
     if guard.auth.as_ref().is_some_and(|a| !a.is_hashed()) {
         tracing::warn!(

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::borrow::Cow;
 
 use crate::engine::Vars;
+use crate::templates::TemplateName;
 use mlb_model::{Diagnostic, Service};
 
 use super::parts::{GroupedVhost, Shared};
@@ -17,7 +18,7 @@ use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
 /// and makes the whole generation fatal (the running config stays).
 fn global(
     r: &mut Renderer,
-    name: &'static str,
+    name: TemplateName,
     vars: Vars<'_>,
     diagnostics: &mut Vec<Diagnostic>,
     fatal: &mut Option<String>,
@@ -98,21 +99,26 @@ pub(super) fn render(
             .join(" ")
     };
 
-    let mut config = r.templates.get("HEAD").to_owned();
-    let mut http_frontends = r.templates.get("HTTP_FRONTEND_HEAD").to_owned();
+    let mut config = r.templates.get(TemplateName::HEAD).to_owned();
+    let mut http_frontends = r.templates.get(TemplateName::HTTP_FRONTEND_HEAD).to_owned();
     let mut https_frontends = if settings.group_https_by_vhost {
-        r.templates.get("HTTPS_GROUPED_FRONTEND_HEAD").to_owned()
+        r.templates
+            .get(TemplateName::HTTPS_GROUPED_FRONTEND_HEAD)
+            .to_owned()
     } else {
         let certs = crt_list(&mut ssl_certs.iter().copied());
         global(
             r,
-            "HTTPS_FRONTEND_HEAD",
+            TemplateName::HTTPS_FRONTEND_HEAD,
             vec![("sslCerts", Cow::from(certs))],
             &mut diagnostics,
             &mut fatal,
         )
     };
-    let mut appid_frontends = r.templates.get("HTTP_FRONTEND_APPID_HEAD").to_owned();
+    let mut appid_frontends = r
+        .templates
+        .get(TemplateName::HTTP_FRONTEND_APPID_HEAD)
+        .to_owned();
     let mut userlists = String::new();
     let mut frontends = String::new();
     let mut backends = String::new();
@@ -176,7 +182,7 @@ pub(super) fn render(
         for vhost in grouped.keys() {
             https_frontends.push_str(&global(
                 r,
-                "HTTPS_GROUPED_VHOST_FRONTEND_ACL",
+                TemplateName::HTTPS_GROUPED_VHOST_FRONTEND_ACL,
                 vec![
                     ("backend", Cow::from(sanitize(vhost))),
                     ("host", Cow::from(vhost.as_str())),
@@ -203,7 +209,7 @@ pub(super) fn render(
                 let name = sanitize(vhost);
                 config.push_str(&global(
                     r,
-                    "HTTPS_GROUPED_VHOST_BACKEND_HEAD",
+                    TemplateName::HTTPS_GROUPED_VHOST_BACKEND_HEAD,
                     vec![("name", Cow::from(name.as_str()))],
                     &mut diagnostics,
                     &mut fatal,
@@ -227,7 +233,7 @@ pub(super) fn render(
                     .join(" ");
                 let mut frontend = global(
                     r,
-                    "HTTPS_GROUPED_VHOST_FRONTEND_HEAD",
+                    TemplateName::HTTPS_GROUPED_VHOST_FRONTEND_HEAD,
                     vec![
                         ("name", Cow::from(name.as_str())),
                         ("sslCerts", Cow::from(certs)),

@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //! - `service`: one service's frontend, backend and app-id pieces.
-//! - `vhost`: the :80/:443 ACL blocks of one service (`generateHttpVhostAcl`).
+//! - `vhost_plan`: which ACL template goes where for one service's vhosts
+//!   (`generateHttpVhostAcl`'s decisions as data, no template text).
+//! - `vhost`: renders that plan into the :80/:443 ACL blocks of one service.
 //! - `parts`: the pieces of one service and the shared state they update.
 //! - `assemble`: merging parts into the final file, in marathon-lb's order.
 
@@ -15,11 +17,12 @@ mod assemble;
 mod parts;
 mod service;
 mod vhost;
+mod vhost_plan;
 
 use mlb_model::{Diagnostic, Service};
 
 use crate::engine::{Engine, EngineError};
-use crate::templates::Templates;
+use crate::templates::{TemplateName, Templates};
 
 pub use parts::MapFile;
 
@@ -77,8 +80,8 @@ pub struct Rendered {
 /// A template that failed for one service.
 #[derive(Debug)]
 pub(crate) struct TemplateFailure {
-    /// Template name (without `HAPROXY_`).
-    pub(crate) template: &'static str,
+    /// The template, or the label that overrode it.
+    pub(crate) template: TemplateName,
     /// Whether the text came from the service's own label.
     pub(crate) from_label: bool,
     pub(crate) error: EngineError,

@@ -6,6 +6,7 @@ use sha1::{Digest, Sha1};
 use super::parts::{Parts, Shared};
 use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
 use crate::engine::EngineError;
+use crate::templates::TemplateName as T;
 use crate::validate::check_sections;
 
 /// Build a variable list for a template render.
@@ -14,7 +15,6 @@ macro_rules! vars {
         vec![$(($name, ::std::borrow::Cow::from($value))),*]
     };
 }
-pub(crate) use vars;
 
 /// Python's `str()` of an optional string: `None` when absent.
 pub(crate) fn py_opt(v: &Option<String>) -> String {
@@ -28,24 +28,25 @@ fn py_opt_int(v: Option<i64>) -> String {
 impl Renderer {
     /// The text of template `name` for `service`: its label override, else
     /// the global template.
-    pub(crate) fn text_for<'a>(&'a self, service: &'a Service, name: &str) -> (&'a str, bool) {
-        match service.template(name) {
+    pub(crate) fn text_for<'a>(&'a self, service: &'a Service, name: T) -> (&'a str, bool) {
+        match service.template(name.as_str()) {
             Some(t) => (t, true),
             None => (self.templates.get(name), false),
         }
     }
 
-    /// Render template `name` for `service` into `out`; `label` names the
-    /// per-service label that overrides it (differs for the MAP_* templates).
+    /// Render template `name` for `service` into `out`; the per-service
+    /// label that overrides it is [`T::label`] (differs for the MAP_*
+    /// templates).
     pub(crate) fn emit(
         &mut self,
         out: &mut String,
         service: &Service,
-        name: &'static str,
-        label: &str,
+        name: T,
         vars: crate::engine::Vars<'_>,
     ) -> Result<(), TemplateFailure> {
-        let (text, from_label) = match service.template(label) {
+        let label = name.label();
+        let (text, from_label) = match service.template(label.as_str()) {
             Some(t) => (t, true),
             None => (self.templates.get(name), false),
         };
@@ -59,11 +60,7 @@ impl Renderer {
             .map_err(|error| {
                 out.truncate(start);
                 TemplateFailure {
-                    template: if from_label && label != name {
-                        leak_name(label)
-                    } else {
-                        name
-                    },
+                    template: if from_label { label } else { name },
                     from_label,
                     error,
                 }
@@ -75,7 +72,7 @@ impl Renderer {
         &self,
         out: &mut String,
         service: &Service,
-        name: &'static str,
+        name: T,
     ) -> Result<(), TemplateFailure> {
         let (text, from_label) = self.text_for(service, name);
         check_sections(name, &service.backend, text).map_err(|e| TemplateFailure {
@@ -101,33 +98,40 @@ impl Renderer {
             self.emit(
                 &mut parts.userlist,
                 service,
-                "USERLIST_HEAD",
-                "USERLIST_HEAD",
-                vars! {"backend" => backend, "user" => auth.user.as_str(), "passwd" => auth.password.as_str()},
+                T::USERLIST_HEAD,
+                vars! {
+                    "backend" => backend,
+                    "user" => auth.user.as_str(),
+                    "passwd" => auth.password.as_str(),
+                },
             )?;
         }
 
+        let ssl_cert = service.ssl_cert.as_deref().filter(|c| !c.is_empty());
+        let bind_options = service.bind_options.as_deref().filter(|o| !o.is_empty());
         self.emit(
             &mut parts.frontend,
             service,
-            "FRONTEND_HEAD",
-            "FRONTEND_HEAD",
+            T::FRONTEND_HEAD,
             vars! {
                 "bindAddr" => service.bind_addr.as_str(),
                 "backend" => backend,
                 "servicePort" => service.service_port.to_string(),
                 "mode" => service.mode.as_str(),
-                "sslCert" => service.ssl_cert.as_deref().filter(|c| !c.is_empty()).map(|c| format!(" ssl crt {c}")).unwrap_or_default(),
-                "bindOptions" => service.bind_options.as_deref().filter(|o| !o.is_empty()).map(|o| format!(" {o}")).unwrap_or_default(),
+                "sslCert" => ssl_cert.map(|c| format!(" ssl crt {c}")).unwrap_or_default(),
+                "bindOptions" => bind_options.map(|o| format!(" {o}")).unwrap_or_default(),
             },
         )?;
 
         self.emit(
             &mut parts.backend,
             service,
-            "BACKEND_HEAD",
-            "BACKEND_HEAD",
-            vars! {"backend" => backend, "balance" => service.balance.as_str(), "mode" => service.mode.as_str()},
+            T::BACKEND_HEAD,
+            vars! {
+                "backend" => backend,
+                "balance" => service.balance.as_str(),
+                "mode" => service.mode.as_str(),
+            },
         )?;
 
         let has_vhost = service.hostname.as_deref().is_some_and(|h| !h.is_empty());
@@ -142,8 +146,7 @@ impl Renderer {
                     self.emit(
                         &mut parts.appid_acl,
                         service,
-                        "MAP_HTTP_FRONTEND_APPID_ACL",
-                        "HTTP_FRONTEND_APPID_ACL",
+                        T::MAP_HTTP_FRONTEND_APPID_ACL,
                         vars! {"haproxy_dir" => settings.haproxy_dir.as_str()},
                     )?;
                     parts.claims_map_appid = true;
@@ -155,8 +158,7 @@ impl Renderer {
                 self.emit(
                     &mut parts.appid_acl,
                     service,
-                    "HTTP_FRONTEND_APPID_ACL",
-                    "HTTP_FRONTEND_APPID_ACL",
+                    T::HTTP_FRONTEND_APPID_ACL,
                     vars! {
                         "cleanedUpAppId" => sanitize(&service.app_id),
                         "hostname" => py_opt(&service.hostname),
@@ -173,8 +175,7 @@ impl Renderer {
         self.emit(
             &mut parts.frontend,
             service,
-            "FRONTEND_BACKEND_GLUE",
-            "FRONTEND_BACKEND_GLUE",
+            T::FRONTEND_BACKEND_GLUE,
             vars! {"backend" => backend},
         )?;
         self.servers(service, &mut parts.backend)?;
@@ -190,15 +191,14 @@ impl Renderer {
         let hostname = py_opt(&service.hostname);
         if service.mode == "http" {
             if service.use_hsts {
-                self.emit_raw(out, service, "BACKEND_HSTS_OPTIONS")?;
+                self.emit_raw(out, service, T::BACKEND_HSTS_OPTIONS)?;
             }
-            self.emit_raw(out, service, "BACKEND_HTTP_OPTIONS")?;
+            self.emit_raw(out, service, T::BACKEND_HTTP_OPTIONS)?;
             if let Some(path) = service.proxypath.as_deref().filter(|p| !p.is_empty()) {
                 self.emit(
                     out,
                     service,
-                    "HTTP_BACKEND_PROXYPASS_GLUE",
-                    "HTTP_BACKEND_PROXYPASS_GLUE",
+                    T::HTTP_BACKEND_PROXYPASS_GLUE,
                     vars! {"hostname" => hostname.as_str(), "proxypath" => path},
                 )?;
             }
@@ -206,8 +206,7 @@ impl Renderer {
                 self.emit(
                     out,
                     service,
-                    "HTTP_BACKEND_REVPROXY_GLUE",
-                    "HTTP_BACKEND_REVPROXY_GLUE",
+                    T::HTTP_BACKEND_REVPROXY_GLUE,
                     vars! {"hostname" => hostname.as_str(), "rootpath" => path},
                 )?;
             }
@@ -215,33 +214,32 @@ impl Renderer {
                 self.emit(
                     out,
                     service,
-                    "HTTP_BACKEND_REDIR",
-                    "HTTP_BACKEND_REDIR",
+                    T::HTTP_BACKEND_REDIR,
                     vars! {"hostname" => hostname.as_str(), "redirpath" => path},
                 )?;
             }
         }
         if let Some(networks) = service.network_allowed.as_deref().filter(|n| !n.is_empty()) {
-            let (acl, allow_deny) = match service.mode.as_str() {
-                "http" => (
-                    "HTTP_BACKEND_NETWORK_ALLOWED_ACL",
-                    "HTTP_BACKEND_ACL_ALLOW_DENY",
-                ),
-                "tcp" => (
-                    "TCP_BACKEND_NETWORK_ALLOWED_ACL",
-                    "TCP_BACKEND_ACL_ALLOW_DENY",
-                ),
-                _ => ("", ""),
+            let templates = match service.mode.as_str() {
+                "http" => Some((
+                    T::HTTP_BACKEND_NETWORK_ALLOWED_ACL,
+                    T::HTTP_BACKEND_ACL_ALLOW_DENY,
+                )),
+                "tcp" => Some((
+                    T::TCP_BACKEND_NETWORK_ALLOWED_ACL,
+                    T::TCP_BACKEND_ACL_ALLOW_DENY,
+                )),
+                _ => None,
             };
-            if !acl.is_empty() {
+            if let Some((acl, allow_deny)) = templates {
                 for network in networks.split_whitespace() {
-                    self.emit(out, service, acl, acl, vars! {"network_allowed" => network})?;
+                    self.emit(out, service, acl, vars! {"network_allowed" => network})?;
                 }
                 out.push_str(self.templates.get(allow_deny));
             }
         }
         if service.sticky {
-            self.emit_raw(out, service, "BACKEND_STICKY_OPTIONS")?;
+            self.emit_raw(out, service, T::BACKEND_STICKY_OPTIONS)?;
         }
         Ok(())
     }
@@ -252,13 +250,13 @@ impl Renderer {
         let kind = check.and_then(|c| {
             if service.mode == "tcp" || c.protocol == "TCP" || c.protocol == "MESOS_TCP" {
                 Some((
-                    "BACKEND_TCP_HEALTHCHECK_OPTIONS",
-                    "BACKEND_SERVER_TCP_HEALTHCHECK_OPTIONS",
+                    T::BACKEND_TCP_HEALTHCHECK_OPTIONS,
+                    T::BACKEND_SERVER_TCP_HEALTHCHECK_OPTIONS,
                 ))
             } else if service.mode == "http" {
                 Some((
-                    "BACKEND_HTTP_HEALTHCHECK_OPTIONS",
-                    "BACKEND_SERVER_HTTP_HEALTHCHECK_OPTIONS",
+                    T::BACKEND_HTTP_HEALTHCHECK_OPTIONS,
+                    T::BACKEND_SERVER_HTTP_HEALTHCHECK_OPTIONS,
                 ))
             } else {
                 None
@@ -270,7 +268,6 @@ impl Renderer {
             self.emit(
                 out,
                 service,
-                backend_tpl,
                 backend_tpl,
                 health_vars(check, check.backend_port),
             )?;
@@ -306,16 +303,15 @@ impl Renderer {
                         }
                     })
                     .map_err(|error| TemplateFailure {
-                        template: name,
-                        from_label: service.template(name).is_some(),
+                        template: *name,
+                        from_label: service.template(name.as_str()).is_some(),
                         error,
                     })?;
             }
             self.emit(
                 out,
                 service,
-                "BACKEND_SERVER_OPTIONS",
-                "BACKEND_SERVER_OPTIONS",
+                T::BACKEND_SERVER_OPTIONS,
                 server_vars(service, server, health),
             )?;
         }
@@ -374,14 +370,4 @@ fn health_vars(check: &ServiceHealthCheck, port: Option<i64>) -> crate::engine::
             _ => String::new(),
         },
     }
-}
-
-/// Template names are `'static` in the model of failures; label names used
-/// for MAP_* overrides are among the known template names.
-fn leak_name(label: &str) -> &'static str {
-    crate::templates::TEMPLATE_NAMES
-        .iter()
-        .find(|n| **n == label)
-        .copied()
-        .unwrap_or("(unknown)")
 }

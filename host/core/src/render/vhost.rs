@@ -1,15 +1,57 @@
 //! The :80 / :443 ACL blocks of one service (marathon-lb's
 //! `generateHttpVhostAcl`), including map mode and the per-vhost pieces of
-//! `--group-https-by-vhost`.
+//! `--group-https-by-vhost`: renders the steps `vhost_plan` decides.
+
+use std::borrow::Cow;
 
 use mlb_model::Service;
 
 use super::parts::{GroupedVhost, Parts, Shared, VhostParts};
-use super::service::vars;
+use super::vhost_plan::{Acl, MapSide, Routing, Sink, Step, Var, plan};
 use super::{RenderSettings, Renderer, TemplateFailure, sanitize};
 
+/// The values of the [`Var`]s for one service.
+struct Values<'a> {
+    service: &'a Service,
+    acl: String,
+    haproxy_dir: &'a str,
+}
+
+impl<'a> Values<'a> {
+    fn new(s: &'a Service, settings: &'a RenderSettings) -> Self {
+        let first = s
+            .hostname
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .next()
+            .unwrap_or_default();
+        let app_short = s.app_id.get(1..).unwrap_or("").replace('/', "_");
+        Self {
+            service: s,
+            acl: format!("{}_{app_short}", sanitize(first)),
+            haproxy_dir: &settings.haproxy_dir,
+        }
+    }
+
+    fn get(&self, var: Var, vhost: &'a str) -> &str {
+        let s = self.service;
+        match var {
+            Var::Path => s.path.as_deref().unwrap_or_default(),
+            Var::Acl => &self.acl,
+            Var::Host => vhost,
+            Var::Realm => s.auth.as_ref().map_or("", |a| a.realm.as_str()),
+            Var::Backend => &s.backend,
+            Var::AppId => &s.app_id,
+            Var::BindAddr => &s.bind_addr,
+            Var::HaproxyDir => self.haproxy_dir,
+        }
+    }
+}
+
 impl Renderer {
-    /// Render the vhost routing of `s` (which has a non-empty hostname).
+    /// Render the vhost routing of `s` (which has a non-empty hostname):
+    /// the steps of its [`plan`], in order.
     pub(crate) fn vhost_acls(
         &mut self,
         s: &Service,
@@ -17,264 +59,65 @@ impl Renderer {
         shared: &Shared,
         parts: &mut Parts,
     ) -> Result<VhostParts, TemplateFailure> {
-        let hostname = s.hostname.clone().unwrap_or_default();
-        let backend = s.backend.clone();
-        let app_id = s.app_id.clone();
-        let app_short = app_id.get(1..).unwrap_or("").replace('/', "_");
-        let path = s.path.clone().filter(|p| !p.is_empty());
-        let realm = s
-            .auth
-            .as_ref()
-            .map(|a| a.realm.clone())
-            .filter(|r| !r.is_empty());
-        let map = settings.haproxy_map;
-        let dir = settings.haproxy_dir.clone();
-        let bind_addr = s.bind_addr.clone();
-        let mut map_http_done = shared.map_http_done;
-        let mut map_https_done = shared.map_https_done;
+        let values = Values::new(s, settings);
         let mut v = VhostParts {
             weight: s.backend_weight,
             ..VhostParts::default()
         };
-        let mut http = String::new();
-        let mut https = String::new();
-
-        if hostname.contains(',') {
-            let vhosts: Vec<&str> = hostname.split(',').collect();
-            let acl = format!("{}_{app_short}", sanitize(vhosts[0]));
-            if let Some(path) = &path {
-                if let Some(realm) = &realm {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL_ONLY_WITH_PATH_AND_AUTH", "HTTP_FRONTEND_ACL_ONLY_WITH_PATH_AND_AUTH",
-                        vars! {"path" => path.as_str(), "cleanedUpHostname" => acl.as_str(), "hostname" => vhosts[0], "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                    self.emit(&mut https, s, "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH", "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH",
-                        vars! {"path" => path.as_str(), "cleanedUpHostname" => acl.as_str(), "hostname" => vhosts[0], "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else {
-                    self.emit(
-                        &mut http,
-                        s,
-                        "HTTP_FRONTEND_ACL_ONLY_WITH_PATH",
-                        "HTTP_FRONTEND_ACL_ONLY_WITH_PATH",
-                        vars! {"path" => path.as_str(), "backend" => backend.as_str()},
-                    )?;
-                    self.emit(
-                        &mut https,
-                        s,
-                        "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH",
-                        "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH",
-                        vars! {"path" => path.as_str(), "backend" => backend.as_str()},
-                    )?;
-                }
-            }
-            let head = https.clone();
-            for vhost in vhosts {
-                push_chunk(&mut v, vhost, head.clone());
-                add_tls_settings(&mut v, vhost, s);
-
-                if map && path.is_none() && realm.is_none() && !s.redirect_to_https {
-                    if !map_http_done {
-                        v.weight = -1;
-                        self.emit(
-                            &mut http,
-                            s,
-                            "MAP_HTTP_FRONTEND_ACL_ONLY",
-                            "HTTP_FRONTEND_ACL_ONLY",
-                            vars! {"haproxy_dir" => dir.as_str()},
-                        )?;
-                        map_http_done = true;
-                        parts.claims_map_http = true;
-                    }
-                    parts
-                        .domain_entries
-                        .push((vhost.to_owned(), backend.clone()));
-                } else {
-                    self.emit(
-                        &mut http,
-                        s,
-                        "HTTP_FRONTEND_ACL_ONLY",
-                        "HTTP_FRONTEND_ACL_ONLY",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost},
-                    )?;
-                }
-
-                let mut chunk = String::new();
-                if path.is_some() {
-                    if let Some(realm) = &realm {
-                        self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH", "HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH",
-                            vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                    } else {
-                        self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL_WITH_PATH", "HTTPS_FRONTEND_ACL_WITH_PATH",
-                            vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "backend" => backend.as_str()})?;
-                    }
-                } else if let Some(realm) = &realm {
-                    self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL_WITH_AUTH", "HTTPS_FRONTEND_ACL_WITH_AUTH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else if map {
-                    if !map_https_done {
-                        v.weight = -1;
-                        self.emit(
-                            &mut chunk,
-                            s,
-                            "MAP_HTTPS_FRONTEND_ACL",
-                            "HTTPS_FRONTEND_ACL",
-                            vars! {"hostname" => vhost, "haproxy_dir" => dir.as_str()},
-                        )?;
-                        map_https_done = true;
-                        parts.claims_map_https = true;
-                    } else {
-                        parts
-                            .domain_entries
-                            .push((vhost.to_owned(), backend.clone()));
-                        continue;
-                    }
-                    parts
-                        .domain_entries
-                        .push((vhost.to_owned(), backend.clone()));
-                } else {
-                    self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL", "HTTPS_FRONTEND_ACL",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "backend" => backend.as_str()})?;
-                }
-                https.push_str(&chunk);
-                push_chunk(&mut v, vhost, chunk);
-            }
-
-            if s.redirect_to_https {
-                if path.is_some() {
-                    self.emit(&mut http, s, "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH", "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH",
-                        vars! {"bindAddr" => bind_addr.as_str(), "cleanedUpHostname" => acl.as_str(), "backend" => backend.as_str()})?;
-                } else {
-                    self.emit(&mut http, s, "BACKEND_REDIRECT_HTTP_TO_HTTPS", "BACKEND_REDIRECT_HTTP_TO_HTTPS",
-                        vars! {"bindAddr" => bind_addr.as_str(), "cleanedUpHostname" => acl.as_str()})?;
-                }
-            } else if path.is_some() {
-                if let Some(realm) = &realm {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH", "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else {
-                    self.emit(
-                        &mut http,
-                        s,
-                        "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH",
-                        "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "backend" => backend.as_str()},
-                    )?;
-                }
-            } else if let Some(realm) = &realm {
-                self.emit(&mut http, s, "HTTP_FRONTEND_ROUTING_ONLY_WITH_AUTH", "HTTP_FRONTEND_ROUTING_ONLY_WITH_AUTH",
-                    vars! {"cleanedUpHostname" => acl.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-            } else if !map {
-                self.emit(
-                    &mut http,
-                    s,
-                    "HTTP_FRONTEND_ROUTING_ONLY",
-                    "HTTP_FRONTEND_ROUTING_ONLY",
-                    vars! {"cleanedUpHostname" => acl.as_str(), "backend" => backend.as_str()},
-                )?;
-            }
-        } else {
-            let vhost = hostname.as_str();
-            let acl = format!("{}_{app_short}", sanitize(vhost));
-            add_tls_settings(&mut v, vhost, s);
-            if let Some(path) = &path {
-                if s.redirect_to_https {
-                    self.emit(
-                        &mut http,
-                        s,
-                        "HTTP_FRONTEND_ACL_ONLY",
-                        "HTTP_FRONTEND_ACL_ONLY",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost},
-                    )?;
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL_ONLY_WITH_PATH", "HTTP_FRONTEND_ACL_ONLY_WITH_PATH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "path" => path.as_str(), "backend" => backend.as_str()})?;
-                    self.emit(&mut http, s, "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH", "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH",
-                        vars! {"bindAddr" => bind_addr.as_str(), "cleanedUpHostname" => acl.as_str(), "backend" => backend.as_str()})?;
-                } else if let Some(realm) = &realm {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL_WITH_AUTH_AND_PATH", "HTTP_FRONTEND_ACL_WITH_AUTH_AND_PATH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "path" => path.as_str(), "appId" => app_id.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL_WITH_PATH", "HTTP_FRONTEND_ACL_WITH_PATH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "path" => path.as_str(), "appId" => app_id.as_str(), "backend" => backend.as_str()})?;
-                }
-                let mut chunk = String::new();
-                self.emit(
-                    &mut chunk,
-                    s,
-                    "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH",
-                    "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH",
-                    vars! {"path" => path.as_str(), "backend" => backend.as_str()},
-                )?;
-                https.push_str(&chunk);
-                push_chunk(&mut v, vhost, chunk);
-                let mut chunk = String::new();
-                if let Some(realm) = &realm {
-                    self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH", "HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "path" => path.as_str(), "appId" => app_id.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else {
-                    self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL_WITH_PATH", "HTTPS_FRONTEND_ACL_WITH_PATH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "backend" => backend.as_str()})?;
-                }
-                https.push_str(&chunk);
-                push_chunk(&mut v, vhost, chunk);
-            } else {
-                if s.redirect_to_https {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL", "HTTP_FRONTEND_ACL",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "backend" => backend.as_str()})?;
-                    self.emit(&mut http, s, "BACKEND_REDIRECT_HTTP_TO_HTTPS", "BACKEND_REDIRECT_HTTP_TO_HTTPS",
-                        vars! {"bindAddr" => bind_addr.as_str(), "cleanedUpHostname" => acl.as_str()})?;
-                } else if let Some(realm) = &realm {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL_WITH_AUTH", "HTTP_FRONTEND_ACL_WITH_AUTH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else if map {
-                    if !map_http_done {
-                        v.weight = -1;
-                        self.emit(
-                            &mut http,
-                            s,
-                            "MAP_HTTP_FRONTEND_ACL",
-                            "HTTP_FRONTEND_ACL",
-                            vars! {"haproxy_dir" => dir.as_str()},
-                        )?;
-                        parts.claims_map_http = true;
-                    }
-                    parts
-                        .domain_entries
-                        .push((vhost.to_owned(), backend.clone()));
-                } else {
-                    self.emit(&mut http, s, "HTTP_FRONTEND_ACL", "HTTP_FRONTEND_ACL",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "backend" => backend.as_str()})?;
-                }
-                let mut chunk = String::new();
-                if let Some(realm) = &realm {
-                    self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL_WITH_AUTH", "HTTPS_FRONTEND_ACL_WITH_AUTH",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "realm" => realm.as_str(), "backend" => backend.as_str()})?;
-                } else if map {
-                    parts
-                        .domain_entries
-                        .push((vhost.to_owned(), backend.clone()));
-                    if map_https_done {
-                        v.http = http;
-                        v.https = https;
-                        return Ok(v);
-                    }
+        // The :443 lines shared by every vhost (Sink::HttpsShared).
+        let mut head = String::new();
+        for step in plan(&Routing::of(s, settings, shared)) {
+            match step {
+                Step::Tls(vhost) => add_tls_settings(&mut v, vhost, s),
+                Step::ShareHead(vhost) => push_chunk(&mut v, vhost, head.clone()),
+                Step::ClaimMap(side) => {
                     v.weight = -1;
-                    self.emit(
-                        &mut chunk,
-                        s,
-                        "MAP_HTTPS_FRONTEND_ACL",
-                        "HTTPS_FRONTEND_ACL",
-                        vars! {"hostname" => vhost, "haproxy_dir" => dir.as_str()},
-                    )?;
-                    parts.claims_map_https = true;
-                } else {
-                    self.emit(&mut chunk, s, "HTTPS_FRONTEND_ACL", "HTTPS_FRONTEND_ACL",
-                        vars! {"cleanedUpHostname" => acl.as_str(), "hostname" => vhost, "appId" => app_id.as_str(), "backend" => backend.as_str()})?;
+                    match side {
+                        MapSide::Http => parts.claims_map_http = true,
+                        MapSide::Https => parts.claims_map_https = true,
+                    }
                 }
-                https.push_str(&chunk);
-                push_chunk(&mut v, vhost, chunk);
+                Step::DomainEntry(vhost) => {
+                    parts
+                        .domain_entries
+                        .push((vhost.to_owned(), s.backend.clone()));
+                }
+                Step::Emit(acl) => self.emit_acl(s, &values, acl, &mut v, &mut head)?,
             }
         }
-        v.http = http;
-        v.https = https;
         Ok(v)
+    }
+
+    /// Render one planned ACL into its sink.
+    fn emit_acl<'a>(
+        &mut self,
+        s: &Service,
+        values: &Values<'a>,
+        acl: Acl<'a>,
+        v: &mut VhostParts,
+        head: &mut String,
+    ) -> Result<(), TemplateFailure> {
+        let vars = acl
+            .vars
+            .iter()
+            .map(|var| (var.name(), Cow::Borrowed(values.get(*var, acl.vhost))))
+            .collect();
+        match acl.sink {
+            Sink::Http => self.emit(&mut v.http, s, acl.template, vars),
+            Sink::HttpsShared => {
+                let start = v.https.len();
+                self.emit(&mut v.https, s, acl.template, vars)?;
+                head.push_str(&v.https[start..]);
+                Ok(())
+            }
+            Sink::Https(vhost) => {
+                let mut chunk = String::new();
+                self.emit(&mut chunk, s, acl.template, vars)?;
+                v.https.push_str(&chunk);
+                push_chunk(v, vhost, chunk);
+                Ok(())
+            }
+        }
     }
 }
 
