@@ -311,12 +311,23 @@ mod tests {
             );
         }
 
-        // App level: the names the rules ask for are the documented ones.
-        let apps = apps_with_every_label();
+        // App level: the names the rules ask for are the documented ones, on
+        // apps with every label and on the same apps without labels (for
+        // reads that happen only when another label is absent).
+        let with_labels = apps_with_every_label();
+        let without_labels: Vec<App> = with_labels
+            .iter()
+            .map(|app| App {
+                labels: Vec::new(),
+                ..app.clone()
+            })
+            .collect();
         asked::take();
-        crate::interpret(&apps, &InterpretOptions::default());
-        for app in &apps {
-            crate::stands_alone(app);
+        for apps in [&with_labels, &without_labels] {
+            crate::interpret(apps, &InterpretOptions::default());
+            for app in apps {
+                crate::stands_alone(app);
+            }
         }
         let asked = asked::take();
         let app_level = documented(Scope::App);
