@@ -1,4 +1,6 @@
-//! Typed parsing of the per-service-port labels `HAPROXY_{n}_*`.
+//! Typed parsing of the per-service-port labels `HAPROXY_{n}_*` (one setter
+//! per documented label, [`SETTERS`]), and the one way the rules read an
+//! app-level label ([`app_label`]).
 //!
 //! marathon-lb applies label setters in alphabetical order of the label name;
 //! the only place where that order shows is `PATH` raising a `BACKEND_WEIGHT`
@@ -7,7 +9,7 @@
 use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Auth, Diagnostic};
 
-pub use crate::reference::OVERRIDABLE_TEMPLATE_LABELS;
+use crate::reference::OVERRIDABLE_TEMPLATE_LABELS;
 
 /// marathon-lb's boolean labels: true iff the lowercased value is one of
 /// `true`, `t`, `yes`, `y`.

@@ -12,7 +12,7 @@
 //! - `deployment`: the blue/green deployment-group merge (`HAPROXY_DEPLOYMENT_*`).
 //! - `network`: network mode, task address and task ports.
 //! - `ports`: service ports and the IP-per-task service-port assigner.
-//! - [`reference`]: every label, where it applies and what it means (printed by
+//! - [`reference`](mod@reference): every label, where it applies and what it means (printed by
 //!   `--longhelp`; a test keeps it and the rules in step).
 //! - `labels`: typed parsing of `HAPROXY_{n}_*` labels and app-level label reads.
 //! - `health`: which health check applies to a port, and its ports.

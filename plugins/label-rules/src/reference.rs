@@ -1,7 +1,8 @@
 //! The label reference: every label marathon-lb reads, where it applies and
-//! what it means. `marathon-lb --longhelp` prints this table, and the rules
-//! read the app-level names from its constants and look the per-service-port
-//! names up in [`crate::labels`]; a unit test checks that each documented
+//! what it means. `marathon-lb --longhelp` prints [`LABELS`] and
+//! [`OVERRIDABLE_TEMPLATE_LABELS`]. The rules read app-level labels by the
+//! constants the table uses; per-service-port labels go through the setter
+//! table of the `labels` module. A unit test checks that each documented
 //! label is handled and each handled label documented.
 
 /// Where a label is set.
