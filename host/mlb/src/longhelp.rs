@@ -1,145 +1,12 @@
 //! `--longhelp`: the label and template reference, generated from the code's
-//! own tables so it cannot drift from what the program does.
+//! own tables (the labels from `mlb_label_rules::reference`) so it cannot
+//! drift from what the program does.
 
 use std::fmt::Write;
 
 use mlb_core::templates::{RAW_TEMPLATES, TEMPLATE_NAMES, Templates};
 use mlb_label_rules::OVERRIDABLE_TEMPLATE_LABELS;
-
-/// Labels that are not template overrides: (name, per service port, meaning).
-pub const LABELS: &[(&str, bool, &str)] = &[
-    (
-        "GROUP",
-        false,
-        "HAPROXY_GROUP: comma-separated groups of the app; matched against --group ('*' matches all).",
-    ),
-    (
-        "DEPLOYMENT_GROUP",
-        false,
-        "Blue/green deployment group: apps sharing it are merged into one app /<group>.",
-    ),
-    (
-        "DEPLOYMENT_ALT_PORT",
-        false,
-        "Alternate service port used by zdd.",
-    ),
-    (
-        "DEPLOYMENT_COLOUR",
-        false,
-        "blue or green (written by zdd).",
-    ),
-    (
-        "DEPLOYMENT_STARTED_AT",
-        false,
-        "ISO-8601 start time of a deployment; the later app is the new one.",
-    ),
-    (
-        "DEPLOYMENT_TARGET_INSTANCES",
-        false,
-        "Instance count the new app is scaled to.",
-    ),
-    (
-        "DEPLOYMENT_NEW_INSTANCES",
-        false,
-        "Set during a zdd deployment: compare lastScalingAt and use TARGET_INSTANCES.",
-    ),
-    (
-        "GROUP",
-        true,
-        "Groups of this service port only (comma-separated), replacing HAPROXY_GROUP.",
-    ),
-    (
-        "VHOST",
-        true,
-        "Virtual host(s), comma-separated; lowercased. Enables :80/:443 routing and http mode.",
-    ),
-    (
-        "PATH",
-        true,
-        "Path prefix(es) pasted after path_beg; only effective with VHOST. Raises a BACKEND_WEIGHT of 0 to 1.",
-    ),
-    (
-        "MODE",
-        true,
-        "http or tcp (default: http with VHOST or an HTTP health check, else tcp).",
-    ),
-    (
-        "BALANCE",
-        true,
-        "HAProxy balance algorithm (default roundrobin).",
-    ),
-    ("STICKY", true, "true/t/yes/y: cookie-based stickiness."),
-    (
-        "REDIRECT_TO_HTTPS",
-        true,
-        "true/t/yes/y: redirect http to https on :80 (vhost services).",
-    ),
-    (
-        "USE_HSTS",
-        true,
-        "true/t/yes/y: send Strict-Transport-Security (http mode).",
-    ),
-    (
-        "SSL_CERT",
-        true,
-        "Certificate for the service-port bind (and the vhost with --group-https-by-vhost).",
-    ),
-    (
-        "BIND_OPTIONS",
-        true,
-        "Extra options appended to the service-port bind.",
-    ),
-    (
-        "BIND_ADDR",
-        true,
-        "Bind address of the service port (default *).",
-    ),
-    (
-        "PORT",
-        true,
-        "Replaces the service port (names and bind). Must be an integer.",
-    ),
-    (
-        "BACKEND_WEIGHT",
-        true,
-        "Ordering of vhost ACL blocks, higher first. Must be an integer.",
-    ),
-    (
-        "AUTH",
-        true,
-        "realm:user:password-hash: HTTP basic auth on the vhost frontends.",
-    ),
-    (
-        "ENABLED",
-        true,
-        "true/t/yes/y enables, anything else disables (default: enabled unless --strict-mode).",
-    ),
-    (
-        "HTTP_BACKEND_PROXYPASS_PATH",
-        true,
-        "Path prefix stripped before forwarding (http).",
-    ),
-    (
-        "HTTP_BACKEND_REVPROXY_PATH",
-        true,
-        "Path the Location header is rewritten to (http).",
-    ),
-    (
-        "HTTP_BACKEND_REDIR",
-        true,
-        "Redirect target for requests to / on the vhost (http).",
-    ),
-    (
-        "BACKEND_NETWORK_ALLOWED_ACL",
-        true,
-        "Whitespace-separated networks allowed to reach the backend.",
-    ),
-    (
-        "BACKEND_HEALTHCHECK_PORT_INDEX",
-        true,
-        "Use the health check (and its ports) of another port index.",
-    ),
-];
+use mlb_label_rules::reference::LABELS;
 
 /// The reference text.
 pub fn text() -> String {
@@ -175,13 +42,8 @@ pub fn text() -> String {
         let _ = writeln!(out, "```\n{default}```\n");
     }
     out.push_str("## Labels\n\n");
-    for (name, per_port, meaning) in LABELS {
-        let label = if *per_port {
-            format!("HAPROXY_{{n}}_{name}")
-        } else {
-            format!("HAPROXY_{name}")
-        };
-        let _ = writeln!(out, "### `{label}`\n\n{meaning}\n");
+    for label in LABELS {
+        let _ = writeln!(out, "### `{}`\n\n{}\n", label.label(), label.meaning);
     }
     out
 }

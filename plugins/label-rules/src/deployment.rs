@@ -12,10 +12,11 @@ use mlb_model::{App, Diagnostic};
 
 use crate::timestamp::{self, Instant};
 
-const GROUP: &str = "HAPROXY_DEPLOYMENT_GROUP";
-const STARTED_AT: &str = "HAPROXY_DEPLOYMENT_STARTED_AT";
-const NEW_INSTANCES: &str = "HAPROXY_DEPLOYMENT_NEW_INSTANCES";
-const TARGET_INSTANCES: &str = "HAPROXY_DEPLOYMENT_TARGET_INSTANCES";
+use crate::labels::app_label;
+use crate::reference::{
+    DEPLOYMENT_GROUP as GROUP, DEPLOYMENT_NEW_INSTANCES as NEW_INSTANCES,
+    DEPLOYMENT_STARTED_AT as STARTED_AT, DEPLOYMENT_TARGET_INSTANCES as TARGET_INSTANCES,
+};
 
 /// Apps in marathon-lb's processing order: apps outside any deployment group
 /// in input order, then one merged app per group in first-seen order.
@@ -26,7 +27,7 @@ pub(crate) fn merge_deployment_groups<'a>(
     let mut plain = Vec::with_capacity(apps.len());
     let mut groups: Vec<(String, App)> = Vec::new();
     for app in apps {
-        let Some(group) = app.label(GROUP) else {
+        let Some(group) = app_label(app, GROUP) else {
             plain.push(Cow::Borrowed(app));
             continue;
         };
@@ -63,7 +64,7 @@ pub(crate) fn merge_deployment_groups<'a>(
 }
 
 fn started_at(app: &App) -> Result<Option<Instant>, String> {
-    match app.label(STARTED_AT) {
+    match app_label(app, STARTED_AT) {
         None => Ok(None),
         Some(v) => timestamp::parse(v)
             .map(Some)
@@ -86,12 +87,11 @@ fn merge_pair(prev: &App, cur: App) -> Result<App, String> {
     } else {
         (cur.clone(), prev.clone())
     };
-    let target = if new.label(NEW_INSTANCES).is_some() {
+    let target = if app_label(&new, NEW_INSTANCES).is_some() {
         if last_scaling_at(&old)? > last_scaling_at(&new)? {
             std::mem::swap(&mut old, &mut new);
         }
-        let raw = new
-            .label(TARGET_INSTANCES)
+        let raw = app_label(&new, TARGET_INSTANCES)
             .ok_or_else(|| format!("{TARGET_INSTANCES} is missing"))?;
         raw.trim()
             .parse::<i64>()

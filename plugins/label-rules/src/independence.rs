@@ -8,14 +8,14 @@
 
 use mlb_model::App;
 
+use crate::labels::app_label;
+use crate::reference::DEPLOYMENT_GROUP;
+
 /// Whether `app`'s services and diagnostics depend on `app` and the
 /// options alone (conservatively: an app without declared service ports
 /// counts as dependent, whatever its network mode).
 pub fn stands_alone(app: &App) -> bool {
-    let deployment = app
-        .labels
-        .iter()
-        .any(|(k, _)| k == "HAPROXY_DEPLOYMENT_GROUP");
+    let deployment = app_label(app, DEPLOYMENT_GROUP).is_some();
     let declared_ports = match &app.port_definitions {
         Some(defs) => defs.iter().any(Option::is_some),
         None => !app.ports.is_empty(),
@@ -36,8 +36,7 @@ mod tests {
         };
         assert!(stands_alone(&plain));
         let mut blue = plain.clone();
-        blue.labels
-            .push(("HAPROXY_DEPLOYMENT_GROUP".into(), "a".into()));
+        blue.labels.push((DEPLOYMENT_GROUP.into(), "a".into()));
         assert!(!stands_alone(&blue));
         let portless = App {
             id: "/b".into(),

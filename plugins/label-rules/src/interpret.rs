@@ -9,9 +9,10 @@ use mlb_model::{
 
 use crate::deployment::merge_deployment_groups;
 use crate::health::{emits_check_options, health_check_for, is_http_protocol};
-use crate::labels::{ServiceLabels, parse_service_labels};
+use crate::labels::{ServiceLabels, app_label, parse_service_labels};
 use crate::network::{networking_mode, task_ip, task_ports};
 use crate::ports::ServicePortAssigner;
+use crate::reference::GROUP;
 use crate::servers::{calculate_server_id, server_name};
 
 /// Mesos states whose tasks get no traffic (all others, including
@@ -73,7 +74,7 @@ pub fn interpret(apps: &[App], options: &InterpretOptions) -> Output {
     let group_labels: Vec<Vec<String>> = processed
         .iter()
         .map(|app| {
-            app.label("HAPROXY_GROUP")
+            app_label(app, GROUP)
                 .map(|g| g.split(',').map(str::to_owned).collect())
                 .unwrap_or_default()
         })

@@ -1,4 +1,6 @@
-//! Typed parsing of the per-service-port labels `HAPROXY_{n}_*`.
+//! Typed parsing of the per-service-port labels `HAPROXY_{n}_*` (one setter
+//! per documented label, [`SETTERS`]), and the one way the rules read an
+//! app-level label ([`app_label`]).
 //!
 //! marathon-lb applies label setters in alphabetical order of the label name;
 //! the only place where that order shows is `PATH` raising a `BACKEND_WEIGHT`
@@ -7,49 +9,7 @@
 use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Auth, Diagnostic};
 
-/// Template names that an app may override per service port with
-/// `HAPROXY_{n}_<NAME>` (the value is used verbatim, CRLF turned into LF).
-pub const OVERRIDABLE_TEMPLATE_LABELS: &[&str] = &[
-    "BACKEND_HEAD",
-    "BACKEND_HSTS_OPTIONS",
-    "BACKEND_HTTP_HEALTHCHECK_OPTIONS",
-    "BACKEND_HTTP_OPTIONS",
-    "BACKEND_REDIRECT_HTTP_TO_HTTPS",
-    "BACKEND_REDIRECT_HTTP_TO_HTTPS_WITH_PATH",
-    "BACKEND_SERVER_HTTP_HEALTHCHECK_OPTIONS",
-    "BACKEND_SERVER_OPTIONS",
-    "BACKEND_SERVER_TCP_HEALTHCHECK_OPTIONS",
-    "BACKEND_STICKY_OPTIONS",
-    "BACKEND_TCP_HEALTHCHECK_OPTIONS",
-    "FRONTEND_BACKEND_GLUE",
-    "FRONTEND_HEAD",
-    "HTTPS_FRONTEND_ACL",
-    "HTTPS_FRONTEND_ACL_ONLY_WITH_PATH",
-    "HTTPS_FRONTEND_ACL_WITH_AUTH",
-    "HTTPS_FRONTEND_ACL_WITH_AUTH_AND_PATH",
-    "HTTPS_FRONTEND_ACL_WITH_PATH",
-    "HTTP_BACKEND_NETWORK_ALLOWED_ACL",
-    "HTTP_BACKEND_PROXYPASS_GLUE",
-    "HTTP_BACKEND_REVPROXY_GLUE",
-    "HTTP_FRONTEND_ACL",
-    "HTTP_FRONTEND_ACL_ONLY",
-    "HTTP_FRONTEND_ACL_ONLY_WITH_PATH",
-    "HTTP_FRONTEND_ACL_ONLY_WITH_PATH_AND_AUTH",
-    "HTTP_FRONTEND_ACL_WITH_AUTH",
-    "HTTP_FRONTEND_ACL_WITH_AUTH_AND_PATH",
-    "HTTP_FRONTEND_ACL_WITH_PATH",
-    "HTTP_FRONTEND_APPID_ACL",
-    "HTTP_FRONTEND_ROUTING_ONLY",
-    "HTTP_FRONTEND_ROUTING_ONLY_WITH_AUTH",
-    "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH",
-    "HTTP_FRONTEND_ROUTING_ONLY_WITH_PATH_AND_AUTH",
-    "MAP_HTTPS_FRONTEND_ACL",
-    "MAP_HTTP_FRONTEND_ACL",
-    "MAP_HTTP_FRONTEND_ACL_ONLY",
-    "MAP_HTTP_FRONTEND_APPID_ACL",
-    "TCP_BACKEND_NETWORK_ALLOWED_ACL",
-    "USERLIST_HEAD",
-];
+use crate::reference::OVERRIDABLE_TEMPLATE_LABELS;
 
 /// marathon-lb's boolean labels: true iff the lowercased value is one of
 /// `true`, `t`, `yes`, `y`.
@@ -148,88 +108,205 @@ pub(crate) fn parse_service_labels(app: &App, index: usize) -> Result<ServiceLab
     Ok(out)
 }
 
-fn int_label(app: &App, key: &str, value: &str) -> Result<i64, Diagnostic> {
-    parse_int(value).ok_or_else(|| {
-        Diagnostic::error(&app.id, Some(key), format!("{value:?} is not an integer"))
-    })
+/// One `HAPROXY_{n}_*` label of an app, being applied.
+pub(crate) struct Label<'a> {
+    app: &'a App,
+    key: &'a str,
+    value: &'a str,
 }
 
-fn apply_label(
+impl Label<'_> {
+    /// The value, if it fits `class` of the allow-list.
+    fn text(&self, class: Class) -> Result<String, Diagnostic> {
+        check_value(self.app, self.key, self.value, class)?;
+        Ok(self.value.to_owned())
+    }
+
+    fn int(&self) -> Result<i64, Diagnostic> {
+        parse_int(self.value).ok_or_else(|| {
+            Diagnostic::error(
+                &self.app.id,
+                Some(self.key),
+                format!("{:?} is not an integer", self.value),
+            )
+        })
+    }
+
+    fn truthy(&self) -> bool {
+        is_truthy(self.value)
+    }
+}
+
+/// What one label does to the labels of its service port.
+pub(crate) type Setter = fn(&Label<'_>, &mut ServiceLabels) -> Result<(), Diagnostic>;
+
+/// The per-service-port labels the rules apply, by their name after
+/// `HAPROXY_{n}_` (marathon-lb's `label_keys`). Each must be documented in
+/// [`crate::reference::LABELS`]; the template overrides
+/// ([`OVERRIDABLE_TEMPLATE_LABELS`]) are handled after these.
+pub(crate) const SETTERS: &[(&str, Setter)] = &[
+    ("GROUP", |l, out| {
+        out.group = Some(l.text(Class::Line)?.split(',').map(str::to_owned).collect());
+        Ok(())
+    }),
+    ("VHOST", |l, out| {
+        check_value(l.app, l.key, l.value, Class::HostList)?;
+        out.hostname = Some(l.value.to_lowercase());
+        Ok(())
+    }),
+    ("PATH", |l, out| {
+        out.path = Some(l.text(Class::Line)?);
+        Ok(())
+    }),
+    ("MODE", |l, out| {
+        out.mode = Some(l.text(Class::Word)?.to_lowercase());
+        Ok(())
+    }),
+    ("BALANCE", |l, out| {
+        out.balance = Some(l.text(Class::Line)?);
+        Ok(())
+    }),
+    ("STICKY", |l, out| {
+        out.sticky = l.truthy();
+        Ok(())
+    }),
+    ("REDIRECT_TO_HTTPS", |l, out| {
+        out.redirect_to_https = l.truthy();
+        Ok(())
+    }),
+    ("USE_HSTS", |l, out| {
+        out.use_hsts = l.truthy();
+        Ok(())
+    }),
+    ("ENABLED", |l, out| {
+        out.enabled = Some(l.truthy());
+        Ok(())
+    }),
+    ("SSL_CERT", |l, out| {
+        out.ssl_cert = Some(l.text(Class::Word)?);
+        Ok(())
+    }),
+    ("BIND_OPTIONS", |l, out| {
+        out.bind_options = Some(l.text(Class::Line)?);
+        Ok(())
+    }),
+    ("BIND_ADDR", |l, out| {
+        out.bind_addr = Some(l.text(Class::Address)?);
+        Ok(())
+    }),
+    ("PORT", |l, out| {
+        out.port = Some(l.int()?);
+        Ok(())
+    }),
+    ("BACKEND_WEIGHT", |l, out| {
+        out.backend_weight = Some(l.int()?);
+        Ok(())
+    }),
+    ("BACKEND_HEALTHCHECK_PORT_INDEX", |l, out| {
+        out.healthcheck_port_index = Some(l.int()?);
+        Ok(())
+    }),
+    ("AUTH", set_auth),
+    ("HTTP_BACKEND_PROXYPASS_PATH", |l, out| {
+        out.proxypath = Some(l.text(Class::Word)?);
+        Ok(())
+    }),
+    ("HTTP_BACKEND_REVPROXY_PATH", |l, out| {
+        out.revproxypath = Some(l.text(Class::FormatWord)?);
+        Ok(())
+    }),
+    ("HTTP_BACKEND_REDIR", |l, out| {
+        out.redirpath = Some(l.text(Class::FormatWord)?);
+        Ok(())
+    }),
+    ("BACKEND_NETWORK_ALLOWED_ACL", |l, out| {
+        out.network_allowed = Some(l.text(Class::Line)?);
+        Ok(())
+    }),
+];
+
+fn set_auth(l: &Label<'_>, out: &mut ServiceLabels) -> Result<(), Diagnostic> {
+    let (app, key, value) = (l.app, l.key, l.value);
+    check_value(app, key, value, Class::Line)?;
+    let parts: Vec<&str> = value.split(':').collect();
+    let [realm, user, password] = parts[..] else {
+        return Err(Diagnostic::error(
+            &app.id,
+            Some(key),
+            format!(
+                "expected realm:user:password (exactly three ':'-separated parts), got {} part(s)",
+                parts.len()
+            ),
+        ));
+    };
+    for (part, v, class) in [
+        ("realm", realm, Class::Quoted),
+        ("user", user, Class::Word),
+        ("password", password, Class::Word),
+    ] {
+        allowlist::check(class, v).map_err(|refusal| {
+            Diagnostic::error(
+                &app.id,
+                Some(key),
+                format!("the {part} {refusal}; fix or remove the label"),
+            )
+        })?;
+    }
+    out.auth = Some(Auth {
+        realm: realm.to_owned(),
+        user: user.to_owned(),
+        password: password.to_owned(),
+    });
+    Ok(())
+}
+
+/// Apply the label `key` (`HAPROXY_{n}_<name>`); `Ok(false)` when no rule
+/// reads `name` (ignored, as in marathon-lb).
+pub(crate) fn apply_label(
     app: &App,
     key: &str,
     name: &str,
     value: &str,
     out: &mut ServiceLabels,
-) -> Result<(), Diagnostic> {
-    let text = |class| -> Result<String, Diagnostic> {
-        check_value(app, key, value, class)?;
-        Ok(value.to_owned())
-    };
-    match name {
-        "GROUP" => out.group = Some(text(Class::Line)?.split(',').map(str::to_owned).collect()),
-        "VHOST" => {
-            check_value(app, key, value, Class::HostList)?;
-            out.hostname = Some(value.to_lowercase());
-        }
-        "PATH" => out.path = Some(text(Class::Line)?),
-        "MODE" => out.mode = Some(text(Class::Word)?.to_lowercase()),
-        "BALANCE" => out.balance = Some(text(Class::Line)?),
-        "STICKY" => out.sticky = is_truthy(value),
-        "REDIRECT_TO_HTTPS" => out.redirect_to_https = is_truthy(value),
-        "USE_HSTS" => out.use_hsts = is_truthy(value),
-        "ENABLED" => out.enabled = Some(is_truthy(value)),
-        "SSL_CERT" => out.ssl_cert = Some(text(Class::Word)?),
-        "BIND_OPTIONS" => out.bind_options = Some(text(Class::Line)?),
-        "BIND_ADDR" => out.bind_addr = Some(text(Class::Address)?),
-        "PORT" => out.port = Some(int_label(app, key, value)?),
-        "BACKEND_WEIGHT" => out.backend_weight = Some(int_label(app, key, value)?),
-        "BACKEND_HEALTHCHECK_PORT_INDEX" => {
-            out.healthcheck_port_index = Some(int_label(app, key, value)?)
-        }
-        "AUTH" => {
-            check_value(app, key, value, Class::Line)?;
-            let parts: Vec<&str> = value.split(':').collect();
-            let [realm, user, password] = parts[..] else {
-                return Err(Diagnostic::error(
-                    &app.id,
-                    Some(key),
-                    format!(
-                        "expected realm:user:password (exactly three ':'-separated parts), got {} part(s)",
-                        parts.len()
-                    ),
-                ));
-            };
-            for (part, v, class) in [
-                ("realm", realm, Class::Quoted),
-                ("user", user, Class::Word),
-                ("password", password, Class::Word),
-            ] {
-                allowlist::check(class, v).map_err(|refusal| {
-                    Diagnostic::error(
-                        &app.id,
-                        Some(key),
-                        format!("the {part} {refusal}; fix or remove the label"),
-                    )
-                })?;
-            }
-            out.auth = Some(Auth {
-                realm: realm.to_owned(),
-                user: user.to_owned(),
-                password: password.to_owned(),
-            });
-        }
-        "HTTP_BACKEND_PROXYPASS_PATH" => out.proxypath = Some(text(Class::Word)?),
-        "HTTP_BACKEND_REVPROXY_PATH" => out.revproxypath = Some(text(Class::FormatWord)?),
-        "HTTP_BACKEND_REDIR" => out.redirpath = Some(text(Class::FormatWord)?),
-        "BACKEND_NETWORK_ALLOWED_ACL" => out.network_allowed = Some(text(Class::Line)?),
-        _ if OVERRIDABLE_TEMPLATE_LABELS.contains(&name) => {
-            out.templates
-                .push((name.to_owned(), value.replace("\r\n", "\n")));
-        }
-        // Unknown HAPROXY_{n}_* labels are ignored, as in marathon-lb.
-        _ => {}
+) -> Result<bool, Diagnostic> {
+    if let Some((_, set)) = SETTERS.iter().find(|(n, _)| *n == name) {
+        set(&Label { app, key, value }, out)?;
+    } else if OVERRIDABLE_TEMPLATE_LABELS.contains(&name) {
+        out.templates
+            .push((name.to_owned(), value.replace("\r\n", "\n")));
+    } else {
+        return Ok(false);
     }
-    Ok(())
+    Ok(true)
+}
+
+/// An app-level label (`HAPROXY_GROUP`, `HAPROXY_DEPLOYMENT_*`). The rules
+/// read app-level labels only through here, so a test can record which
+/// names they ask for.
+pub(crate) fn app_label<'a>(app: &'a App, name: &'static str) -> Option<&'a str> {
+    #[cfg(test)]
+    asked::record(name);
+    app.label(name)
+}
+
+/// The app-level label names asked for on this thread (tests only).
+#[cfg(test)]
+pub(crate) mod asked {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local! {
+        static ASKED: RefCell<BTreeSet<&'static str>> = const { RefCell::new(BTreeSet::new()) };
+    }
+
+    pub(crate) fn record(name: &'static str) {
+        ASKED.with(|asked| asked.borrow_mut().insert(name));
+    }
+
+    /// The names asked for since the last call.
+    pub(crate) fn take() -> BTreeSet<&'static str> {
+        ASKED.with(|asked| std::mem::take(&mut *asked.borrow_mut()))
+    }
 }
 
 #[cfg(test)]

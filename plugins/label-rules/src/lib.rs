@@ -12,7 +12,9 @@
 //! - `deployment`: the blue/green deployment-group merge (`HAPROXY_DEPLOYMENT_*`).
 //! - `network`: network mode, task address and task ports.
 //! - `ports`: service ports and the IP-per-task service-port assigner.
-//! - `labels`: typed parsing of `HAPROXY_{n}_*` labels.
+//! - [`reference`](mod@reference): every label, where it applies and what it means (printed by
+//!   `--longhelp`; a test keeps it and the rules in step).
+//! - `labels`: typed parsing of `HAPROXY_{n}_*` labels and app-level label reads.
 //! - `health`: which health check applies to a port, and its ports.
 //! - `servers`: server names and stable server ids.
 //! - `timestamp`: the small ISO-8601 parser the deployment merge needs.
@@ -28,10 +30,12 @@ mod interpret;
 mod labels;
 mod network;
 mod ports;
+pub mod reference;
 mod servers;
 mod timestamp;
 
 pub use independence::stands_alone;
 pub use interpret::{Output, interpret};
-pub use labels::{OVERRIDABLE_TEMPLATE_LABELS, is_truthy};
+pub use labels::is_truthy;
+pub use reference::OVERRIDABLE_TEMPLATE_LABELS;
 pub use servers::{calculate_server_id, server_name};
