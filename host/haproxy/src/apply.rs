@@ -619,9 +619,10 @@ mod tests {
         let cfg = dir.path().join("haproxy.cfg");
         let mut o = opts();
         o.command = Some("false".into());
-        assert!(matches!(
-            apply(&cfg, &rendered("x\n"), false, &o),
-            Err(ApplyError::Reload { .. })
-        ));
+        assert_eq!(
+            apply(&cfg, &rendered("x\n"), false, &o).unwrap(),
+            Outcome::Written
+        );
+        assert!(matches!(reload(&o), Err(ApplyError::Reload { .. })));
     }
 }

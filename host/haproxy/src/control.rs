@@ -326,3 +326,63 @@ impl HaproxyControl {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(dir: &std::path::Path, command: &str) -> HaproxyControl {
+        let options = ApplyOptions {
+            skip_validation: true,
+            command: Some(command.into()),
+            archive_versions: 0,
+            max_reload_retries: 0,
+            reload_interval: Duration::from_millis(10),
+        };
+        HaproxyControl::new(dir.join("haproxy.cfg"), false, options, true, None).unwrap()
+    }
+
+    fn rendered(config: &str) -> Rendered {
+        Rendered {
+            config: config.into(),
+            ..Rendered::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn the_command_runs_only_after_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("reloaded");
+        let mut ctl = control(dir.path(), &format!("touch {}", marker.display()));
+        let mut renderer = Renderer::new(mlb_core::Templates::defaults());
+        let settings = RenderSettings::default();
+        let first = ctl
+            .write(&rendered("a\n"), &[], &mut renderer, &settings)
+            .unwrap();
+        assert_eq!(first, Outcome::Written);
+        assert_eq!(ctl.load(&first).await.unwrap(), Some(Loaded::CommandRan));
+        assert!(marker.exists());
+        assert!(ctl.last_reload().is_some());
+        std::fs::remove_file(&marker).unwrap();
+        let again = ctl
+            .write(&rendered("a\n"), &[], &mut renderer, &settings)
+            .unwrap();
+        assert_eq!(again, Outcome::Unchanged);
+        assert_eq!(ctl.load(&again).await.unwrap(), None);
+        assert!(!marker.exists(), "no reload without a change");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_failing_command_is_an_error_after_the_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ctl = control(dir.path(), "false");
+        let e = ctl.load(&Outcome::Written).await.unwrap_err();
+        assert_eq!(e.kind(), "reload_command");
+        assert!(e.after_write());
+        assert_eq!(
+            ctl.after_failure(e.after_write()),
+            "the new config is written but HAProxy may not have loaded it"
+        );
+        assert_eq!(ctl.last_reload(), None);
+    }
+}
