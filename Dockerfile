@@ -13,7 +13,7 @@
 
 # --- build --------------------------------------------------------------------
 FROM rust:1.95-bookworm AS builder
-# The default label plugin is a wasm32-wasip2 component built by host/mlb/build.rs.
+# The default label plugin is a wasm32-wasip2 component built by host/plugin-host/build.rs.
 RUN rustup target add wasm32-wasip2
 WORKDIR /src
 COPY . .

@@ -1,6 +1,6 @@
 //! [`HaproxyControl`]: the one owner of how a generated config reaches
-//! HAProxy — written atomically and validated ([`apply`](crate::apply)),
-//! cleaned of the apps HAProxy rejects ([`cleanup`](crate::cleanup)), and
+//! HAProxy — written atomically and validated ([`apply`]),
+//! cleaned of the apps HAProxy rejects ([`cleanup`]), and
 //! loaded, by one of two reloaders:
 //!
 //! * [`Reloader::Command`] — marathon-lb's way: `--command` (or what the

@@ -76,6 +76,20 @@
 //! Reloads are expensive at scale (0.6–1.9 s at 10,000 backends); callers
 //! should rate-limit them and prefer the runtime API
 //! ([`Supervisor::worker_command`]) for server membership changes.
+//!
+//! # Layout
+//! - [`control`]: [`HaproxyControl`], the one owner of write, cleanup and
+//!   reload (the `--command` reloader or the supervisor).
+//! - [`apply`]: compare, write atomically, validate with `haproxy -c`, the
+//!   reload command.
+//! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
+//! - [`supervisor`]: the master-worker supervisor and its [`SupervisorStats`].
+//! - [`master`]: the master CLI socket and `show proc`.
+//! - [`state`]: the server-state file.
+//! - [`preflight`]: what the config needs from the host (certificates,
+//!   open files), checked before anything is written.
+//! - [`guard`]: the port-9090 stats protection (`--stats-bind`, `--stats-auth-file`).
+//! - [`lua`]: the Lua files of the 9090 endpoints.
 
 #![forbid(unsafe_code)]
 

@@ -17,6 +17,15 @@
 //! costs at most the cap in memory; the attempt fails like a connection
 //! error and the last good config keeps serving. URLs are logged and
 //! reported only through [`redact_url`] (no user info).
+//!
+//! # Layout
+//! - this file: [`MarathonClient`] (`GET /v2/apps`, failover, body cap).
+//! - `auth`: basic-auth credentials (`--auth-credentials`, `--dcos-auth-credentials`).
+//! - [`dcos`]: DC/OS service-account login (RS256 JWT) and the token cache.
+//! - `tls`: verified TLS, `--marathon-ca-cert`.
+//! - [`sse`]: the `/v2/events` follower yielding [`sse::StreamEvent`]s.
+//! - `sse_decoder`: the `text/event-stream` decoder (bounded events).
+//! - [`backoff`]: jittered exponential backoff (marathon-lb's, and others).
 
 #![forbid(unsafe_code)]
 

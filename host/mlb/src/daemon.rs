@@ -1,7 +1,7 @@
 //! The long-running controller (`--sse` or `--poll-interval`): triggers →
 //! coalesce → reconcile, until SIGTERM/SIGINT.
 //!
-//! Triggers come from the event stream (through [`forward_stream`], which
+//! Triggers come from the event stream (through `forward_stream`, which
 //! also records the stream's metrics), signals and the resync timer, over
 //! one channel. [`coalesce::next_batch`] turns them into one reconcile at a
 //! time, never more often than `--min-reload-interval` after the last

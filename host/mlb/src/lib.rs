@@ -1,30 +1,30 @@
-//! `marathon-lb`: the shells around the pure core — command line, Marathon
-//! client, WASM plugin host, HAProxy apply — and the one-shot run that wires
-//! them together.
+//! `marathon-lb`, the binary: command line and settings, and the one
+//! reconciler that wires the crates around the pure core — the Marathon
+//! client (`mlb-marathon`), the plugin host (`mlb-plugin-host`) and HAProxy
+//! control (`mlb-haproxy`) — in both modes.
 //!
 //! # Layout
 //! - [`cli`]: every marathon-lb flag (same names and defaults).
 //! - [`settings`]: flags validated into what the run needs.
-//! - [`marathon`]: `GET /v2/apps` with failover and basic auth.
+//! - [`pipeline`]: [`pipeline::Generator`], JSON → apps → services → config
+//!   (the pure core and the plugin chain), built once from the settings.
+//! - [`reconcile`]: [`reconcile::Reconciler`]: fetch, generate, check the
+//!   host, write, load; one [`reconcile::ReconcileReport`] per reconcile.
+//! - [`oneshot`]: marathon-lb without `--sse`: one reconcile, then exit.
+//! - [`daemon`]: `--sse` / `--poll-interval`: triggers → coalesce →
+//!   reconcile, retries, shutdown.
+//! - [`coalesce`]: debounce, `Reset` beats `Reload`, minimum reload interval.
+//! - [`trigger`]: what makes the long-running mode regenerate or reload.
+//! - [`report`]: what a reconcile changed (its log line), new diagnostics.
+//! - [`metrics`]: the controller's own Prometheus metrics, recorded from
+//!   reports and stream events in one place each.
+//! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
 //! - [`health_cache`]: last health verdict per task (`--health-check`).
 //! - [`resolve`]: agent host names → IPv4 addresses, cached.
-//! - [`plugin`]: wasmtime host for label, filter and policy plugins; the
-//!   embedded default plugin; the plugin chain with failure isolation.
-//! - [`tools`]: `marathon-lb plugin check` and `plugin list`.
-//! - [`syslog_relay`]: `marathon-lb syslogd` (the container's `HAPROXY_SYSLOGD`).
-//! - [`pipeline`]: JSON → apps → services → config (calls the pure core).
-//! - [`apply`]: compare, write atomically, validate with `haproxy -c`, reload.
-//! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
-//! - [`daemon`]: `--sse`: the long-running controller (reconcile loop).
-//! - [`backoff`]: jittered exponential backoff.
-//! - [`haproxy`]: the built-in HAProxy supervisor (master-worker, seamless reloads).
-//! - [`oneshot`]: marathon-lb without `--sse`: fetch, generate, apply, exit.
-//! - [`report`]: what a reconcile changed (its log line), new diagnostics.
-//! - [`trigger`]: what makes the long-running mode regenerate or reload.
-//! - [`metrics`]: the controller's own Prometheus metrics.
-//! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
 //! - [`longhelp`]: the generated label and template reference.
+//! - [`tools`]: `marathon-lb plugin check` and `plugin list`.
+//! - [`syslog_relay`]: `marathon-lb syslogd` (the container's `HAPROXY_SYSLOGD`).
 //! - [`zdd`]: `marathon-lb zdd`, zero-downtime deployments (zdd.py).
 
 #![forbid(unsafe_code)]

@@ -10,7 +10,7 @@
 //!
 //! # Layout
 //! - [`spec`]: the `--plugin PATH[,key=value…]` flag.
-//! - [`inspect`]: world, version and import checks.
+//! - [`inspect`](mod@inspect): world, version and import checks.
 //! - `runtime`: the shared engine, linker and compile path.
 //! - `cache`: the on-disk compile cache (the crate's one `unsafe` block).
 //! - `sandbox`: stores, limits and the empty WASI context.
