@@ -7,6 +7,7 @@
 //! mlb-bench --plugins [--apps 10000]      # plugin load and per-app costs
 //! mlb-bench --oneshot --apps 1000,10000,20000  # the real binary, whole run
 //! mlb-bench --serve 10000 [--port 8080]   # only serve the document (profilers)
+//! mlb-bench --live --apps 5000 [--changes 10]  # membership changes under load
 //! ```
 //!
 //! Each size runs in a child process of this binary (hidden `--single`), so
@@ -21,9 +22,12 @@
 //! - [`oneshot`]: the whole one-shot run of the `marathon-lb` binary (and of
 //!   marathon-lb 1.15 when present), wall time and peak RSS.
 //! - [`serve`]: the loopback fake Marathon serving a document from memory.
+//! - [`live`]: membership changes of a loaded app at scale, end to end
+//!   (`--sse --supervise-haproxy`, real HAProxy, the simulator).
 
 #![forbid(unsafe_code)]
 
+mod live;
 mod measure;
 mod oneshot;
 mod plugins;
@@ -78,6 +82,15 @@ struct Args {
     /// killed (for running `marathon-lb` under a profiler by hand).
     #[arg(long, value_name = "APPS")]
     serve: Option<usize>,
+    /// Membership changes of a loaded app under `--sse --supervise-haproxy`
+    /// with the largest `--apps` size of other apps: reloads, event →
+    /// serving and event → no traffic, failed requests, RSS.
+    #[arg(long)]
+    live: bool,
+    /// Membership changes for `--live` (alternately a task added, the
+    /// oldest removed).
+    #[arg(long, default_value_t = 10)]
+    changes: usize,
     /// Port for `--serve` (0: any free port).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -178,6 +191,11 @@ fn main() -> anyhow::Result<()> {
         loop {
             std::thread::park();
         }
+    }
+    if args.live {
+        let mlb = live::binary(args.mlb.as_deref())?;
+        let apps = args.apps.iter().copied().max().unwrap_or(5_000);
+        return live::run(apps, args.changes, &mlb);
     }
     if args.oneshot {
         let mlb = oneshot::find_marathon_lb(args.mlb.as_deref())?;
