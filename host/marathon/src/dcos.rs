@@ -48,7 +48,7 @@ use rustls_pki_types::pem::{self, PemObject};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::{Credentials, describe};
+use super::{Credentials, SetupError, describe};
 
 /// The cookie DC/OS's login answer sets to the token.
 pub const LOGIN_COOKIE: &str = "dcos-acs-auth-cookie";
@@ -150,7 +150,7 @@ pub enum DcosError {
     Endpoint(String),
     /// The login HTTP client could not be built (bad CA bundle, ...).
     #[error("cannot set up the DC/OS login client: {0}")]
-    Client(String),
+    Client(#[source] SetupError),
     /// Signing the login JWT failed.
     #[error("cannot sign the DC/OS login token")]
     Sign,
@@ -309,14 +309,14 @@ impl DcosAuth {
             .json(&body)
             .send()
             .await
-            .map_err(|e| fail(describe(e.without_url())))?;
+            .map_err(|e| fail(describe(&e.without_url())))?;
         let status = resp.status();
         let cookie = login_cookie(resp.headers());
         let mut answer = Vec::new();
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| fail(describe(e.without_url())))?
+            .map_err(|e| fail(describe(&e.without_url())))?
         {
             if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(fail(format!(
@@ -490,7 +490,7 @@ fn login_client(ca_cert_pem: Option<&[u8]>, insecure: bool) -> Result<reqwest::C
         super::tls::configure(builder, ca_cert_pem, insecure).map_err(DcosError::Client)?;
     builder
         .build()
-        .map_err(|e| DcosError::Client(e.to_string()))
+        .map_err(|e| DcosError::Client(SetupError::Build(e)))
 }
 
 fn unix_now() -> u64 {
@@ -543,8 +543,8 @@ mod tests {
 
     use super::*;
 
-    const PKCS1: &str = include_str!("../../tests/data/dcos-test-key.pkcs1.pem");
-    const PKCS8: &str = include_str!("../../tests/data/dcos-test-key.pkcs8.pem");
+    const PKCS1: &str = include_str!("../../mlb/tests/data/dcos-test-key.pkcs1.pem");
+    const PKCS8: &str = include_str!("../../mlb/tests/data/dcos-test-key.pkcs8.pem");
 
     fn credentials(key: &str) -> String {
         serde_json::json!({
