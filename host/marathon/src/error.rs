@@ -194,3 +194,29 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("cannot do it: {0}")]
+        Shown(#[source] std::io::Error),
+        #[error("cannot do it")]
+        Hidden(#[source] std::io::Error),
+    }
+
+    #[test]
+    fn chain_shows_each_cause_once() {
+        let io = || std::io::Error::other("disk on fire");
+        assert_eq!(chain(&Outer::Shown(io())), "cannot do it: disk on fire");
+        assert_eq!(chain(&Outer::Hidden(io())), "cannot do it: disk on fire");
+        let e = MarathonError::Client(SetupError::NoCertificate);
+        assert_eq!(
+            chain(&e),
+            "cannot set up the HTTP client: --marathon-ca-cert: no PEM certificate found"
+        );
+        assert_eq!(e.kind(), "client");
+    }
+}
