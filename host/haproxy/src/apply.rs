@@ -95,7 +95,7 @@ pub enum ApplyError {
     /// Starting or reloading the supervised HAProxy failed (the new config
     /// is in place). [`HaproxyError::ReloadRejected`] and
     /// [`HaproxyError::ReloadTimeout`] stay matchable through it.
-    #[error(transparent)]
+    #[error("{0}")]
     Supervisor(#[from] HaproxyError),
 }
 
@@ -707,7 +707,9 @@ mod tests {
         }
         .into();
         assert_eq!(spawn.kind(), "spawn");
-        assert!(spawn.source().is_some_and(|s| s.is::<std::io::Error>()));
+        let cause = spawn.source().expect("the supervisor's error");
+        assert!(cause.is::<HaproxyError>());
+        assert!(cause.source().is_some_and(|s| s.is::<std::io::Error>()));
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub enum MarathonError {
     #[error("cannot set up the HTTP client: {0}")]
     Client(#[source] SetupError),
     /// The DC/OS login failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Auth(#[from] DcosError),
     /// A write was refused because the client is read-only (a dry run).
     #[error("refusing {method} {path} in a dry run")]

@@ -17,6 +17,12 @@
 //! costs at most the cap in memory; the attempt fails like a connection
 //! error and the last good config keeps serving. URLs are logged and
 //! reported only through [`redact_url`] (no user info).
+//!
+//! Errors are typed at every seam (module `error`): one attempt against one
+//! URL gives an answer, a final error ([`MarathonError`]: Marathon answered
+//! with an error status, or the DC/OS login failed) or a fail-over cause
+//! ([`RequestError`], keeping reqwest's error chain or the JSON error as
+//! `source()`); the event stream's failures are [`sse::SseError`]s.
 
 mod auth;
 pub mod backoff;

@@ -167,7 +167,7 @@ pub enum SseError {
     #[error("bad Marathon URL: {0}")]
     BadUrl(#[source] BoxError),
     /// The DC/OS login failed.
-    #[error(transparent)]
+    #[error("{0}")]
     Auth(#[from] DcosError),
     /// Connecting or sending the request failed (refused, TLS, connect
     /// timeout, ...). Without its URL; the text is the whole chain.
@@ -211,7 +211,7 @@ pub enum SseError {
     #[error("{}", describe(.0))]
     Read(#[source] reqwest::Error),
     /// The stream is not valid SSE (an event too large).
-    #[error(transparent)]
+    #[error("{0}")]
     Decode(#[from] DecodeError),
 }
 

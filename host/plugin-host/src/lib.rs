@@ -21,6 +21,8 @@
 //! - `memo`: reusing the default rules' output for unchanged apps.
 //! - `native`: the default rules compiled natively (benchmarks, tests).
 //! - `convert`: model records ↔ WIT records.
+//! - `error`: [`PluginError`] (which plugin, what is wrong) and
+//!   [`LoadError`] (which loading step failed, with its cause as `source()`).
 
 mod cache;
 mod chain;
