@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, ensure};
 use marathon_lb::pipeline;
+use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use marathon_lb::resolve::Resolver;
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
 use mlb_model::{InterpretOptions, Service};
-use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use serde::{Deserialize, Serialize};
 
 /// Minimum and median of one stage, in milliseconds.

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context as _;
-use mlb_core::engine::TemplateFilter;
-use mlb_core::{LabelInterpreter, normalize_apps};
 use mlb_plugin_host::{
     DEFAULT_LABEL_PLUGIN, LoadedPlugin, PluginRuntime, PluginSpec, load_plugin_bytes,
 };
+use mlb_core::engine::TemplateFilter;
+use mlb_core::{LabelInterpreter, normalize_apps};
 
 use crate::measure::{Stat, options};
 

@@ -22,20 +22,20 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, info_span};
 
+use mlb_haproxy::apply::{self, ApplyError, Outcome};
+use mlb_marathon::backoff::{Backoff, Jitter};
+use mlb_haproxy::{Supervisor, SupervisorConfig, preflight};
 use crate::health_cache::HealthCache;
+use mlb_marathon::sse::{self, SseConfig, StreamEvent};
+use mlb_marathon::{MarathonClient, MarathonError};
 use crate::metrics::Metrics;
 use crate::oneshot::{RunError, apply_with_cleanup, log_diagnostics};
 use crate::pipeline;
+use mlb_plugin_host::PluginSet;
 use crate::report::{self, Changes};
 use crate::resolve::Resolver;
 use crate::settings::Settings;
 use crate::trigger::{Cause, Trigger};
-use mlb_haproxy::apply::{self, ApplyError, Outcome};
-use mlb_haproxy::{Supervisor, SupervisorConfig, preflight};
-use mlb_marathon::backoff::{Backoff, Jitter};
-use mlb_marathon::sse::{self, SseConfig, StreamEvent};
-use mlb_marathon::{MarathonClient, MarathonError};
-use mlb_plugin_host::PluginSet;
 
 /// How long the loop waits after a trigger for more to arrive.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -248,12 +248,14 @@ impl Controller {
                 if !self.settings.haproxy_config.exists() {
                     return Ok(());
                 }
-                let sup = Supervisor::start(cfg.clone()).await.map_err(|e| {
-                    RunError::Apply(ApplyError::Reload {
-                        command: "haproxy (supervised start)".into(),
-                        message: e.to_string(),
-                    })
-                })?;
+                let sup = Supervisor::start(cfg.clone())
+                    .await
+                    .map_err(|e| {
+                        RunError::Apply(ApplyError::Reload {
+                            command: "haproxy (supervised start)".into(),
+                            message: e.to_string(),
+                        })
+                    })?;
                 let _ = self.metrics.supervisor.set(sup.stats());
                 self.supervisor = Some(sup);
                 done.haproxy = Some("started");

@@ -7,13 +7,13 @@ use mlb_core::Templates;
 use mlb_core::render::Renderer;
 use mlb_model::Severity;
 
-use crate::pipeline::{self, PipelineError};
-use crate::resolve::Resolver;
-use crate::settings::Settings;
 use mlb_haproxy::apply::{self, ApplyError, Outcome};
 use mlb_haproxy::cleanup;
 use mlb_marathon::{MarathonClient, MarathonError};
+use crate::pipeline::{self, PipelineError};
 use mlb_plugin_host::PluginError;
+use crate::resolve::Resolver;
+use crate::settings::Settings;
 
 /// Why a one-shot run failed (the config on disk is unchanged in every case).
 #[derive(Debug, thiserror::Error)]

@@ -6,9 +6,9 @@
 
 mod support;
 
+use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 use mlb_core::{Interpretation, LabelInterpreter, normalize_apps};
 use mlb_model::{App, InterpretOptions};
-use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
 
 fn options(groups: &[&str]) -> InterpretOptions {
     InterpretOptions {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use mlb_marathon::Credentials;
+use mlb_marathon::sse::{SseConfig, follow};
 use marathon_lb::metrics::Metrics;
 use marathon_lb::trigger::{Cause, Trigger};
 use marathon_sim::{Fault, FaultMode, SimConfig, SimHandle};
-use mlb_marathon::Credentials;
-use mlb_marathon::sse::{SseConfig, follow};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

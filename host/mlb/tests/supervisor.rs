@@ -16,11 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use marathon_lb::metrics::Metrics;
 use mlb_haproxy::{
     HaproxyError, RECOMMENDED_GLOBAL_LINES, StopOutcome, Supervisor, SupervisorConfig,
     with_supervised_options,
 };
+use marathon_lb::metrics::Metrics;
 
 /// One test at a time.
 fn serial() -> MutexGuard<'static, ()> {

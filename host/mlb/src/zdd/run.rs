@@ -16,8 +16,8 @@ use super::progress::Progress;
 use super::rollback::{Rollback, rollback};
 use super::swap::{Ended, SwapSettings, confirm, swap};
 use super::{preflight, pyjson};
-use crate::settings::{MarathonAccess, client_config};
 use mlb_marathon::MarathonClient;
+use crate::settings::{MarathonAccess, client_config};
 
 fn secs(v: f64, flag: &str) -> Result<Duration, ZddError> {
     Duration::try_from_secs_f64(v).map_err(|_| {
