@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use mlb_core::Rendered;
 
+use crate::HaproxyError;
+
 /// How to apply.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -46,7 +48,11 @@ pub enum Outcome {
     Written,
 }
 
-/// Why applying failed. The files on disk are the previous ones in every case.
+/// Why applying failed. The files on disk are the previous ones in every
+/// case, except after [`ApplyError::Reload`] and [`ApplyError::Supervisor`]
+/// (the new config is in place but may not be loaded).
+///
+/// Match on the variant, or use [`ApplyError::kind`] as a metric label.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Reading or writing a file failed.
@@ -54,7 +60,8 @@ pub enum ApplyError {
     Io {
         /// The file.
         path: String,
-        /// Why.
+        /// Why (also the `source()`).
+        #[source]
         error: std::io::Error,
     },
     /// `haproxy -c` rejected the new config.
@@ -80,6 +87,36 @@ pub enum ApplyError {
         /// Why.
         message: String,
     },
+    /// Starting or reloading the supervised HAProxy failed (the new config
+    /// is in place). [`HaproxyError::ReloadRejected`] and
+    /// [`HaproxyError::ReloadTimeout`] stay matchable through it.
+    #[error("{0}")]
+    Supervisor(#[from] HaproxyError),
+}
+
+impl ApplyError {
+    /// A short stable label of the variant, for metrics and logs:
+    /// `io`, `validation` (`haproxy -c` refused the config, for an app or
+    /// globally), `command` (the external reload command failed), or for
+    /// [`ApplyError::Supervisor`] the supervisor's [`HaproxyError::kind`]
+    /// (`rejected`, `timeout`, `not_running`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::Invalid { .. } | Self::Global { .. } => "validation",
+            Self::Reload { .. } => "command",
+            Self::Supervisor(e) => e.kind(),
+        }
+    }
+
+    /// The supervisor's error, if this is one (reload rejected, timed out,
+    /// HAProxy not running, ...).
+    pub fn supervisor(&self) -> Option<&HaproxyError> {
+        match self {
+            Self::Supervisor(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError + '_ {
@@ -611,6 +648,61 @@ mod tests {
             assert!(dir.path().join(name).exists(), "{name}");
         }
         assert!(dir.path().join(".app2backend.map.dirdir.tmp").is_dir());
+    }
+
+    #[test]
+    fn supervisor_errors_stay_matchable_with_their_labels() {
+        let rejected: ApplyError = HaproxyError::ReloadRejected("[ALERT] bad bind".into()).into();
+        assert!(matches!(
+            rejected.supervisor(),
+            Some(HaproxyError::ReloadRejected(alerts)) if alerts == "[ALERT] bad bind"
+        ));
+        assert_eq!(rejected.kind(), "rejected");
+        assert_eq!(
+            rejected.to_string(),
+            "HAProxy rejected the new config (previous config keeps serving): [ALERT] bad bind"
+        );
+        let timeout = ApplyError::from(HaproxyError::ReloadTimeout(Duration::from_secs(30)));
+        assert_eq!(timeout.kind(), "timeout");
+        assert_eq!(
+            ApplyError::from(HaproxyError::NotRunning).kind(),
+            "not_running"
+        );
+        let invalid = ApplyError::Invalid {
+            output: String::new(),
+        };
+        assert_eq!(invalid.kind(), "validation");
+        assert!(invalid.supervisor().is_none());
+    }
+
+    #[test]
+    fn io_errors_keep_their_source() {
+        use std::error::Error as _;
+        let dir = tempfile::tempdir().unwrap();
+        // The config's directory is a file: the temp file cannot be created.
+        let blocker = dir.path().join("not-a-dir");
+        fs::write(&blocker, "x").unwrap();
+        let err = apply(
+            &blocker.join("haproxy.cfg"),
+            &rendered("x\n"),
+            false,
+            &opts(),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), "io", "{err}");
+        assert!(
+            err.source().is_some_and(|s| s.is::<std::io::Error>()),
+            "{err:?}"
+        );
+        let spawn: ApplyError = HaproxyError::Spawn {
+            haproxy: "haproxy".into(),
+            error: std::io::ErrorKind::NotFound.into(),
+        }
+        .into();
+        assert_eq!(spawn.kind(), "spawn");
+        let cause = spawn.source().expect("the supervisor's error");
+        assert!(cause.is::<HaproxyError>());
+        assert!(cause.source().is_some_and(|s| s.is::<std::io::Error>()));
     }
 
     #[test]

@@ -88,14 +88,12 @@ impl ControlError {
     /// A short stable name of what failed (a log field and metric label).
     pub fn kind(&self) -> &'static str {
         match self {
-            ControlError::Apply(ApplyError::Io { .. }) => "io",
-            ControlError::Apply(ApplyError::Invalid { .. }) => "invalid",
-            ControlError::Apply(ApplyError::Global { .. }) => "invalid_global",
-            ControlError::Apply(ApplyError::Reload { .. }) => "reload_command",
+            // io, validation, command (or a supervisor error's kind)
+            ControlError::Apply(e) => e.kind(),
             ControlError::Start(_) => "start",
             ControlError::Reload(HaproxyError::ReloadRejected(_)) => "reload_rejected",
             ControlError::Reload(HaproxyError::ReloadTimeout(_)) => "reload_timeout",
-            ControlError::Reload(_) => "reload",
+            ControlError::Reload(e) => e.kind(),
         }
     }
 
@@ -104,7 +102,7 @@ impl ControlError {
     pub fn after_write(&self) -> bool {
         matches!(
             self,
-            ControlError::Apply(ApplyError::Reload { .. })
+            ControlError::Apply(ApplyError::Reload { .. } | ApplyError::Supervisor(_))
                 | ControlError::Start(_)
                 | ControlError::Reload(_)
         )
@@ -377,7 +375,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut ctl = control(dir.path(), "false");
         let e = ctl.load(&Outcome::Written).await.unwrap_err();
-        assert_eq!(e.kind(), "reload_command");
+        assert_eq!(e.kind(), "command");
         assert!(e.after_write());
         assert_eq!(
             ctl.after_failure(e.after_write()),

@@ -226,6 +226,10 @@ pub struct ReloadReport {
 }
 
 /// Why a supervisor operation failed.
+///
+/// Match on the variant, or use [`HaproxyError::kind`] as a metric label.
+/// The I/O variants keep their `std::io::Error` as `source()` as well as in
+/// the message.
 #[derive(Debug, thiserror::Error)]
 pub enum HaproxyError {
     /// Preparing a file or directory failed.
@@ -234,6 +238,7 @@ pub enum HaproxyError {
         /// The file or directory.
         path: String,
         /// Why.
+        #[source]
         error: std::io::Error,
     },
     /// The HAProxy executable could not be started.
@@ -242,6 +247,7 @@ pub enum HaproxyError {
         /// The executable.
         haproxy: String,
         /// Why.
+        #[source]
         error: std::io::Error,
     },
     /// Another HAProxy already answers on the master socket.
@@ -260,6 +266,7 @@ pub enum HaproxyError {
         /// The socket.
         socket: String,
         /// Why.
+        #[source]
         error: std::io::Error,
     },
     /// HAProxy refused the new config; the previous worker keeps serving.
@@ -271,6 +278,26 @@ pub enum HaproxyError {
     /// HAProxy was restarted (a new master) while the reload was underway.
     #[error("HAProxy was restarted during the reload")]
     Restarted,
+}
+
+impl HaproxyError {
+    /// A short stable label of the variant, for metrics and logs:
+    /// `io`, `spawn`, `already_running`, `start_failed`, `not_running`,
+    /// `master_socket`, `rejected` ([`HaproxyError::ReloadRejected`]),
+    /// `timeout` ([`HaproxyError::ReloadTimeout`]), `restarted`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::Spawn { .. } => "spawn",
+            Self::AlreadyRunning(_) => "already_running",
+            Self::StartFailed(_) => "start_failed",
+            Self::NotRunning => "not_running",
+            Self::Master { .. } => "master_socket",
+            Self::ReloadRejected(_) => "rejected",
+            Self::ReloadTimeout(_) => "timeout",
+            Self::Restarted => "restarted",
+        }
+    }
 }
 
 #[cfg(test)]

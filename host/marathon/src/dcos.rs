@@ -48,7 +48,7 @@ use rustls_pki_types::pem::{self, PemObject};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::{Credentials, describe};
+use super::{Credentials, SetupError, describe};
 
 /// The cookie DC/OS's login answer sets to the token.
 pub const LOGIN_COOKIE: &str = "dcos-acs-auth-cookie";
@@ -150,7 +150,7 @@ pub enum DcosError {
     Endpoint(String),
     /// The login HTTP client could not be built (bad CA bundle, ...).
     #[error("cannot set up the DC/OS login client: {0}")]
-    Client(String),
+    Client(#[source] SetupError),
     /// Signing the login JWT failed.
     #[error("cannot sign the DC/OS login token")]
     Sign,
@@ -161,6 +161,9 @@ pub enum DcosError {
         endpoint: String,
         /// What went wrong.
         message: String,
+        /// The HTTP error, when the request failed (without its URL).
+        #[source]
+        source: Option<reqwest::Error>,
     },
 }
 
@@ -294,6 +297,15 @@ impl DcosAuth {
         let fail = |message: String| DcosError::Login {
             endpoint: inner.endpoint_display.clone(),
             message,
+            source: None,
+        };
+        let failed = |e: reqwest::Error| {
+            let e = e.without_url();
+            DcosError::Login {
+                endpoint: inner.endpoint_display.clone(),
+                message: describe(&e),
+                source: Some(e),
+            }
         };
         let jwt = build_jwt(&inner.key, &inner.uid, now + JWT_LIFETIME_SECS)?;
         let requested = now + TOKEN_LIFETIME_SECS;
@@ -309,15 +321,11 @@ impl DcosAuth {
             .json(&body)
             .send()
             .await
-            .map_err(|e| fail(describe(e.without_url())))?;
+            .map_err(failed)?;
         let status = resp.status();
         let cookie = login_cookie(resp.headers());
         let mut answer = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| fail(describe(e.without_url())))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(failed)? {
             if answer.len() + chunk.len() > MAX_ANSWER_BYTES {
                 return Err(fail(format!(
                     "{status}, answer larger than {MAX_ANSWER_BYTES} bytes"
@@ -490,7 +498,7 @@ fn login_client(ca_cert_pem: Option<&[u8]>, insecure: bool) -> Result<reqwest::C
         super::tls::configure(builder, ca_cert_pem, insecure).map_err(DcosError::Client)?;
     builder
         .build()
-        .map_err(|e| DcosError::Client(e.to_string()))
+        .map_err(|e| DcosError::Client(SetupError::Build(e)))
 }
 
 fn unix_now() -> u64 {
@@ -604,6 +612,35 @@ mod tests {
         assert!(verify(&k8, &a));
         // Newlines escaped twice are tolerated.
         assert!(parse_private_key(&PKCS1.replace('\n', "\\n")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_failed_login_keeps_the_http_error_and_a_refusal_has_none() {
+        use std::error::Error as _;
+        let login = |endpoint: String| {
+            let json = serde_json::json!({
+                "uid": "mlb-test",
+                "private_key": PKCS1,
+                "login_endpoint": format!("{endpoint}/acs/api/v1/auth/login"),
+            })
+            .to_string();
+            DcosAuth::from_json(&json, None, false).unwrap()
+        };
+        let e = login(crate::test_server::refusing().await)
+            .header()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, DcosError::Login { source: Some(r), .. } if r.is_connect()),
+            "{e:?}"
+        );
+        assert!(e.source().is_some_and(|s| s.is::<reqwest::Error>()));
+        let refusing = crate::test_server::answering("401 Unauthorized", r#"{"title":"no"}"#).await;
+        let e = login(refusing).header().await.unwrap_err();
+        assert!(
+            matches!(&e, DcosError::Login { source: None, message, .. } if message.starts_with("401")),
+            "{e:?}"
+        );
     }
 
     #[test]

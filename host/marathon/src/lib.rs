@@ -18,8 +18,16 @@
 //! error and the last good config keeps serving. URLs are logged and
 //! reported only through [`redact_url`] (no user info).
 //!
+//!
+//! Errors are typed at every seam (module `error`): one attempt against one
+//! URL gives an answer, a final error ([`MarathonError`]: Marathon answered
+//! with an error status, or the DC/OS login failed) or a fail-over cause
+//! ([`RequestError`], keeping reqwest's error chain or the JSON error as
+//! `source()`); the event stream's failures are [`sse::SseError`]s.
+//!
 //! # Layout
 //! - this file: [`MarathonClient`] (`GET /v2/apps`, failover, body cap).
+//! - `error`: [`MarathonError`], [`RequestError`], [`SetupError`], [`chain`].
 //! - `auth`: basic-auth credentials (`--auth-credentials`, `--dcos-auth-credentials`).
 //! - [`dcos`]: DC/OS service-account login (RS256 JWT) and the token cache.
 //! - `tls`: verified TLS, `--marathon-ca-cert`.
@@ -32,47 +40,22 @@
 mod auth;
 pub mod backoff;
 pub mod dcos;
+mod error;
 pub mod sse;
 mod sse_decoder;
+#[cfg(test)]
+mod test_server;
 mod tls;
 
 use std::time::Duration;
 
 pub use auth::{Credentials, CredentialsError};
 pub use dcos::{Auth, DcosAuth, DcosError};
+pub(crate) use error::describe;
+pub use error::{HostFailure, MarathonError, RequestError, SetupError, chain};
 
 /// What the controller fetches.
 const APPS: &str = "/v2/apps?embed=apps.tasks";
-
-/// Why apps could not be fetched.
-///
-/// Every variant is retryable (the next poll or event may succeed); the
-/// caller keeps the last good config meanwhile.
-#[derive(Debug, thiserror::Error)]
-pub enum MarathonError {
-    /// No URL answered.
-    #[error("no Marathon answered: {}", .0.join("; "))]
-    AllHostsFailed(Vec<String>),
-    /// A Marathon answered with an error status.
-    #[error("{url} answered {status}: {message}")]
-    Status {
-        /// The URL asked.
-        url: String,
-        /// HTTP status.
-        status: u16,
-        /// Marathon's `message`, or the start of the body.
-        message: String,
-    },
-    /// The HTTP client could not be built (bad CA file, ...).
-    #[error("cannot set up the HTTP client: {0}")]
-    Client(String),
-    /// The DC/OS login failed.
-    #[error(transparent)]
-    Auth(#[from] DcosError),
-    /// The request was abandoned because the controller is shutting down.
-    #[error("request abandoned: shutting down")]
-    Cancelled,
-}
 
 /// Settings of the Marathon client (`Debug` shows the URLs redacted).
 #[derive(Clone)]
@@ -150,11 +133,8 @@ impl MarathonClient {
             .timeout(config.request_timeout)
             .user_agent("marathon-lb")
             .redirect(reqwest::redirect::Policy::limited(1));
-        builder = tls::configure(builder, config.ca_cert_pem.as_deref(), config.insecure)
-            .map_err(MarathonError::Client)?;
-        let http = builder
-            .build()
-            .map_err(|e| MarathonError::Client(e.to_string()))?;
+        builder = tls::configure(builder, config.ca_cert_pem.as_deref(), config.insecure)?;
+        let http = builder.build().map_err(SetupError::Build)?;
         Ok(Self {
             http,
             urls: config
@@ -197,40 +177,42 @@ impl MarathonClient {
             } else {
                 tracing::debug!(url = %shown, %method, "asking Marathon");
             }
-            match self.send(&method, &url, &shown, body).await {
-                Ok(body) => {
-                    if i != 0 {
-                        self.urls.rotate_left(i);
-                    }
-                    return body;
+            let error = match self.send(&method, &url, &shown, body).await {
+                Attempt::Answer(body) => {
+                    self.urls.rotate_left(i);
+                    return Ok(body);
                 }
-                Err(failure) if method == reqwest::Method::GET || failure.unsent => {
-                    tracing::warn!(url = %shown, cause = %failure.cause, "Marathon did not answer, trying the next one");
-                    failures.push(format!("{shown}: {}", failure.cause));
+                Attempt::Final(e) => {
+                    self.urls.rotate_left(i);
+                    return Err(e);
                 }
-                Err(failure) => {
-                    failures.push(format!("{shown}: {}", failure.cause));
-                    break;
-                }
+                Attempt::FailOver(error) => error,
+            };
+            let next = method == reqwest::Method::GET || error.unsent();
+            if next {
+                tracing::warn!(url = %shown, cause = %error, "Marathon did not answer, trying the next one");
+            }
+            failures.push(HostFailure { url: shown, error });
+            if !next {
+                break;
             }
         }
         Err(MarathonError::AllHostsFailed(failures))
     }
 
-    /// One request (`shown`: `url` for messages). `Err` = no answer (maybe
-    /// try the next host); `Ok(Err)` = final answer.
+    /// One request (`shown`: `url` for messages).
     async fn send(
         &self,
         method: &reqwest::Method,
         url: &str,
         shown: &str,
         body: Option<&[u8]>,
-    ) -> Result<Result<Vec<u8>, MarathonError>, Failure> {
+    ) -> Attempt {
         let mut renewed = false;
         let resp = loop {
             let header = match self.auth.header().await {
                 Ok(header) => header,
-                Err(e) => return Ok(Err(e.into())),
+                Err(e) => return Attempt::Final(e.into()),
             };
             let mut req = self
                 .http
@@ -243,7 +225,10 @@ impl MarathonClient {
             if let Some(body) = body {
                 req = req.body(body.to_vec());
             }
-            let resp = req.send().await.map_err(Failure::from)?;
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                Err(e) => return Attempt::FailOver(RequestError::http(e)),
+            };
             if resp.status() == reqwest::StatusCode::UNAUTHORIZED
                 && !renewed
                 && self.auth.renews_on_401()
@@ -256,63 +241,64 @@ impl MarathonClient {
             break resp;
         };
         let status = resp.status();
-        let body = read_capped(resp, self.max_body_bytes)
-            .await
-            .map_err(Failure::answered)?;
+        let body = match read_capped(resp, self.max_body_bytes).await {
+            Ok(body) => body,
+            Err(e) => return Attempt::FailOver(e),
+        };
         // A body that is not JSON is treated like a connection problem
         // (marathon-lb with requests >= 2.27 does the same). A good answer
         // is only checked here (no second tree of a large document).
-        let not_json =
-            |e: serde_json::Error| Failure::answered(format!("{status}, body is not JSON ({e})"));
+        let not_json = |source| Attempt::FailOver(RequestError::NotJson { status, source });
         if status.is_success() {
-            serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(not_json)?;
-            return Ok(Ok(body));
+            return match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                Ok(_) => Attempt::Answer(body),
+                Err(e) => not_json(e),
+            };
         }
-        let json: serde_json::Value = serde_json::from_slice(&body).map_err(not_json)?;
-        {
-            let message = json
-                .get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| json.to_string().chars().take(200).collect());
-            Ok(Err(MarathonError::Status {
-                url: shown.to_owned(),
-                status: status.as_u16(),
-                message,
-            }))
-        }
+        let json: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(json) => json,
+            Err(e) => return not_json(e),
+        };
+        let message = json
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| json.to_string().chars().take(200).collect());
+        Attempt::Final(MarathonError::Status {
+            url: shown.to_owned(),
+            status: status.as_u16(),
+            message,
+        })
     }
+}
+
+/// What one attempt against one URL gave.
+#[derive(Debug)]
+enum Attempt {
+    /// A 2xx answer with a JSON body.
+    Answer(Vec<u8>),
+    /// Marathon answered with an error status, or the DC/OS login failed:
+    /// the other URLs are not asked.
+    Final(MarathonError),
+    /// No usable answer: a read moves on to the next URL, a write only when
+    /// it was never sent ([`RequestError::unsent`]).
+    FailOver(RequestError),
 }
 
 /// The body of `resp`, refused as soon as it grows past `cap` bytes (the
 /// error names the flag that sets the cap).
-async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, String> {
-    let too_large = || {
-        format!(
-            "the response body is larger than {} (--marathon-max-body-mib); refused",
-            human_size(cap)
-        )
-    };
+async fn read_capped(mut resp: reqwest::Response, cap: u64) -> Result<Vec<u8>, RequestError> {
     if resp.content_length().is_some_and(|n| n > cap) {
-        return Err(too_large());
+        return Err(RequestError::TooLarge { cap });
     }
     let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(cap) as usize);
-    while let Some(chunk) = resp.chunk().await.map_err(describe)? {
+    while let Some(chunk) = resp.chunk().await.map_err(RequestError::http)? {
         if body.len() as u64 + chunk.len() as u64 > cap {
-            return Err(too_large());
+            return Err(RequestError::TooLarge { cap });
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
-}
-
-/// `n` bytes as MiB (or bytes below 1 MiB).
-fn human_size(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{} MiB", n >> 20)
-    } else {
-        format!("{n} bytes")
-    }
 }
 
 /// `url` without user info, for every log line and error message (REST,
@@ -334,54 +320,165 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// A request that got no usable answer.
-struct Failure {
-    cause: String,
-    /// The connection was never made: the request was not received.
-    unsent: bool,
-}
-
-impl Failure {
-    /// The request reached Marathon but the answer is unusable.
-    fn answered(cause: String) -> Self {
-        Self {
-            cause,
-            unsent: false,
-        }
-    }
-}
-
-impl From<reqwest::Error> for Failure {
-    fn from(e: reqwest::Error) -> Self {
-        Self {
-            unsent: e.is_connect(),
-            cause: describe(e),
-        }
-    }
-}
-
-/// The error and its causes on one line, without the URL (it may carry
-/// credentials; callers name the redacted URL themselves).
-fn describe(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    if let Some(hint) = tls::hint(&out) {
-        out.push_str(" (");
-        out.push_str(hint);
-        out.push(')');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    use crate::test_server::{answering, refusing};
+
+    fn client(urls: Vec<String>) -> MarathonClient {
+        MarathonClient::new(ClientConfig::new(urls)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_error_status_is_final() {
+        let url = answering("401 Unauthorized", r#"{"message":"Invalid credentials"}"#).await;
+        let c = client(vec![url.clone()]);
+        let got = c
+            .send(
+                &reqwest::Method::GET,
+                &format!("{url}{APPS}"),
+                "shown",
+                None,
+            )
+            .await;
+        match got {
+            Attempt::Final(MarathonError::Status {
+                status, message, ..
+            }) => {
+                assert_eq!((status, message.as_str()), (401, "Invalid credentials"));
+            }
+            other => panic!("not a final 401: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_fails_over_with_its_cause() {
+        let url = refusing().await;
+        let c = client(vec![url.clone()]);
+        let got = c
+            .send(
+                &reqwest::Method::POST,
+                &format!("{url}/v2/apps"),
+                "shown",
+                None,
+            )
+            .await;
+        let Attempt::FailOver(e) = got else {
+            panic!("not a fail-over: {got:?}");
+        };
+        assert!(e.unsent(), "{e}");
+        assert!(matches!(e, RequestError::Http(_)), "{e:?}");
+        // The chain reaches the io error that refused the connection.
+        let mut source = e.source();
+        let mut io = None;
+        while let Some(s) = source {
+            io = io.or(s.downcast_ref::<std::io::Error>());
+            source = s.source();
+        }
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{}",
+            chain(&e)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_json_fails_over_with_the_parse_error() {
+        let url = answering("200 OK", "<html>").await;
+        let c = client(vec![url.clone()]);
+        let got = c
+            .send(
+                &reqwest::Method::GET,
+                &format!("{url}{APPS}"),
+                "shown",
+                None,
+            )
+            .await;
+        let Attempt::FailOver(e) = got else {
+            panic!("not a fail-over: {got:?}");
+        };
+        assert!(!e.unsent());
+        assert!(
+            e.source().is_some_and(|s| s.is::<serde_json::Error>()),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("200 OK, body is not JSON ("),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_read_moves_on_and_rotates_a_final_answer_stops() {
+        let dead = refusing().await;
+        let good = answering("200 OK", r#"{"apps":[]}"#).await;
+        let mut c = client(vec![dead.clone(), good.clone()]);
+        assert_eq!(c.fetch_apps().await.unwrap(), br#"{"apps":[]}"#);
+        assert_eq!(c.urls(), [good.clone(), dead.clone()], "rotated");
+
+        let refused = answering("403 Forbidden", r#"{"message":"no"}"#).await;
+        let mut c = client(vec![refused, good]);
+        let e = c.fetch_apps().await.unwrap_err();
+        assert!(
+            matches!(e, MarathonError::Status { status: 403, .. }),
+            "{e}"
+        );
+        assert_eq!(e.kind(), "status");
+    }
+
+    #[tokio::test]
+    async fn no_answer_names_every_url_with_a_typed_cause() {
+        let (a, b) = (refusing().await, refusing().await);
+        let mut c = client(vec![a.clone(), b.clone()]);
+        let e = c.fetch_apps().await.unwrap_err();
+        let MarathonError::AllHostsFailed(failures) = &e else {
+            panic!("{e}");
+        };
+        let urls: Vec<&str> = failures.iter().map(|f| f.url.as_str()).collect();
+        assert_eq!(urls, [format!("{a}{APPS}"), format!("{b}{APPS}")]);
+        assert!(failures.iter().all(|f| f.error.unsent()), "{e}");
+        assert!(failures[0].source().is_some());
+        // One line, each URL once, the cause once.
+        let text = chain(&e);
+        assert_eq!(text.matches(&a).count(), 1, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_was_received_is_not_sent_again() {
+        let broken = answering("200 OK", "not json").await;
+        let good = answering("200 OK", "{}").await;
+        let mut c = client(vec![broken, good]);
+        let e = c
+            .request(reqwest::Method::POST, "/v2/apps", Some(b"{}"))
+            .await
+            .unwrap_err();
+        let MarathonError::AllHostsFailed(failures) = &e else {
+            panic!("{e}");
+        };
+        assert_eq!(failures.len(), 1, "{e}");
+        assert!(matches!(failures[0].error, RequestError::NotJson { .. }));
+    }
+
+    #[test]
+    fn setup_errors_keep_their_cause() {
+        let mut config = ClientConfig::new(vec!["http://m:8080".into()]);
+        config.ca_cert_pem = Some(
+            b"-----BEGIN CERTIFICATE-----\n!!notbase64!!\n-----END CERTIFICATE-----\n".to_vec(),
+        );
+        let e = MarathonClient::new(config).unwrap_err();
+        assert!(
+            matches!(e, MarathonError::Client(SetupError::CaBundle(_))),
+            "{e:?}"
+        );
+        assert!(e.source().and_then(|s| s.source()).is_some(), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with("cannot set up the HTTP client: --marathon-ca-cert: ")
+        );
+    }
 
     #[test]
     fn redact_url_drops_user_info_only() {

@@ -48,6 +48,7 @@
 //!   verification needs the explicit [`SseConfig::insecure`].
 //! * No `Accept-Encoding: gzip`: Marathon 1.6+ never compresses the stream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CACHE_CONTROL, LOCATION};
@@ -58,7 +59,10 @@ use tokio::time::Instant;
 pub use super::sse_decoder::{
     DecodeError, MAX_EVENT_BYTES, MarathonEvent, SseDecoder, SseEvent, marathon_events,
 };
-use super::{Auth, Credentials, DcosAuth, MarathonError, describe, redact_url as redact};
+use super::{
+    Auth, Credentials, DcosAuth, DcosError, MarathonError, SetupError, describe,
+    redact_url as redact,
+};
 use crate::backoff::Backoff;
 
 /// Path and query of the event stream (server-side filtering, light plans).
@@ -80,7 +84,11 @@ pub fn is_relevant(event_type: &str) -> bool {
 }
 
 /// What happens on the event stream, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// `Clone` and `PartialEq` (tests compare events): a failure carries its
+/// [`SseError`] behind an [`Arc`], and two failures are equal when their URL,
+/// backoff, [`SseError::kind`] and message are.
+#[derive(Debug, Clone)]
 pub enum StreamEvent {
     /// A (re)connect succeeded. Events may have been missed before it.
     Connected {
@@ -106,12 +114,130 @@ pub enum StreamEvent {
     Failed {
         /// The URL tried (no user info).
         url: String,
-        /// What happened (no credentials).
-        cause: String,
+        /// What happened (no credentials). Match on `&*error` for the
+        /// variant, or use [`SseError::kind`].
+        error: Arc<SseError>,
         /// The backoff slept before the next attempt (`None`: the next URL
         /// is tried at once).
         retry_in: Option<Duration>,
     },
+}
+
+impl PartialEq for StreamEvent {
+    fn eq(&self, other: &Self) -> bool {
+        use StreamEvent::*;
+        match (self, other) {
+            (Connected { url: a }, Connected { url: b })
+            | (Silent { url: a }, Silent { url: b }) => a == b,
+            (
+                Event {
+                    event_type: a,
+                    relevant: ra,
+                },
+                Event {
+                    event_type: b,
+                    relevant: rb,
+                },
+            ) => a == b && ra == rb,
+            (Activity, Activity) => true,
+            (
+                Failed {
+                    url: a,
+                    error: ea,
+                    retry_in: ra,
+                },
+                Failed {
+                    url: b,
+                    error: eb,
+                    retry_in: rb,
+                },
+            ) => a == b && ra == rb && ea.kind() == eb.kind() && ea.to_string() == eb.to_string(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for StreamEvent {}
+
+/// Why one attempt to follow the stream failed, or how the stream ended.
+/// No variant quotes a credential or a URL's user info.
+#[derive(Debug, thiserror::Error)]
+pub enum SseError {
+    /// The `--marathon` URL does not parse.
+    #[error("bad Marathon URL: {0}")]
+    BadUrl(#[source] BoxError),
+    /// The DC/OS login failed.
+    #[error("{0}")]
+    Auth(#[from] DcosError),
+    /// Connecting or sending the request failed (refused, TLS, connect
+    /// timeout, ...). Without its URL; the text is the whole chain.
+    #[error("{}", describe(.0))]
+    Request(#[source] reqwest::Error),
+    /// Anything but 200 (after redirects and the one DC/OS retry).
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL asked (no user info).
+        url: String,
+        /// Its answer.
+        status: StatusCode,
+    },
+    /// More than [`MAX_REDIRECTS`] redirects.
+    #[error("more than {MAX_REDIRECTS} redirects")]
+    TooManyRedirects,
+    /// A redirect without a `Location` that is a string.
+    #[error("{0} without a usable Location")]
+    NoLocation(StatusCode),
+    /// A redirect whose `Location` is not a URL.
+    #[error("{status} to a bad Location: {source}")]
+    BadLocation {
+        /// The redirect status.
+        status: StatusCode,
+        /// Why the location does not parse.
+        source: BoxError,
+    },
+    /// A redirect from `https` to plain `http` while sending credentials.
+    #[error("refusing to send credentials over a redirect from https to {to}")]
+    InsecureRedirect {
+        /// Where it pointed (no user info).
+        to: String,
+    },
+    /// No response headers within the watchdog period.
+    #[error("no response within {} ms", .0.as_millis())]
+    NoResponse(Duration),
+    /// The server closed the stream.
+    #[error("the stream ended")]
+    Ended,
+    /// Reading the stream failed (reset, ...). Without its URL.
+    #[error("{}", describe(.0))]
+    Read(#[source] reqwest::Error),
+    /// The stream is not valid SSE (an event too large).
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+}
+
+/// A cause without a nameable type (`url`'s parse error).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl SseError {
+    /// A short stable label: `bad_url`, `auth`, `request`, `status`,
+    /// `redirect` (too many, no or bad `Location`, https → http), `no_response`,
+    /// `ended`, `read`, `decode`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::BadUrl(_) => "bad_url",
+            Self::Auth(_) => "auth",
+            Self::Request(_) => "request",
+            Self::Status { .. } => "status",
+            Self::TooManyRedirects
+            | Self::NoLocation(_)
+            | Self::BadLocation { .. }
+            | Self::InsecureRedirect { .. } => "redirect",
+            Self::NoResponse(_) => "no_response",
+            Self::Ended => "ended",
+            Self::Read(_) => "read",
+            Self::Decode(_) => "decode",
+        }
+    }
 }
 
 /// Settings of the event-stream follower.
@@ -201,7 +327,7 @@ impl SseConfig {
     /// least one URL, and a usable CA bundle.
     pub fn validate(&self) -> Result<(), MarathonError> {
         if self.urls.is_empty() {
-            return Err(MarathonError::Client("no Marathon URL".into()));
+            return Err(SetupError::NoUrl.into());
         }
         self.http_client().map(|_| ())
     }
@@ -211,11 +337,8 @@ impl SseConfig {
             .connect_timeout(self.connect_timeout)
             .user_agent("marathon-lb")
             .redirect(reqwest::redirect::Policy::none());
-        builder = super::tls::configure(builder, self.ca_cert_pem.as_deref(), self.insecure)
-            .map_err(MarathonError::Client)?;
-        builder
-            .build()
-            .map_err(|e| MarathonError::Client(e.to_string()))
+        builder = super::tls::configure(builder, self.ca_cert_pem.as_deref(), self.insecure)?;
+        Ok(builder.build().map_err(SetupError::Build)?)
     }
 }
 
@@ -273,7 +396,7 @@ pub async fn follow(config: SseConfig, events: mpsc::Sender<StreamEvent>) {
                     "event stream silent, reconnecting"
                 );
             }
-            End::Failed { lived, cause } => {
+            End::Failed { lived, error } => {
                 if lived.is_some_and(|l| backoff.lived(l)) {
                     failures = 0;
                 }
@@ -281,9 +404,10 @@ pub async fn follow(config: SseConfig, events: mpsc::Sender<StreamEvent>) {
                 let retry_in = failures
                     .is_multiple_of(urls.len())
                     .then(|| backoff.next_delay());
+                let error = Arc::new(error);
                 let failed = StreamEvent::Failed {
                     url: url.clone(),
-                    cause: cause.clone(),
+                    error: Arc::clone(&error),
                     retry_in,
                 };
                 if !follower.emit(failed).await {
@@ -292,7 +416,7 @@ pub async fn follow(config: SseConfig, events: mpsc::Sender<StreamEvent>) {
                 if let Some(delay) = retry_in {
                     tracing::warn!(
                         %url,
-                        %cause,
+                        cause = %error,
                         retry_in_ms = delay.as_millis() as u64,
                         "event stream failed"
                     );
@@ -301,7 +425,7 @@ pub async fn follow(config: SseConfig, events: mpsc::Sender<StreamEvent>) {
                         _ = tokio::time::sleep(delay) => {}
                     }
                 } else {
-                    tracing::warn!(%url, %cause, "event stream failed, trying the next Marathon");
+                    tracing::warn!(%url, cause = %error, "event stream failed, trying the next Marathon");
                 }
             }
         }
@@ -322,8 +446,8 @@ enum End {
     Failed {
         /// How long the stream had been up, if it was.
         lived: Option<Duration>,
-        /// What happened (no credentials).
-        cause: String,
+        /// What happened.
+        error: SseError,
     },
 }
 
@@ -340,11 +464,11 @@ impl Follower<'_> {
         tracing::debug!(%url, "connecting to the event stream");
         let resp = match tokio::time::timeout(self.config.watchdog, self.open(base)).await {
             Ok(Ok(resp)) => resp,
-            Ok(Err(cause)) => return End::Failed { lived: None, cause },
+            Ok(Err(error)) => return End::Failed { lived: None, error },
             Err(_) => {
                 return End::Failed {
                     lived: None,
-                    cause: format!("no response within {} ms", self.config.watchdog.as_millis()),
+                    error: SseError::NoResponse(self.config.watchdog),
                 };
             }
         };
@@ -352,13 +476,13 @@ impl Follower<'_> {
     }
 
     /// `GET` the stream, following redirects with the credentials re-sent.
-    async fn open(&self, base: &str) -> Result<reqwest::Response, String> {
+    async fn open(&self, base: &str) -> Result<reqwest::Response, SseError> {
         let mut url = Url::parse(&format!("{base}{EVENTS_PATH}"))
-            .map_err(|e| format!("bad Marathon URL: {e}"))?;
+            .map_err(|e| SseError::BadUrl(Box::new(e)))?;
         let mut renewed = false;
         let mut hop = 0;
         while hop <= MAX_REDIRECTS {
-            let header = self.auth.header().await.map_err(|e| e.to_string())?;
+            let header = self.auth.header().await?;
             let mut req = self
                 .http
                 .get(url.clone())
@@ -367,7 +491,10 @@ impl Follower<'_> {
             if let Some(h) = &header {
                 req = req.header(AUTHORIZATION, h.clone());
             }
-            let resp = req.send().await.map_err(|e| describe(e.without_url()))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| SseError::Request(e.without_url()))?;
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED
                 && !renewed
@@ -380,22 +507,23 @@ impl Follower<'_> {
             }
             if status.is_redirection() {
                 if hop == MAX_REDIRECTS {
-                    return Err(format!("more than {MAX_REDIRECTS} redirects"));
+                    return Err(SseError::TooManyRedirects);
                 }
                 let next = resp
                     .headers()
                     .get(LOCATION)
                     .and_then(|l| l.to_str().ok())
-                    .ok_or_else(|| format!("{status} without a usable Location"))
+                    .ok_or(SseError::NoLocation(status))
                     .and_then(|l| {
-                        url.join(l)
-                            .map_err(|e| format!("{status} to a bad Location: {e}"))
+                        url.join(l).map_err(|e| SseError::BadLocation {
+                            status,
+                            source: Box::new(e),
+                        })
                     })?;
                 if header.is_some() && url.scheme() == "https" && next.scheme() != "https" {
-                    return Err(format!(
-                        "refusing to send credentials over a redirect from https to {}",
-                        redact(next.as_str())
-                    ));
+                    return Err(SseError::InsecureRedirect {
+                        to: redact(next.as_str()),
+                    });
                 }
                 tracing::info!(
                     from = %redact(url.as_str()),
@@ -408,14 +536,17 @@ impl Follower<'_> {
                 continue;
             }
             if status != StatusCode::OK {
-                return Err(format!("{} answered {status}", redact(url.as_str())));
+                return Err(SseError::Status {
+                    url: redact(url.as_str()),
+                    status,
+                });
             }
             if hop > 0 {
                 tracing::info!(leader = %redact(url.as_str()), "event stream via redirect");
             }
             return Ok(resp);
         }
-        Err(format!("more than {MAX_REDIRECTS} redirects"))
+        Err(SseError::TooManyRedirects)
     }
 
     /// Reads an open stream, sending what happens, until it ends, breaks
@@ -437,13 +568,13 @@ impl Follower<'_> {
                 Ok(Ok(None)) => {
                     return End::Failed {
                         lived: Some(lived),
-                        cause: "the stream ended".into(),
+                        error: SseError::Ended,
                     };
                 }
                 Ok(Err(e)) => {
                     return End::Failed {
                         lived: Some(lived),
-                        cause: describe(e.without_url()),
+                        error: SseError::Read(e.without_url()),
                     };
                 }
             };
@@ -453,7 +584,7 @@ impl Follower<'_> {
             if let Err(e) = decoder.feed(&chunk, &mut events) {
                 return End::Failed {
                     lived: Some(lived),
-                    cause: e.to_string(),
+                    error: e.into(),
                 };
             }
             for ev in events.drain(..) {
@@ -482,6 +613,90 @@ impl Follower<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::error::Error as _;
+
+    use crate::test_server::{answering_with, refusing};
+
+    /// The first failure of following `url` alone.
+    async fn first_failure(url: String) -> Arc<SseError> {
+        let mut config = SseConfig::new(vec![url]);
+        config.watchdog = Duration::from_secs(5);
+        let (tx, mut rx) = mpsc::channel(16);
+        let task = tokio::spawn(follow(config, tx));
+        let error = loop {
+            match rx.recv().await.expect("the follower runs") {
+                StreamEvent::Failed { error, .. } => break error,
+                _ => continue,
+            }
+        };
+        drop(rx);
+        task.await.unwrap();
+        error
+    }
+
+    #[tokio::test]
+    async fn an_error_status_is_a_status_failure() {
+        let url = answering_with("401 Unauthorized", "", "").await;
+        let e = first_failure(url.clone()).await;
+        assert!(
+            matches!(&*e, SseError::Status { status, .. } if *status == StatusCode::UNAUTHORIZED),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), "status");
+        assert_eq!(
+            e.to_string(),
+            format!("{url}{EVENTS_PATH} answered 401 Unauthorized")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_keeps_its_io_cause() {
+        let e = first_failure(refusing().await).await;
+        let SseError::Request(r) = &*e else {
+            panic!("{e:?}");
+        };
+        assert!(r.is_connect(), "{e}");
+        let mut source = e.source();
+        let mut refused = false;
+        while let Some(s) = source {
+            refused |= s
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused);
+            source = s.source();
+        }
+        assert!(refused, "{}", crate::chain(&*e));
+    }
+
+    #[tokio::test]
+    async fn an_endless_redirect_is_a_redirect_failure() {
+        let url = answering_with("302 Found", "Location: /v2/events\r\n", "").await;
+        let e = first_failure(url).await;
+        assert!(matches!(&*e, SseError::TooManyRedirects), "{e:?}");
+        assert_eq!(e.kind(), "redirect");
+    }
+
+    #[tokio::test]
+    async fn a_closed_stream_ended() {
+        let url = answering_with("200 OK", "Content-Type: text/event-stream\r\n", ": hi\n\n").await;
+        let e = first_failure(url).await;
+        assert!(matches!(&*e, SseError::Ended), "{e:?}");
+    }
+
+    #[test]
+    fn failures_compare_by_url_kind_and_message() {
+        let failed = |error| StreamEvent::Failed {
+            url: "u".into(),
+            error: Arc::new(error),
+            retry_in: None,
+        };
+        assert_eq!(failed(SseError::Ended), failed(SseError::Ended));
+        assert_ne!(failed(SseError::Ended), failed(SseError::TooManyRedirects));
+        assert_ne!(
+            failed(SseError::NoResponse(Duration::from_secs(1))),
+            failed(SseError::NoResponse(Duration::from_secs(2)))
+        );
+        assert_ne!(failed(SseError::Ended), StreamEvent::Activity);
+    }
 
     #[test]
     fn redacts_user_info() {

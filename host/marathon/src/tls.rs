@@ -2,6 +2,8 @@
 //! the `--marathon-ca-cert` bundle (all its certificates) instead of the
 //! system roots, and verification switched off only by `--marathon-insecure`.
 
+use crate::SetupError;
+
 /// Apply the CA bundle and the insecure switch to `builder`. An unreadable
 /// bundle, or one without any certificate, is an error (never silently
 /// ignored).
@@ -9,12 +11,11 @@ pub(crate) fn configure(
     mut builder: reqwest::ClientBuilder,
     ca_cert_pem: Option<&[u8]>,
     insecure: bool,
-) -> Result<reqwest::ClientBuilder, String> {
+) -> Result<reqwest::ClientBuilder, SetupError> {
     if let Some(pem) = ca_cert_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("--marathon-ca-cert: {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(SetupError::CaBundle)?;
         if certs.is_empty() {
-            return Err("--marathon-ca-cert: no PEM certificate found".into());
+            return Err(SetupError::NoCertificate);
         }
         for cert in certs {
             builder = builder.add_root_certificate(cert);

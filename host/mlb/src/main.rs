@@ -58,7 +58,9 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // The chain on one line, each cause once (typed errors show
+            // their cause and also expose it as `source()`).
+            tracing::error!("{}", mlb_marathon::chain(e.as_ref()));
             ExitCode::FAILURE
         }
     }

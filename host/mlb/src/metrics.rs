@@ -28,7 +28,8 @@ pub struct Metrics {
     /// Failed reconciles (Marathon, plugin or apply errors).
     pub reconcile_errors: AtomicU64,
     /// Failed reconciles by what failed ([`ReconcileError::kind`](crate::reconcile::ReconcileError::kind):
-    /// `marathon`, `generate`, `host`, `invalid`, `reload_rejected`, `reload_timeout`, ...).
+    /// `marathon`, `generate`, `host`, `io`, `validation`, `command`, `start`,
+    /// `reload_rejected`, `reload_timeout`, ...).
     pub reconcile_failures: Mutex<BTreeMap<String, u64>>,
     /// Marathon events received, by type.
     pub events: Mutex<BTreeMap<String, u64>>,
@@ -276,7 +277,7 @@ impl Metrics {
         labelled(
             &mut out,
             "mlb_reconcile_failures_total",
-            "Failed reconciles by what failed (marathon, generate, host, invalid, reload_rejected, reload_timeout, ...).",
+            "Failed reconciles by what failed (marathon, generate, host, io, validation, command, start, reload_rejected, reload_timeout, ...).",
             "kind",
             &self.reconcile_failures,
         );

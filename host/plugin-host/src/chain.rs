@@ -641,13 +641,13 @@ impl PluginSet {
                 .iter()
                 .find(|f| existing.filters().contains(f))
             {
-                return Err(super::PluginError::Load {
-                    plugin: plugin.name().to_owned(),
-                    message: format!(
-                        "filter '{clash}' is already provided by plugin {}",
-                        existing.name()
-                    ),
-                });
+                return Err(super::PluginError::load(
+                    plugin.name(),
+                    super::LoadError::FilterClash {
+                        filter: clash.clone(),
+                        other: existing.name().to_owned(),
+                    },
+                ));
             }
         }
         self.filters.push(Arc::new(plugin));

@@ -15,10 +15,10 @@ use mlb_core::engine::TemplateFilter;
 use wasmtime::Store;
 use wasmtime::component::Component;
 
-use super::PluginError;
 use super::bindings::filter::{FilterPlugin, FilterPluginPre};
 use super::runtime::PluginRuntime;
 use super::sandbox::{Call, Prelinked, Sandbox, State, trap_message};
+use super::{LoadError, PluginError, WasmError};
 
 /// Consecutive traps that back a filter plugin off.
 pub const TRAPS_BEFORE_BACKOFF: u32 = 3;
@@ -73,10 +73,7 @@ impl WasmFilterPlugin {
         config: Vec<(String, String)>,
     ) -> Result<Self, PluginError> {
         let name = sandbox.plugin().to_string();
-        let load = |message: String| PluginError::Load {
-            plugin: name.clone(),
-            message,
-        };
+        let load = |cause: LoadError| PluginError::load(&name, cause);
         let inner = Prelinked::new(
             runtime,
             component,
@@ -91,18 +88,25 @@ impl WasmFilterPlugin {
             session: Mutex::new(Session::default()),
             failures: AtomicU64::new(0),
         };
-        let mut live = plugin.instantiate().map_err(load)?;
+        let mut live = plugin
+            .instantiate()
+            .map_err(|e| load(LoadError::Instantiate(e)))?;
         let filters = match live
             .instance
             .mlb_plugins_template_filter()
             .call_filters(&mut live.store, &plugin.inner.config)
         {
             Ok(Ok(filters)) => filters,
-            Ok(Err(message)) => return Err(load(format!("refused its configuration: {message}"))),
-            Err(trap) => return Err(load(trap_message(&trap, &live.output))),
+            Ok(Err(message)) => return Err(load(LoadError::RefusedConfig(message))),
+            Err(trap) => {
+                return Err(load(LoadError::Trap {
+                    message: trap_message(&trap, &live.output),
+                    trap: WasmError(trap),
+                }));
+            }
         };
         if let Some(bad) = filters.iter().find(|f| !is_identifier(f)) {
-            return Err(load(format!("filter name '{bad}' is not an identifier")));
+            return Err(load(LoadError::FilterName(bad.clone())));
         }
         plugin.filters = filters;
         plugin.session.get_mut().expect("not shared yet").live = Some(live);

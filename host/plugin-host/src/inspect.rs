@@ -155,6 +155,7 @@ pub fn inspect(
                         exports.join(", ")
                     }
                 ),
+                source: None,
             });
         }
         _ => {
@@ -164,6 +165,7 @@ pub fn inspect(
                     "exports several plugin interfaces ({}); build one world per plugin",
                     exports.join(", ")
                 ),
+                source: None,
             });
         }
     };

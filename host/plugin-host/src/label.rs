@@ -120,6 +120,7 @@ impl WasmLabelPlugin {
             return Err(PluginError::World {
                 plugin: name.to_owned(),
                 message: format!("is a {}, not a label plugin", inspection.world.name()),
+                source: None,
             });
         }
         let sandbox = Sandbox::new(name, limits, &grants)?;

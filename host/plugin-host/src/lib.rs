@@ -21,10 +21,13 @@
 //! - `memo`: reusing the default rules' output for unchanged apps.
 //! - `native`: the default rules compiled natively (benchmarks, tests).
 //! - `convert`: model records ↔ WIT records.
+//! - `error`: [`PluginError`] (which plugin, what is wrong) and
+//!   [`LoadError`] (which loading step failed, with its cause as `source()`).
 
 mod cache;
 mod chain;
 mod convert;
+mod error;
 mod filter;
 pub mod inspect;
 mod isolate;
@@ -42,6 +45,7 @@ use std::time::Duration;
 pub use cache::CompileCache;
 pub use chain::{PluginReport, PluginSet};
 pub use convert::drop_elsewhere;
+pub use error::{BoxError, LoadError, PluginError, WasmError};
 pub use filter::WasmFilterPlugin;
 pub use inspect::{Inspection, WIT_VERSION, World, inspect};
 pub use label::{Split, WasmLabelPlugin};
@@ -107,70 +111,6 @@ impl Default for PluginLimits {
     }
 }
 
-/// A plugin that cannot be loaded. Fatal at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    /// Reading, compiling, linking or pre-instantiation failed.
-    #[error("plugin {plugin}: {message}")]
-    Load {
-        /// Which plugin.
-        plugin: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// Built against another version of the WIT package.
-    #[error(
-        "plugin {plugin}: built for {interface} (version {found}), but this marathon-lb speaks \
-         mlb:plugins@{expected}; rebuild it against wit/mlb-plugins.wit",
-        expected = inspect::WIT_VERSION
-    )]
-    Version {
-        /// Which plugin.
-        plugin: String,
-        /// The interface carrying the version.
-        interface: String,
-        /// Its version.
-        found: String,
-    },
-    /// Not one of the three worlds.
-    #[error("plugin {plugin}: {message}")]
-    World {
-        /// Which plugin.
-        plugin: String,
-        /// What it is instead.
-        message: String,
-    },
-    /// Imports something the host does not provide.
-    #[error("plugin {plugin}: imports {import}: {reason}")]
-    Import {
-        /// Which plugin.
-        plugin: String,
-        /// The import.
-        import: String,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// Imports a capability it was not granted.
-    #[error(
-        "plugin {plugin}: imports {import} ({cap}) but was not granted it; grant it with {hint} \
-         or link an inert stub with stub={cap}",
-        cap = capability.word(),
-        hint = match capability {
-            Capability::Clock => "allow-clock",
-            Capability::Files => "allow-dir=/path",
-            Capability::Network => "nothing (network is never granted)",
-        }
-    )]
-    Capability {
-        /// Which plugin.
-        plugin: String,
-        /// The import.
-        import: String,
-        /// What it would reach.
-        capability: Capability,
-    },
-}
-
 /// A loaded plugin of any world.
 #[derive(Debug)]
 pub enum LoadedPlugin {
@@ -204,9 +144,14 @@ pub fn load_plugin(
     runtime: &PluginRuntime,
     spec: &PluginSpec,
 ) -> Result<(LoadedPlugin, LoadReport), PluginError> {
-    let bytes = std::fs::read(&spec.path).map_err(|e| PluginError::Load {
-        plugin: spec.name.clone(),
-        message: format!("cannot read {}: {e}", spec.path.display()),
+    let bytes = std::fs::read(&spec.path).map_err(|source| {
+        PluginError::load(
+            &spec.name,
+            LoadError::Read {
+                path: spec.path.clone(),
+                source,
+            },
+        )
     })?;
     load_plugin_bytes(runtime, spec, &bytes)
 }
@@ -301,19 +246,16 @@ fn load_chain(
         // A configuration the plugin refuses shows now, not at the first
         // reconcile: label plugins and policies get an empty batch (filter
         // plugins were already asked for their filters).
-        let refused = |message: String| PluginError::Load {
-            plugin: report.name.clone(),
-            message: format!("fails on an empty batch (bad configuration?): {message}"),
-        };
+        let refused = |e: BoxError| PluginError::load(&report.name, LoadError::EmptyBatch(e));
         match plugin {
             LoadedPlugin::Label(p) => {
                 p.call(&[], &[], &mlb_model::InterpretOptions::default())
-                    .map_err(|e| refused(e.to_string()))?;
+                    .map_err(|e| refused(e.into()))?;
                 set.push_label(p);
             }
             LoadedPlugin::Filter(p) => set.push_filter(p)?,
             LoadedPlugin::Policy(p) => {
-                p.review(&[], &[]).map_err(refused)?;
+                p.review(&[], &[]).map_err(|e| refused(e.into()))?;
                 set.push_policy(p);
             }
         }

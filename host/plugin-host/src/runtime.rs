@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
-use super::PluginError;
 use super::bindings::label::LabelPlugin;
 use super::cache::{CompileCache, Miss, key};
 use super::sandbox::{State, TICK};
+use super::{LoadError, PluginError, WasmError};
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,11 +47,13 @@ impl std::fmt::Debug for PluginRuntime {
     }
 }
 
-fn engine_error(e: impl std::fmt::Display) -> PluginError {
-    PluginError::Load {
-        plugin: "(engine)".into(),
-        message: e.to_string(),
-    }
+fn engine_error(e: impl Into<super::BoxError>) -> PluginError {
+    PluginError::load("(engine)", LoadError::Engine(e.into()))
+}
+
+/// [`engine_error`] for wasmtime's errors (shown with their context chain).
+fn wasm_engine_error(e: wasmtime::Error) -> PluginError {
+    engine_error(WasmError(e))
 }
 
 impl PluginRuntime {
@@ -66,7 +68,7 @@ impl PluginRuntime {
         if std::env::var_os("MLB_WASM_PERFMAP").is_some_and(|v| v == "1") {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        let engine = Engine::new(&config).map_err(engine_error)?;
+        let engine = Engine::new(&config).map_err(wasm_engine_error)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasm-epoch".into())
@@ -79,9 +81,9 @@ impl PluginRuntime {
             })
             .map_err(engine_error)?;
         let mut linker = Linker::<State>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_error)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasm_engine_error)?;
         LabelPlugin::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)
-            .map_err(engine_error)?;
+            .map_err(wasm_engine_error)?;
         let cache = match cache_dir {
             Some(dir) => match CompileCache::open(dir) {
                 Ok(cache) => Some(cache),
@@ -114,16 +116,17 @@ impl PluginRuntime {
         kind: &str,
         typed: impl FnOnce(InstancePre<State>) -> wasmtime::Result<P>,
     ) -> Result<P, PluginError> {
-        let instance_pre =
-            self.linker
-                .instantiate_pre(component)
-                .map_err(|e| PluginError::Load {
-                    plugin: plugin.to_owned(),
-                    message: format!("{e:#}"),
-                })?;
-        typed(instance_pre).map_err(|e| PluginError::World {
-            plugin: plugin.to_owned(),
-            message: format!("not a {kind}: {e:#}"),
+        let instance_pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| PluginError::load(plugin, LoadError::Link(WasmError(e))))?;
+        typed(instance_pre).map_err(|e| {
+            let source = WasmError(e);
+            PluginError::World {
+                plugin: plugin.to_owned(),
+                message: format!("not a {kind}: {source}"),
+                source: Some(source),
+            }
         })
     }
 
@@ -151,10 +154,8 @@ impl PluginRuntime {
                 }
             }
         }
-        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Load {
-            plugin: plugin.to_owned(),
-            message: format!("not a valid component: {e:#}"),
-        })?;
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| PluginError::load(plugin, LoadError::Compile(WasmError(e))))?;
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Err(e) = cache.store(key, &component)
         {

@@ -224,10 +224,10 @@ impl Sandbox {
         let mut dirs = Vec::new();
         for dir in &grants.dirs {
             if !dir.is_dir() {
-                return Err(PluginError::Load {
-                    plugin: plugin.to_owned(),
-                    message: format!("allow-dir={}: not a directory", dir.display()),
-                });
+                return Err(PluginError::load(
+                    plugin,
+                    super::LoadError::NotADirectory(dir.clone()),
+                ));
             }
             dirs.push(dir.to_string_lossy().into_owned());
         }

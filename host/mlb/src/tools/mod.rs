@@ -16,8 +16,8 @@ use mlb_model::{App, InterpretOptions};
 use sha2::{Digest, Sha256};
 
 use mlb_plugin_host::{
-    CompileSource, LoadReport, LoadedPlugin, PluginError, PluginRuntime, PluginSpec, WIT_VERSION,
-    WasmLabelPlugin, load_plugin,
+    CompileSource, LoadError, LoadReport, LoadedPlugin, PluginError, PluginRuntime, PluginSpec,
+    WIT_VERSION, WasmLabelPlugin, load_plugin,
 };
 
 /// The built-in sample apps.
@@ -134,10 +134,7 @@ pub fn check(
     )?;
     let base = default
         .interpret(&apps, &options)
-        .map_err(|e| PluginError::Load {
-            plugin: "default-label".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| PluginError::load("default-label", LoadError::Call(e.into())))?;
     let _ = writeln!(
         out,
         "smoke run:    {} apps, {} services from the default rules",
@@ -300,9 +297,14 @@ pub fn list(
         report.source
     );
     for (n, spec) in specs.iter().enumerate() {
-        let bytes = std::fs::read(&spec.path).map_err(|e| PluginError::Load {
-            plugin: spec.name.clone(),
-            message: format!("cannot read {}: {e}", spec.path.display()),
+        let bytes = std::fs::read(&spec.path).map_err(|source| {
+            PluginError::load(
+                &spec.name,
+                LoadError::Read {
+                    path: spec.path.clone(),
+                    source,
+                },
+            )
         })?;
         let (_, report) = mlb_plugin_host::load_plugin_bytes(&runtime, spec, &bytes)?;
         let caps: Vec<&str> = report

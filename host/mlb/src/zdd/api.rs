@@ -60,9 +60,10 @@ impl Api {
     ) -> Result<Vec<u8>, MarathonError> {
         if self.read_only && method != Method::GET {
             // A programming error, never reached by a dry run's code paths.
-            return Err(MarathonError::Client(format!(
-                "refusing {method} {path} in a dry run"
-            )));
+            return Err(MarathonError::DryRun {
+                method: method.to_string(),
+                path: path.to_owned(),
+            });
         }
         let body = body.map(|b| b.to_string().into_bytes());
         self.client.request(method, path, body.as_deref()).await
