@@ -522,8 +522,18 @@ fn measure(
                 "",
             )?;
             // The task keeps serving (as during a kill grace period); its
-            // last request tells when HAProxy stopped sending it traffic.
-            std::thread::sleep(Duration::from_secs(4));
+            // last request tells when HAProxy stopped sending it traffic:
+            // wait until it got none for 2 s (at most 60 s).
+            let waited = Instant::now();
+            loop {
+                std::thread::sleep(Duration::from_millis(100));
+                let now = epoch.elapsed().as_millis() as u64;
+                if now.saturating_sub(task.last_ms().max(at)) > 2_000
+                    || waited.elapsed() > Duration::from_secs(60)
+                {
+                    break;
+                }
+            }
             drained.push(task.last_ms().saturating_sub(at));
         }
         std::thread::sleep(Duration::from_millis(1500));
