@@ -20,7 +20,6 @@ use mlb_haproxy::{
     HaproxyError, RECOMMENDED_GLOBAL_LINES, StopOutcome, Supervisor, SupervisorConfig,
     with_supervised_options,
 };
-use marathon_lb::metrics::Metrics;
 
 /// One test at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -296,16 +295,16 @@ fn start_serve_reload_stop() {
     let (a, b) = (backend("A"), backend("B"));
     let setup = Setup::new();
     setup.write_config(&[a]);
-    let metrics = Arc::new(Metrics::default());
     rt.block_on(async {
-        let sup = Supervisor::start(setup.supervisor_config(), metrics.clone())
+        let sup = Supervisor::start(setup.supervisor_config())
             .await
             .unwrap();
+        let counts = sup.stats();
         let master = sup.master_pid().unwrap();
         let first = sup.processes().await.unwrap();
         assert_eq!(first.master_pid, master);
         let first_worker = first.current_worker().unwrap();
-        assert_eq!(metrics.haproxy_starts.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.starts.load(Ordering::Relaxed), 1);
         assert!(setup.path("run/haproxy.pid").exists());
         let state = std::fs::read_to_string(setup.path("state/global")).unwrap();
         assert_eq!(state, "1\n", "an empty state file is created at start");
@@ -346,7 +345,7 @@ fn start_serve_reload_stop() {
         println!("reload: {report:?}");
         assert_ne!(report.new_worker_pid, first_worker);
         assert_eq!(report.old_workers, [first_worker]);
-        assert_eq!(metrics.haproxy_old_workers.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.old_workers.load(Ordering::Relaxed), 1);
         let slow = tokio::task::spawn_blocking(move || slow.join().unwrap())
             .await
             .unwrap()
@@ -384,7 +383,7 @@ fn start_serve_reload_stop() {
             .unwrap()
             .unwrap();
         assert!(cfg.body.contains(&s2), "the new worker loaded the new file");
-        assert_eq!(metrics.reloads_ok.load(Ordering::Relaxed), 1);
+        assert_eq!(counts.reloads_ok.load(Ordering::Relaxed), 1);
 
         // Stop: everything goes away.
         let workers: Vec<u32> = sup.processes().await.unwrap().all_workers().collect();
@@ -475,13 +474,10 @@ fn fifty_reloads_under_load_lose_no_request() {
     let (a, b) = (backend("A"), backend("B"));
     let setup = Setup::new();
     setup.write_config(&[a, b]);
-    let metrics = Arc::new(Metrics::default());
     let sup = rt
-        .block_on(Supervisor::start(
-            setup.supervisor_config(),
-            metrics.clone(),
-        ))
+        .block_on(Supervisor::start(setup.supervisor_config()))
         .unwrap();
+    let counts = sup.stats();
 
     let load = Arc::new(Load::default());
     let port = setup.ports.http;
@@ -542,9 +538,9 @@ fn fifty_reloads_under_load_lose_no_request() {
     let errors = load.errors.lock().unwrap().clone();
     assert_eq!(failed, 0, "failed requests: {errors:?}");
     assert!(ok > 1000, "only {ok} requests");
-    assert_eq!(metrics.reloads_ok.load(Ordering::Relaxed), 50);
-    assert_eq!(metrics.reloads_failed.load(Ordering::Relaxed), 0);
-    assert_eq!(metrics.haproxy_starts.load(Ordering::Relaxed), 1);
+    assert_eq!(counts.reloads_ok.load(Ordering::Relaxed), 50);
+    assert_eq!(counts.reloads_failed.load(Ordering::Relaxed), 0);
+    assert_eq!(counts.starts.load(Ordering::Relaxed), 1);
 }
 
 #[test]
@@ -554,13 +550,10 @@ fn killed_master_is_restarted() {
     let a = backend("A");
     let setup = Setup::new();
     setup.write_config(&[a]);
-    let metrics = Arc::new(Metrics::default());
     let sup = rt
-        .block_on(Supervisor::start(
-            setup.supervisor_config(),
-            metrics.clone(),
-        ))
+        .block_on(Supervisor::start(setup.supervisor_config()))
         .unwrap();
+    let counts = sup.stats();
     let port = setup.ports.http;
     assert_eq!(get(port, "/").unwrap().body, "A");
     let master = sup.master_pid().unwrap();
@@ -573,7 +566,7 @@ fn killed_master_is_restarted() {
     });
     println!("traffic resumed {:?} after SIGKILL", killed.elapsed());
     assert_eq!(get(port, "/").unwrap().body, "A");
-    assert_eq!(metrics.haproxy_starts.load(Ordering::Relaxed), 2);
+    assert_eq!(counts.starts.load(Ordering::Relaxed), 2);
 
     // The restarted HAProxy reloads as before.
     let b = backend("B");
@@ -590,13 +583,10 @@ fn invalid_config_is_refused_and_the_old_worker_keeps_serving() {
     let a = backend("A");
     let setup = Setup::new();
     setup.write_config(&[a]);
-    let metrics = Arc::new(Metrics::default());
     let sup = rt
-        .block_on(Supervisor::start(
-            setup.supervisor_config(),
-            metrics.clone(),
-        ))
+        .block_on(Supervisor::start(setup.supervisor_config()))
         .unwrap();
+    let counts = sup.stats();
     let port = setup.ports.http;
     let worker = rt
         .block_on(sup.processes())
@@ -614,7 +604,7 @@ fn invalid_config_is_refused_and_the_old_worker_keeps_serving() {
         }
         other => panic!("expected ReloadRejected, got {other:?}"),
     }
-    assert_eq!(metrics.reloads_failed.load(Ordering::Relaxed), 1);
+    assert_eq!(counts.reloads_failed.load(Ordering::Relaxed), 1);
     let procs = rt.block_on(sup.processes()).unwrap();
     assert_eq!(
         procs.current_worker(),
@@ -632,7 +622,7 @@ fn invalid_config_is_refused_and_the_old_worker_keeps_serving() {
     let report = rt.block_on(sup.reload()).unwrap();
     assert_ne!(report.new_worker_pid, worker);
     assert_eq!(get(port, "/").unwrap().body, "B");
-    assert_eq!(metrics.reloads_ok.load(Ordering::Relaxed), 1);
+    assert_eq!(counts.reloads_ok.load(Ordering::Relaxed), 1);
     assert_eq!(rt.block_on(sup.stop()), StopOutcome::Graceful);
 }
 
@@ -642,17 +632,22 @@ fn a_config_that_cannot_start_is_an_error() {
     let rt = runtime();
     let setup = Setup::new();
     std::fs::write(setup.path("haproxy.cfg"), "global\n  no-such-keyword\n").unwrap();
-    let metrics = Arc::new(Metrics::default());
     let err = rt
-        .block_on(Supervisor::start(
-            setup.supervisor_config(),
-            metrics.clone(),
-        ))
+        .block_on(Supervisor::start(setup.supervisor_config()))
         .unwrap_err();
     println!("bad start: {err}");
     assert!(
         matches!(err, HaproxyError::StartFailed(ref m) if m.contains("no-such-keyword")),
         "{err}"
     );
-    assert_eq!(metrics.haproxy_starts.load(Ordering::Relaxed), 0);
+    // Nothing of the failed start is left running or counted (its
+    // counters went with it): a valid config starts in the same place, as
+    // the first start.
+    setup.write_config(&[backend("A")]);
+    let sup = rt
+        .block_on(Supervisor::start(setup.supervisor_config()))
+        .unwrap();
+    assert_eq!(sup.stats().starts.load(Ordering::Relaxed), 1);
+    assert_eq!(get(setup.ports.http, "/").unwrap().body, "A");
+    assert_eq!(rt.block_on(sup.stop()), StopOutcome::Graceful);
 }

@@ -1,32 +1,18 @@
 //! The event-stream follower against the in-process Marathon simulator:
-//! resets on connect and on events, the watchdog, rotation past dead and
+//! `Connected` on each (re)connect, `Event`s, keep-alive `Activity`, the watchdog, rotation past dead and
 //! hanging Marathons, basic auth, and leader redirects with auth.
 
-mod support;
-
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use mlb_marathon::Credentials;
-use mlb_marathon::sse::{SseConfig, follow};
-use marathon_lb::metrics::Metrics;
-use marathon_lb::trigger::{Cause, Trigger};
+use mlb_marathon::sse::{SseConfig, StreamEvent, follow};
 use marathon_sim::{Fault, FaultMode, SimConfig, SimHandle};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
-const CONNECTED: Trigger = Trigger::Reset(Cause::StreamConnected);
-const EVENT: Trigger = Trigger::Reset(Cause::Event);
-
-fn logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-}
+use crate::support::{self, connected, logs, relevant_event, start};
 
 fn doc() -> serde_json::Value {
     json!({"apps": [{
@@ -59,62 +45,6 @@ fn config(urls: Vec<String>) -> SseConfig {
     c
 }
 
-struct Follower {
-    rx: mpsc::Receiver<Trigger>,
-    metrics: Arc<Metrics>,
-    task: JoinHandle<()>,
-}
-
-fn start(config: SseConfig) -> Follower {
-    let (tx, rx) = mpsc::channel(64);
-    let metrics = Arc::new(Metrics::default());
-    let task = tokio::spawn(follow(config, tx, Arc::clone(&metrics)));
-    Follower { rx, metrics, task }
-}
-
-impl Follower {
-    /// Waits for `want`, skipping other triggers.
-    async fn expect(&mut self, want: Trigger, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Ok(Some(t)) if t == want => return,
-                Ok(Some(_)) => continue,
-                Ok(None) => panic!("trigger channel closed"),
-                Err(_) => panic!(
-                    "no {want:?} within {within:?}; metrics:\n{}",
-                    self.metrics.render()
-                ),
-            }
-        }
-    }
-
-    /// Nothing arrives for `quiet`.
-    async fn expect_nothing(&mut self, quiet: Duration) {
-        if let Ok(t) = timeout(quiet, self.rx.recv()).await {
-            panic!("unexpected trigger {t:?}");
-        }
-    }
-
-    /// Drops what is queued.
-    fn drain(&mut self) {
-        while self.rx.try_recv().is_ok() {}
-    }
-
-    fn connects(&self) -> u64 {
-        self.metrics.stream_connects.load(Ordering::Relaxed)
-    }
-
-    /// Closes the channel; the follower must stop.
-    async fn stop(self) {
-        drop(self.rx);
-        timeout(Duration::from_secs(3), self.task)
-            .await
-            .expect("follow stops when the channel closes")
-            .unwrap();
-    }
-}
-
 fn events_requests(sim: &SimHandle) -> Vec<marathon_sim::RequestRecord> {
     sim.sim()
         .requests()
@@ -129,7 +59,7 @@ fn resets_on_connect_and_on_events() {
     support::runtime().block_on(async {
         let sim = sim(None, Duration::from_millis(100)).await;
         let mut f = start(config(vec![format!("{}/", sim.base_url())]));
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
         assert_eq!(f.connects(), 1);
         let req = &events_requests(&sim)[0];
         assert_eq!(
@@ -140,12 +70,12 @@ fn resets_on_connect_and_on_events() {
         assert_eq!(req.accept.as_deref(), Some("text/event-stream"));
         assert!(!req.auth);
 
-        // Keep-alives alone trigger nothing.
-        f.expect_nothing(Duration::from_millis(350)).await;
-        assert!(f.metrics.stream_last_activity.load(Ordering::Relaxed) > 0);
+        // Keep-alives alone ask for no refetch; they are activity.
+        f.expect_no_reset(Duration::from_millis(350)).await;
+        assert!(f.count(|e| *e == StreamEvent::Activity) > 0, "{:?}", f.seen);
 
         scale(&sim, 2);
-        f.expect(EVENT, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
         // Other types are filtered out by Marathon (the `event_type` query).
         sim.sim()
             .publish(
@@ -163,26 +93,30 @@ fn resets_on_connect_and_on_events() {
                     .clone(),
             )
             .unwrap();
-        f.expect(EVENT, Duration::from_secs(5)).await;
-        let text = f.metrics.render();
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
+        let of_type = |f: &support::Follower, t: &str| {
+            f.seen
+                .iter()
+                .filter(|e| matches!(e, StreamEvent::Event { event_type, .. } if event_type == t))
+                .count()
+        };
+        f.drain();
+        assert!(of_type(&f, "status_update_event") >= 1, "{:?}", f.summary());
+        assert_eq!(of_type(&f, "api_post_event"), 1, "{:?}", f.summary());
+        assert_eq!(of_type(&f, "deployment_info"), 0, "{:?}", f.summary());
         assert!(
-            text.contains("mlb_events_total{type=\"status_update_event\"}"),
-            "{text}"
+            f.seen
+                .iter()
+                .all(|e| !matches!(e, StreamEvent::Event { relevant: false, .. })),
+            "{:?}",
+            f.summary()
         );
-        assert!(
-            text.contains("mlb_events_total{type=\"api_post_event\"} 1"),
-            "{text}"
-        );
-        assert!(!text.contains("deployment_info"), "{text}");
         assert_eq!(f.connects(), 1);
-        assert_eq!(
-            f.metrics.stream_watchdog_reconnects.load(Ordering::Relaxed),
-            0
-        );
+        assert_eq!(f.silences(), 0);
 
         // A closed stream (leader loss) reconnects and resets again.
         sim.sim().disconnect_streams();
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
         assert_eq!(f.connects(), 2);
         f.stop().await;
         sim.shutdown().await;
@@ -195,18 +129,15 @@ fn watchdog_reconnects_a_silent_stream() {
     support::runtime().block_on(async {
         let sim = sim(None, Duration::from_millis(100)).await;
         let mut f = start(config(vec![sim.base_url()]));
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
 
         // Keep-alives every 100 ms keep a 500 ms watchdog quiet.
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(
-            f.metrics.stream_watchdog_reconnects.load(Ordering::Relaxed),
-            0
-        );
+        assert_eq!(f.silences(), 0);
 
         sim.sim().set_sse_stalled(true);
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
-        assert!(f.metrics.stream_watchdog_reconnects.load(Ordering::Relaxed) >= 1);
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        assert!(f.silences() >= 1, "{:?}", f.summary());
         assert!(f.connects() >= 2);
 
         // Once the stream flows again, the next change arrives.
@@ -214,7 +145,7 @@ fn watchdog_reconnects_a_silent_stream() {
         tokio::time::sleep(Duration::from_millis(800)).await;
         f.drain();
         scale(&sim, 2);
-        f.expect(EVENT, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
         f.stop().await;
         sim.shutdown().await;
     });
@@ -247,19 +178,19 @@ fn dead_and_hanging_marathons_do_not_stall_updates() {
         let (hanging, hang_task) = hanging_url().await;
         let mut f = start(config(vec![closed_port_url(), hanging, sim.base_url()]));
         let t = Instant::now();
-        f.expect(CONNECTED, Duration::from_secs(4)).await;
+        f.expect("Connected", connected, Duration::from_secs(4)).await;
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         scale(&sim, 2);
-        f.expect(EVENT, Duration::from_secs(3)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(3)).await;
 
         // Losing the good stream goes round the list (dead, hanging, back off,
         // good) and comes back.
         sim.sim().disconnect_streams();
-        f.expect(CONNECTED, Duration::from_secs(6)).await;
+        f.expect("Connected", connected, Duration::from_secs(6)).await;
         assert_eq!(f.connects(), 2);
         assert_eq!(events_requests(&sim).len(), 2);
         scale(&sim, 3);
-        f.expect(EVENT, Duration::from_secs(3)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(3)).await;
         f.stop().await;
         hang_task.abort();
         sim.shutdown().await;
@@ -274,7 +205,7 @@ fn basic_auth_is_sent() {
 
         // Without credentials: 401, retried with backoff, never connected.
         let mut f = start(config(vec![sim.base_url()]));
-        f.expect_nothing(Duration::from_millis(800)).await;
+        f.expect_no_reset(Duration::from_millis(800)).await;
         assert_eq!(f.connects(), 0);
         assert!(!events_requests(&sim).is_empty());
         f.stop().await;
@@ -283,7 +214,7 @@ fn basic_auth_is_sent() {
         let mut c = config(vec![sim.base_url()]);
         c.credentials = Some(Credentials::parse("bob:s3cret", "test").unwrap());
         let mut f = start(c);
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
         let reqs = events_requests(&sim);
         assert!(
             reqs.iter()
@@ -291,7 +222,7 @@ fn basic_auth_is_sent() {
             "{reqs:?}"
         );
         scale(&sim, 2);
-        f.expect(EVENT, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
         f.stop().await;
         sim.shutdown().await;
     });
@@ -311,7 +242,7 @@ fn leader_redirect_is_followed_with_auth() {
         let mut c = config(vec![standby.base_url()]);
         c.credentials = Some(Credentials::parse("bob:s3cret", "test").unwrap());
         let mut f = start(c);
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
         assert_eq!(f.connects(), 1);
 
         let asked = events_requests(&standby);
@@ -323,7 +254,7 @@ fn leader_redirect_is_followed_with_auth() {
         assert_eq!(followed[0].path, asked[0].path, "same query");
 
         scale(&leader, 2);
-        f.expect(EVENT, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
         f.stop().await;
         standby.shutdown().await;
         leader.shutdown().await;
@@ -342,7 +273,7 @@ fn error_status_backs_off_and_recovers() {
             ..Fault::default()
         });
         let mut f = start(config(vec![sim.base_url()]));
-        f.expect(CONNECTED, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5)).await;
         assert_eq!(f.connects(), 1);
         assert_eq!(events_requests(&sim).len(), 3);
         f.stop().await;
@@ -361,11 +292,52 @@ fn redirect_loops_are_cut() {
             ..Fault::default()
         });
         let mut f = start(config(vec![a.base_url()]));
-        f.expect_nothing(Duration::from_millis(600)).await;
+        f.expect_no_reset(Duration::from_millis(600)).await;
         assert_eq!(f.connects(), 0);
         let n = events_requests(&a).len();
         assert!(n >= 4, "{n}");
         f.stop().await;
         a.shutdown().await;
     });
+}
+
+/// The reconnect backoff in paused time (the clock jumps over the sleeps,
+/// so minutes of backoff take no real time): with two dead Marathons the
+/// follower moves on to the next one at once and sleeps once per round,
+/// each sleep within marathon-lb's wait (3 s, ×1.5, capped at
+/// `--max-backoff`; full jitter), and the next attempt comes no earlier
+/// than the announced wait.
+#[tokio::test(start_paused = true)]
+async fn failed_attempts_back_off_once_per_round_on_marathon_lbs_schedule() {
+    let mut c = config(vec![closed_port_url(), closed_port_url()]);
+    c.max_backoff = Duration::from_secs(20);
+    let (tx, mut rx) = mpsc::channel(64);
+    let task = tokio::spawn(follow(c, tx));
+    let mut waits = Vec::new();
+    let mut previous: Option<(Instant, Duration)> = None;
+    for i in 0..16 {
+        let e = rx.recv().await.expect("the follower keeps going");
+        let StreamEvent::Failed { retry_in, .. } = e else {
+            panic!("attempt {i}: {e:?}");
+        };
+        let now = Instant::now();
+        if let Some((at, wait)) = previous {
+            assert!(now - at >= wait, "attempt {i} after {:?}, not {wait:?}", now - at);
+        }
+        if i % 2 == 0 {
+            assert_eq!(retry_in, None, "attempt {i}: the next URL at once");
+        } else {
+            waits.push(retry_in.expect("a backoff after each round"));
+        }
+        previous = Some((now, retry_in.unwrap_or_default()));
+    }
+    let mut wait = 3.0f64;
+    for (round, got) in waits.iter().enumerate() {
+        assert!(got.as_secs_f64() <= wait + 1e-6, "round {round}: {got:?} > {wait} s");
+        wait = (wait * 1.5).min(20.0);
+    }
+    assert!(waits.iter().any(|w| *w > Duration::ZERO), "{waits:?}");
+    // Closing the channel stops the follower, even in a backoff sleep.
+    drop(rx);
+    timeout(Duration::from_secs(3), task).await.unwrap().unwrap();
 }

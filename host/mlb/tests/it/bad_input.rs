@@ -1,7 +1,7 @@
 //! Bad input never replaces the existing config with a broken or partial one,
 //! and errors name the URL, or the app and label, at fault.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -12,7 +12,7 @@ use serde_json::json;
 const PREVIOUS: &str = "# the config that was running before\n";
 
 fn run(dir: &Path, urls: &[&str], extra: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(dir).arg("--marathon").args(urls);
     cmd.arg("--haproxy-config").arg(dir.join("haproxy.cfg"));
     cmd.args([
@@ -353,7 +353,7 @@ fn marathon_that_hangs_after_one_answer() -> (String, std::sync::mpsc::Receiver<
 fn sigterm_does_not_wait_for_a_hung_marathon() {
     let (url, hanging) = marathon_that_hangs_after_one_answer();
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(support::binary())
+    let mut child = support::command()
         .current_dir(dir.path())
         .args(["--sse", "--group", "external", "--command", "true"])
         .args([
@@ -569,7 +569,7 @@ fn loopback_cert() -> std::path::PathBuf {
 /// `marathon-lb --dry` run from `cwd` with the default templates directory
 /// (`./templates`), or `templates_dir`; returns the printed config.
 fn dry_config(cwd: &Path, sim: &str, out: &Path, templates_dir: Option<&Path>) -> String {
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(cwd)
         .args(["--marathon", sim, "--group", "external", "--dry"])
         .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
@@ -663,7 +663,7 @@ fn the_default_templates_from_the_repository_root_make_a_valid_config() {
 /// `--help` keeps each flag's text whole (clap reads `{n}` as a line break).
 #[test]
 fn help_keeps_the_strict_mode_text_whole() {
-    let o = Command::new(support::binary())
+    let o = support::command()
         .arg("--help")
         .output()
         .unwrap();
@@ -723,7 +723,7 @@ fn bad_flags_fail_with_one_line_naming_the_flag() {
         ),
     ];
     for (args, expected) in cases {
-        let mut cmd = Command::new(support::binary());
+        let mut cmd = support::command();
         cmd.current_dir(dir.path())
             .args(["--group", "external", "--syslog-socket", "/dev/null"])
             .arg("--haproxy-config")
@@ -752,7 +752,7 @@ fn log_lines_carry_the_level_and_json_the_same_fields() {
     let sim = support::start_sim(&rt, json!({"apps": [good_app("/a", 10001)]}));
     let dir = tempfile::tempdir().unwrap();
     let run_with = |format: Option<&str>| {
-        let mut cmd = Command::new(support::binary());
+        let mut cmd = support::command();
         cmd.current_dir(dir.path())
             .args([
                 "--marathon",

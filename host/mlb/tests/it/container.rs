@@ -14,9 +14,9 @@
 //!   tini; the seed flow of `examples/` posted with the documented `curl`
 //!   commands; verified TLS to Marathon; the Dockerfile's invariants and lint.
 
-#[path = "container/harness.rs"]
 mod harness;
-mod support;
+
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
@@ -910,7 +910,7 @@ fn marathon_tls_is_verified_unless_told_otherwise() {
     });
 
     let oneshot = |extra: &[&str]| {
-        let out = Command::new(support::binary())
+        let out = support::command()
             .env_clear()
             .env("PATH", image_path())
             .current_dir(d)

@@ -2,7 +2,7 @@
 //! --sse --supervise-haproxy`, which runs a real HAProxy on loopback in front
 //! of real HTTP backends.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -91,7 +91,7 @@ fn sse_mode_follows_marathon_with_a_supervised_haproxy() {
     let sim = support::start_sim(&rt, doc.clone());
     let sim_addr = sim.addr();
     let pid_file = d.join("marathon-lb.pid");
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(d)
         .args([
             "--sse",
@@ -321,7 +321,7 @@ fn port_9090_is_cheap_coalesced_redacted_and_protectable() {
     let rt = support::runtime();
     let sim = support::start_sim(&rt, json!({"apps": []}));
     let pid_file = d.join("marathon-lb.pid");
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(d)
         .args(["--sse", "--supervise-haproxy", "--group", "external"])
         .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
@@ -475,7 +475,7 @@ fn min_reload_interval_bounds_the_reload_command() {
     let interval = 1.0;
     let started = Instant::now();
     let _daemon = Daemon(
-        Command::new(support::binary())
+        support::command()
             .current_dir(d)
             .args(["--sse", "--group", "external", "--skip-validation"])
             .args(["--log-level", "INFO", "--syslog-socket", "/dev/null"])
@@ -535,7 +535,7 @@ fn dry_sse_prints_each_config_and_applies_nothing() {
             "tasks": [{"id": "w.a", "host": "127.0.0.1", "ports": [20000], "state": "TASK_RUNNING"}]
         }]}),
     );
-    let mut child = Command::new(support::binary())
+    let mut child = support::command()
         .current_dir(d)
         .args(["--sse", "--dry", "--group", "external"])
         .args(["--syslog-socket", "/dev/null"])
@@ -613,6 +613,7 @@ fn metrics_endpoint_survives_running_out_of_file_descriptors() {
         Command::new("prlimit")
             .arg("--nofile=64:64")
             .arg(support::binary())
+            .env(support::cache_env().0, support::cache_env().1)
             .current_dir(d)
             .args([
                 "--sse",
@@ -708,7 +709,7 @@ fn supervised_haproxy_runs_with_a_minimal_environment() {
     ]});
     let rt = support::runtime();
     let sim = support::start_sim(&rt, doc);
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(d)
         .args([
             "--sse",
@@ -832,7 +833,7 @@ impl Loopback {
             d = dir.display(),
             lua = lua.display()
         );
-        let mut cmd = Command::new(support::binary());
+        let mut cmd = support::command();
         cmd.current_dir(dir)
             .args(["--sse", "--supervise-haproxy", "--group", "external"])
             .args(["--syslog-socket", "/dev/null", "--marathon", marathon])

@@ -2,9 +2,9 @@
 //! policy keeps a rogue vhost out — at start and when it appears later
 //! through the event stream — and the denials show in the metrics.
 
-mod support;
+use crate::support;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use mlb_plugin_tests::example;
@@ -51,7 +51,7 @@ fn the_controller_runs_the_plugin_chain_on_every_reconcile() {
         example("mlb_example_policy_vhost_domains").display()
     );
     let traefik = example("mlb_example_traefik_labels");
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(d)
         .args(["--sse", "--group", "external", "--log-level", "INFO"])
         .args([

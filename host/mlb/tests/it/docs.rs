@@ -13,7 +13,7 @@ fn longhelp_doc_is_in_sync() {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == text,
-        "docs/longhelp.md is stale: run `MLB_BLESS=1 cargo test -p marathon-lb --test docs`"
+        "docs/longhelp.md is stale: run `MLB_BLESS=1 cargo test -p marathon-lb --test it docs`"
     );
 }
 

@@ -5,7 +5,7 @@
 //! Ports and paths are moved to loopback and a temp dir through the template
 //! overrides a user would use (`HAPROXY_HEAD`, `HAPROXY_HTTP_FRONTEND_HEAD`, ...).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -66,7 +66,7 @@ fn app_doc_with(
 }
 
 fn run_marathon_lb(dir: &Path, marathon: &str, env: &[(String, String)], command: &str) {
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(dir)
         .args([
             "--marathon",

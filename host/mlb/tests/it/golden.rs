@@ -10,7 +10,7 @@
 //! - `NAME.expect-reject`: the offending app is gone (`absent:` strings), every
 //!   section of `NAME.expected-others.cfg` is present with the same body.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

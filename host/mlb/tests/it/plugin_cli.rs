@@ -2,12 +2,12 @@
 //! `plugin check`, and a controller refusing a bad `--plugin` at start-up
 //! before it touches Marathon or the config.
 
-mod support;
+use crate::support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn marathon_lb(args: &[&str], cache: &std::path::Path) -> Output {
-    Command::new(support::binary())
+    support::command()
         .args(["--syslog-socket", "/dev/null"])
         .args(args)
         .env("MLB_PLUGIN_CACHE_DIR", cache)

@@ -2,7 +2,7 @@
 //! output does not depend on the order Marathon lists apps in, and no label
 //! value outside the template-override labels can start a new config line.
 
-mod support;
+use crate::support;
 
 use mlb_plugin_host::NativeLabelRules;
 use mlb_core::render::Renderer;

@@ -5,7 +5,7 @@
 //! `marathon-lb --sse --supervise-haproxy` instances each running a real
 //! HAProxy, and loopback load running throughout.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,7 +21,7 @@ use support::http::{free_port, wait_for};
 static E2E: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn zdd(args: &[&str]) -> Output {
-    Command::new(support::binary())
+    support::command()
         .arg("zdd")
         .args(["--syslog-socket", "/dev/null", "--log-level", "INFO"])
         .args(args)
@@ -527,7 +527,7 @@ fn start_lb(dir: &Path, name: &str, marathon: &str, bind_ip: &str) -> Lb {
         )
     };
     let log = d.join("marathon-lb.log");
-    let mut cmd = Command::new(support::binary());
+    let mut cmd = support::command();
     cmd.current_dir(&d)
         .args([
             "--sse",
@@ -917,7 +917,7 @@ fn a_marathon_lb_instance_dying_mid_deploy_stops_and_rolls_back() {
         .iter()
         .map(|l| format!("http://127.0.0.1:{}", l.stats))
         .collect();
-    let child = Command::new(support::binary())
+    let child = support::command()
         .args([
             "zdd",
             "--syslog-socket",
@@ -1033,7 +1033,7 @@ fn an_interrupted_deploy_is_resumed() {
         .iter()
         .map(|l| format!("http://127.0.0.1:{}", l.stats))
         .collect();
-    let mut child = Command::new(support::binary())
+    let mut child = support::command()
         .args([
             "zdd",
             "--syslog-socket",

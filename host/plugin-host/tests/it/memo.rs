@@ -4,9 +4,9 @@
 //! plugin split into small batches run two at a time gives what one call
 //! gives.
 
-mod support;
+use crate::support;
 
-use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split, WasmLabelPlugin};
+use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split};
 use mlb_core::{Interpretation, LabelInterpreter, normalize_apps};
 use mlb_model::{App, InterpretOptions};
 
@@ -116,7 +116,7 @@ fn reuse_equals_full_interpretation_on_the_corpus() {
 fn batches_two_at_a_time_equal_one_call_on_the_corpus() {
     // Batches of 2 apps: every corpus input with more than 2 apps is split,
     // blue/green members and IP-per-task apps included.
-    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default())
+    let mut plugin = support::default_plugin(PluginLimits::default())
         .unwrap()
         .split_independent(Split {
             workers: 2,

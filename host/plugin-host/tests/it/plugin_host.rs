@@ -2,7 +2,7 @@
 //! same rules give natively, on every corpus input; a trapping plugin is an
 //! error, not a crash; garbage is refused at load time.
 
-mod support;
+use crate::support;
 
 use mlb_plugin_host::{NativeLabelRules, PluginLimits, WasmLabelPlugin};
 use mlb_core::{LabelInterpreter, normalize_apps};
@@ -19,7 +19,7 @@ fn options(groups: &[&str]) -> InterpretOptions {
 
 #[test]
 fn wasm_and_native_rules_agree_on_the_corpus() {
-    let mut wasm = WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap();
+    let mut wasm = support::default_plugin(PluginLimits::default()).unwrap();
     let mut native = NativeLabelRules;
     let mut checked = 0;
     for entry in std::fs::read_dir(support::golden_dir()).unwrap().flatten() {
@@ -56,11 +56,11 @@ fn a_trap_is_an_error_and_the_plugin_stays_usable() {
         memory_bytes: 64 << 10,
         ..PluginLimits::default()
     };
-    let mut plugin = WasmLabelPlugin::default_plugin(tiny).unwrap();
+    let mut plugin = support::default_plugin(tiny).unwrap();
     let err = plugin.interpret(&apps, &options(&["*"])).unwrap_err();
     assert!(err.to_string().contains("default-label"), "{err}");
     // A fresh store per call: a later call with enough memory works again.
-    let mut plugin = WasmLabelPlugin::default_plugin(PluginLimits::default()).unwrap();
+    let mut plugin = support::default_plugin(PluginLimits::default()).unwrap();
     assert!(
         !plugin
             .interpret(&apps, &options(&["*"]))

@@ -2,7 +2,7 @@
 //! `wasm32-wasip2` target is missing) must be built from the current
 //! sources: a hash of every input is stamped next to it.
 //!
-//! `MLB_BLESS=1 cargo test -p marathon-lb --test prebuilt_plugin` refreshes the
+//! `MLB_BLESS=1 cargo test -p mlb-plugin-host --test it prebuilt_plugin` refreshes the
 //! component and its stamp from a build that compiled the plugin from source.
 
 use std::path::Path;
@@ -30,6 +30,6 @@ fn prebuilt_default_plugin_matches_its_sources() {
     assert_eq!(
         recorded.trim(),
         SOURCE_HASH,
-        "plugins/prebuilt/mlb_default_label.wasm is stale: run `MLB_BLESS=1 cargo test -p marathon-lb --test prebuilt_plugin` and commit the result"
+        "plugins/prebuilt/mlb_default_label.wasm is stale: run `MLB_BLESS=1 cargo test -p mlb-plugin-host --test it prebuilt_plugin` and commit the result"
     );
 }

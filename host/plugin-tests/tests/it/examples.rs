@@ -1,7 +1,7 @@
 //! Each example plugin in a chain with the default rules, through to the
 //! rendered config (and `haproxy -c` where HAProxy is involved).
 
-mod support;
+use crate::support;
 
 use mlb_plugin_host::{PluginError, load_set};
 use mlb_plugin_tests::{example, python_policy};
@@ -109,7 +109,7 @@ fn filters_work_in_global_overrides_and_per_app_labels() {
 #[test]
 fn a_filter_plugin_that_refuses_its_configuration_is_refused_at_start_up() {
     let err = load_set(
-        &runtime(),
+        runtime(),
         &[spec(&example("mlb_example_text_filters"), ",colour=red")],
     )
     .expect_err("unknown key");
@@ -190,7 +190,7 @@ fn python(extra: &str) -> mlb_plugin_host::PluginSpec {
 
 #[test]
 fn the_python_policy_needs_stubs_and_then_denies_ownerless_apps() {
-    let err = load_set(&runtime(), &[python("")]).expect_err("imports clocks etc.");
+    let err = load_set(runtime(), &[python("")]).expect_err("imports clocks etc.");
     assert!(matches!(err, PluginError::Capability { .. }), "{err}");
     let mut set = plugins(&[python(",stub=files,clock,network,owners=team-a,team-b")]);
     let mut r = renderer(&set, &[]);
@@ -233,7 +233,7 @@ fn the_python_policy_needs_stubs_and_then_denies_ownerless_apps() {
 #[test]
 fn a_failing_policy_fails_closed() {
     let bad = python(",stub=files,clock,network,colour=red");
-    let err = load_set(&runtime(), std::slice::from_ref(&bad)).expect_err("refused");
+    let err = load_set(runtime(), std::slice::from_ref(&bad)).expect_err("refused");
     assert!(
         err.to_string().contains("unknown config key 'colour'"),
         "{err}"

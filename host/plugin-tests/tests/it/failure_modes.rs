@@ -2,7 +2,7 @@
 //! (`plugins/examples/fixtures/chaos`): the host survives, the offending
 //! app is isolated, and every other app's output is byte-identical.
 
-mod support;
+use crate::support;
 
 use mlb_plugin_tests::example;
 use serde_json::{Value, json};
@@ -193,7 +193,7 @@ fn a_failing_app_keeps_its_last_good_output_and_is_quarantined() {
 #[test]
 fn a_plugin_broken_for_every_batch_is_backed_off() {
     let bad = spec(&example("mlb_test_chaos"), ",unknown-key=1");
-    let err = mlb_plugin_host::load_set(&runtime(), std::slice::from_ref(&bad))
+    let err = mlb_plugin_host::load_set(runtime(), std::slice::from_ref(&bad))
         .expect_err("refused at start-up");
     assert!(err.to_string().contains("fails on an empty batch"), "{err}");
     let mut set = plugins_unchecked(&[bad]);

@@ -1,8 +1,6 @@
 //! Start-up checks: world, WIT version, imports and grants; the on-disk
 //! compile cache (hits, and files that must not be trusted).
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
 use mlb_plugin_host::{

@@ -3,7 +3,7 @@
 //! response-header snippet on it, and a vhost denied by the domain policy
 //! answered by HAProxy's 503.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -27,9 +27,30 @@ impl Drop for Daemon {
     }
 }
 
-/// The binary under test.
+/// The binary under test. Run it with [`command`] (or give it
+/// [`cache_env`]), never bare: its plugin compile cache would go to
+/// `~/.cache`.
 pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_marathon-lb"))
+}
+
+/// `XDG_CACHE_HOME` for every run of the binary: the target directory's
+/// scratch space (`CARGO_TARGET_TMPDIR`), never the user's `~/.cache`. Its
+/// `marathon-lb/` plugin compile cache is shared by the tests and kept
+/// across runs (the default plugin is compiled once, not once per run).
+pub fn cache_env() -> (&'static str, PathBuf) {
+    (
+        "XDG_CACHE_HOME",
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache"),
+    )
+}
+
+/// A command running the binary under test with [`cache_env`].
+pub fn command() -> Command {
+    let mut cmd = Command::new(binary());
+    let (k, v) = cache_env();
+    cmd.env(k, v);
+    cmd
 }
 
 /// `tests/golden` at the workspace root.
@@ -105,7 +126,7 @@ pub fn run_case(dir: &Path, name: &str) -> Result<CaseOutput, String> {
         }
     }
     let cfg = out_dir.join("haproxy.cfg");
-    let mut cmd = Command::new(binary());
+    let mut cmd = command();
     cmd.current_dir(&cwd)
         .arg("--marathon")
         .arg(sim.base_url())

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use marathon_lb::pipeline::{Generated, generate};
 use mlb_plugin_host::{
@@ -60,10 +61,14 @@ pub fn ordinary_apps() -> Vec<Value> {
         .collect()
 }
 
-/// A runtime whose compile cache survives across tests and runs.
-pub fn runtime() -> PluginRuntime {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
-    PluginRuntime::new(Some(&dir)).expect("runtime")
+/// The runtime every test shares (one engine per test binary), with a
+/// compile cache that survives across tests and runs.
+pub fn runtime() -> &'static PluginRuntime {
+    static RUNTIME: LazyLock<PluginRuntime> = LazyLock::new(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
+        PluginRuntime::new(Some(&dir)).expect("runtime")
+    });
+    &RUNTIME
 }
 
 /// A `--plugin` value for `path` plus `extra` (`,key=value…`).
@@ -73,7 +78,7 @@ pub fn spec(path: &Path, extra: &str) -> PluginSpec {
 
 /// The default plugin followed by `specs`.
 pub fn plugins(specs: &[PluginSpec]) -> PluginSet {
-    load_set(&runtime(), specs).expect("plugins load").0
+    load_set(runtime(), specs).expect("plugins load").0
 }
 
 /// Like [`plugins`] but without the start-up check on an empty batch, to
@@ -81,7 +86,7 @@ pub fn plugins(specs: &[PluginSpec]) -> PluginSet {
 pub fn plugins_unchecked(specs: &[PluginSpec]) -> PluginSet {
     let runtime = runtime();
     let default = WasmLabelPlugin::with_runtime(
-        &runtime,
+        runtime,
         "default-label",
         DEFAULT_LABEL_PLUGIN,
         PluginLimits::default(),
@@ -89,7 +94,7 @@ pub fn plugins_unchecked(specs: &[PluginSpec]) -> PluginSet {
     .expect("default plugin");
     let mut set = PluginSet::new(Box::new(default));
     for spec in specs {
-        match load_plugin(&runtime, spec).expect("plugin loads").0 {
+        match load_plugin(runtime, spec).expect("plugin loads").0 {
             LoadedPlugin::Label(p) => set.push_label(p),
             LoadedPlugin::Policy(p) => set.push_policy(p),
             LoadedPlugin::Filter(p) => set.push_filter(p).expect("no clash"),
