@@ -793,7 +793,7 @@ fn dockerfile_matches_the_layout_run_and_the_templates_expect() {
                 .map(str::to_owned)
         })
         .collect();
-    let mut shipped: Vec<String> = std::fs::read_dir(repo().join("host/mlb/lua"))
+    let mut shipped: Vec<String> = std::fs::read_dir(repo().join("host/haproxy/lua"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
