@@ -296,9 +296,7 @@ fn start_serve_reload_stop() {
     let setup = Setup::new();
     setup.write_config(&[a]);
     rt.block_on(async {
-        let sup = Supervisor::start(setup.supervisor_config())
-            .await
-            .unwrap();
+        let sup = Supervisor::start(setup.supervisor_config()).await.unwrap();
         let counts = sup.stats();
         let master = sup.master_pid().unwrap();
         let first = sup.processes().await.unwrap();

@@ -362,4 +362,3 @@ pub fn token_only(expected: &'static str) -> fn(&str) -> bool {
         _ => |_| false,
     }
 }
-

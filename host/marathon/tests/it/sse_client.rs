@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use marathon_sim::{Fault, FaultMode, SimConfig, SimHandle};
 use mlb_marathon::Credentials;
 use mlb_marathon::sse::{SseConfig, StreamEvent, follow};
-use marathon_sim::{Fault, FaultMode, SimConfig, SimHandle};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -59,7 +59,8 @@ fn resets_on_connect_and_on_events() {
     support::runtime().block_on(async {
         let sim = sim(None, Duration::from_millis(100)).await;
         let mut f = start(config(vec![format!("{}/", sim.base_url())]));
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
         assert_eq!(f.connects(), 1);
         let req = &events_requests(&sim)[0];
         assert_eq!(
@@ -75,7 +76,8 @@ fn resets_on_connect_and_on_events() {
         assert!(f.count(|e| *e == StreamEvent::Activity) > 0, "{:?}", f.seen);
 
         scale(&sim, 2);
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5))
+            .await;
         // Other types are filtered out by Marathon (the `event_type` query).
         sim.sim()
             .publish(
@@ -93,7 +95,8 @@ fn resets_on_connect_and_on_events() {
                     .clone(),
             )
             .unwrap();
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5))
+            .await;
         let of_type = |f: &support::Follower, t: &str| {
             f.seen
                 .iter()
@@ -105,9 +108,13 @@ fn resets_on_connect_and_on_events() {
         assert_eq!(of_type(&f, "api_post_event"), 1, "{:?}", f.summary());
         assert_eq!(of_type(&f, "deployment_info"), 0, "{:?}", f.summary());
         assert!(
-            f.seen
-                .iter()
-                .all(|e| !matches!(e, StreamEvent::Event { relevant: false, .. })),
+            f.seen.iter().all(|e| !matches!(
+                e,
+                StreamEvent::Event {
+                    relevant: false,
+                    ..
+                }
+            )),
             "{:?}",
             f.summary()
         );
@@ -116,7 +123,8 @@ fn resets_on_connect_and_on_events() {
 
         // A closed stream (leader loss) reconnects and resets again.
         sim.sim().disconnect_streams();
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
         assert_eq!(f.connects(), 2);
         f.stop().await;
         sim.shutdown().await;
@@ -129,14 +137,16 @@ fn watchdog_reconnects_a_silent_stream() {
     support::runtime().block_on(async {
         let sim = sim(None, Duration::from_millis(100)).await;
         let mut f = start(config(vec![sim.base_url()]));
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
 
         // Keep-alives every 100 ms keep a 500 ms watchdog quiet.
         tokio::time::sleep(Duration::from_millis(1200)).await;
         assert_eq!(f.silences(), 0);
 
         sim.sim().set_sse_stalled(true);
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
         assert!(f.silences() >= 1, "{:?}", f.summary());
         assert!(f.connects() >= 2);
 
@@ -145,7 +155,8 @@ fn watchdog_reconnects_a_silent_stream() {
         tokio::time::sleep(Duration::from_millis(800)).await;
         f.drain();
         scale(&sim, 2);
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5))
+            .await;
         f.stop().await;
         sim.shutdown().await;
     });
@@ -178,19 +189,23 @@ fn dead_and_hanging_marathons_do_not_stall_updates() {
         let (hanging, hang_task) = hanging_url().await;
         let mut f = start(config(vec![closed_port_url(), hanging, sim.base_url()]));
         let t = Instant::now();
-        f.expect("Connected", connected, Duration::from_secs(4)).await;
+        f.expect("Connected", connected, Duration::from_secs(4))
+            .await;
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         scale(&sim, 2);
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(3)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(3))
+            .await;
 
         // Losing the good stream goes round the list (dead, hanging, back off,
         // good) and comes back.
         sim.sim().disconnect_streams();
-        f.expect("Connected", connected, Duration::from_secs(6)).await;
+        f.expect("Connected", connected, Duration::from_secs(6))
+            .await;
         assert_eq!(f.connects(), 2);
         assert_eq!(events_requests(&sim).len(), 2);
         scale(&sim, 3);
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(3)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(3))
+            .await;
         f.stop().await;
         hang_task.abort();
         sim.shutdown().await;
@@ -214,7 +229,8 @@ fn basic_auth_is_sent() {
         let mut c = config(vec![sim.base_url()]);
         c.credentials = Some(Credentials::parse("bob:s3cret", "test").unwrap());
         let mut f = start(c);
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
         let reqs = events_requests(&sim);
         assert!(
             reqs.iter()
@@ -222,7 +238,8 @@ fn basic_auth_is_sent() {
             "{reqs:?}"
         );
         scale(&sim, 2);
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5))
+            .await;
         f.stop().await;
         sim.shutdown().await;
     });
@@ -242,7 +259,8 @@ fn leader_redirect_is_followed_with_auth() {
         let mut c = config(vec![standby.base_url()]);
         c.credentials = Some(Credentials::parse("bob:s3cret", "test").unwrap());
         let mut f = start(c);
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
         assert_eq!(f.connects(), 1);
 
         let asked = events_requests(&standby);
@@ -254,7 +272,8 @@ fn leader_redirect_is_followed_with_auth() {
         assert_eq!(followed[0].path, asked[0].path, "same query");
 
         scale(&leader, 2);
-        f.expect("a relevant Event", relevant_event, Duration::from_secs(5)).await;
+        f.expect("a relevant Event", relevant_event, Duration::from_secs(5))
+            .await;
         f.stop().await;
         standby.shutdown().await;
         leader.shutdown().await;
@@ -273,7 +292,8 @@ fn error_status_backs_off_and_recovers() {
             ..Fault::default()
         });
         let mut f = start(config(vec![sim.base_url()]));
-        f.expect("Connected", connected, Duration::from_secs(5)).await;
+        f.expect("Connected", connected, Duration::from_secs(5))
+            .await;
         assert_eq!(f.connects(), 1);
         assert_eq!(events_requests(&sim).len(), 3);
         f.stop().await;
@@ -322,7 +342,11 @@ async fn failed_attempts_back_off_once_per_round_on_marathon_lbs_schedule() {
         };
         let now = Instant::now();
         if let Some((at, wait)) = previous {
-            assert!(now - at >= wait, "attempt {i} after {:?}, not {wait:?}", now - at);
+            assert!(
+                now - at >= wait,
+                "attempt {i} after {:?}, not {wait:?}",
+                now - at
+            );
         }
         if i % 2 == 0 {
             assert_eq!(retry_in, None, "attempt {i}: the next URL at once");
@@ -333,11 +357,17 @@ async fn failed_attempts_back_off_once_per_round_on_marathon_lbs_schedule() {
     }
     let mut wait = 3.0f64;
     for (round, got) in waits.iter().enumerate() {
-        assert!(got.as_secs_f64() <= wait + 1e-6, "round {round}: {got:?} > {wait} s");
+        assert!(
+            got.as_secs_f64() <= wait + 1e-6,
+            "round {round}: {got:?} > {wait} s"
+        );
         wait = (wait * 1.5).min(20.0);
     }
     assert!(waits.iter().any(|w| *w > Duration::ZERO), "{waits:?}");
     // Closing the channel stops the follower, even in a backoff sleep.
     drop(rx);
-    timeout(Duration::from_secs(3), task).await.unwrap().unwrap();
+    timeout(Duration::from_secs(3), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

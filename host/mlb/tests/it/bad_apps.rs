@@ -2,10 +2,10 @@
 //! rendered without it, byte for byte, and a diagnostic names the app and the
 //! label at fault.
 
-use mlb_plugin_host::{PluginLimits, WasmLabelPlugin};
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
 use mlb_model::{Diagnostic, InterpretOptions, Severity};
+use mlb_plugin_host::{PluginLimits, WasmLabelPlugin};
 use serde_json::{Value, json};
 
 fn good_apps() -> Vec<Value> {

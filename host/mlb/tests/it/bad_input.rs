@@ -663,10 +663,7 @@ fn the_default_templates_from_the_repository_root_make_a_valid_config() {
 /// `--help` keeps each flag's text whole (clap reads `{n}` as a line break).
 #[test]
 fn help_keeps_the_strict_mode_text_whole() {
-    let o = support::command()
-        .arg("--help")
-        .output()
-        .unwrap();
+    let o = support::command().arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(
         help.contains("Services are disabled unless labelled HAPROXY_<n>_ENABLED=true"),

@@ -4,10 +4,10 @@
 
 use crate::support;
 
-use mlb_plugin_host::NativeLabelRules;
 use mlb_core::render::Renderer;
 use mlb_core::{LabelInterpreter, RenderSettings, Templates, normalize_apps};
 use mlb_model::{App, InterpretOptions};
+use mlb_plugin_host::NativeLabelRules;
 use proptest::prelude::*;
 
 fn render(apps: &[App], settings: &RenderSettings) -> (String, String, String) {

@@ -6,9 +6,9 @@
 
 use crate::support;
 
-use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split};
 use mlb_core::{Interpretation, LabelInterpreter, normalize_apps};
 use mlb_model::{App, InterpretOptions};
+use mlb_plugin_host::{Memoized, NativeLabelRules, PluginLimits, Split};
 
 fn options(groups: &[&str]) -> InterpretOptions {
     InterpretOptions {

@@ -4,9 +4,9 @@
 
 use crate::support;
 
-use mlb_plugin_host::{NativeLabelRules, PluginLimits, WasmLabelPlugin};
 use mlb_core::{LabelInterpreter, normalize_apps};
 use mlb_model::InterpretOptions;
+use mlb_plugin_host::{NativeLabelRules, PluginLimits, WasmLabelPlugin};
 
 fn options(groups: &[&str]) -> InterpretOptions {
     InterpretOptions {

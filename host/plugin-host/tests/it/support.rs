@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use mlb_plugin_host::{DEFAULT_LABEL_PLUGIN, PluginError, PluginLimits, PluginRuntime, WasmLabelPlugin};
+use mlb_plugin_host::{
+    DEFAULT_LABEL_PLUGIN, PluginError, PluginLimits, PluginRuntime, WasmLabelPlugin,
+};
 
 /// `tests/golden` at the workspace root.
 pub fn golden_dir() -> PathBuf {

@@ -7,14 +7,14 @@ use std::path::Path;
 use std::sync::LazyLock;
 
 use marathon_lb::pipeline::{Generated, generate};
-use mlb_plugin_host::{
-    DEFAULT_LABEL_PLUGIN, LoadedPlugin, PluginLimits, PluginRuntime, PluginSet, PluginSpec,
-    WasmLabelPlugin, load_plugin, load_set,
-};
 use marathon_lb::resolve::Resolver;
 use mlb_core::render::Renderer;
 use mlb_core::{RenderSettings, Templates};
 use mlb_model::InterpretOptions;
+use mlb_plugin_host::{
+    DEFAULT_LABEL_PLUGIN, LoadedPlugin, PluginLimits, PluginRuntime, PluginSet, PluginSpec,
+    WasmLabelPlugin, load_plugin, load_set,
+};
 use serde_json::{Value, json};
 
 /// An app with `labels`, one service port and `tasks` backends
