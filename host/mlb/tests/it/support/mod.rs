@@ -140,6 +140,13 @@ pub fn run_case(dir: &Path, name: &str) -> Result<CaseOutput, String> {
             "WARNING",
             "--syslog-socket",
             "/dev/null",
+            // Any HAProxy on the machine (another test's) would make the
+            // reload wait for a new HAProxy process, up to 10 s × retries
+            // per case: none is involved here.
+            "--max-reload-retries",
+            "0",
+            "--reload-interval",
+            "0",
         ])
         .args(&args);
     for (k, _) in std::env::vars() {
