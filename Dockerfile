@@ -5,7 +5,7 @@
 #   docker run -d -e PORTS=9090 --privileged --net=host marathon-lb \
 #     sse --marathon http://marathon.mesos:8080 --group external
 #
-# Layout (checked by host/mlb/tests/container.rs): the binary in
+# Layout (checked by host/mlb/tests/it/container.rs): the binary in
 # /usr/local/bin; the entrypoint, health check, Lua services (installed by
 # the binary at start), templates and haproxy.cfg in /marathon-lb;
 # certificates in /etc/ssl; HAProxy's sockets in /var/run/haproxy and its

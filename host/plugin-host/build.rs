@@ -3,7 +3,7 @@
 //!
 //! Where the `wasm32-wasip2` target is not installed (or with
 //! `MLB_USE_PREBUILT_PLUGIN=1`), the committed component in
-//! `plugins/prebuilt/` is used instead; `tests/prebuilt_plugin.rs` proves that
+//! `plugins/prebuilt/` is used instead; `tests/it/prebuilt_plugin.rs` proves that
 //! copy was built from the current sources (a hash of them is stamped next to
 //! it) and `MLB_BLESS=1` refreshes it.
 

@@ -225,28 +225,27 @@ mod tests {
         assert_eq!(b.next_delay(), secs(2.0));
     }
 
-    #[test]
-    fn wait_sleeps_about_the_delay() {
-        // Real (short) time: the workspace's tokio has no `test-util`, so
-        // `tokio::time::pause` is not available here.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut b = Backoff::new(
-                Duration::from_millis(40),
-                2.0,
-                Duration::from_secs(1),
-                Jitter::None,
-                Duration::from_secs(1),
-            );
-            let t = tokio::time::Instant::now();
+    #[tokio::test(start_paused = true)]
+    async fn wait_sleeps_the_delay() {
+        // Paused time: the clock moves only when every task waits, by
+        // exactly the sleeps, so the schedule is checked to the nanosecond
+        // without waiting for it.
+        let mut b = Backoff::new(
+            Duration::from_millis(40),
+            2.0,
+            Duration::from_secs(1),
+            Jitter::None,
+            Duration::from_secs(1),
+        );
+        let t = tokio::time::Instant::now();
+        b.wait().await;
+        assert_eq!(t.elapsed(), Duration::from_millis(40));
+        b.wait().await;
+        assert_eq!(t.elapsed(), Duration::from_millis(120));
+        for _ in 0..6 {
             b.wait().await;
-            b.wait().await;
-            let elapsed = t.elapsed();
-            assert!(elapsed >= Duration::from_millis(120), "{elapsed:?}");
-            assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
-        });
+        }
+        // 40, 80, 160, 320, 640, then the 1 s cap three times.
+        assert_eq!(t.elapsed(), Duration::from_millis(4240));
     }
 }

@@ -551,8 +551,8 @@ mod tests {
 
     use super::*;
 
-    const PKCS1: &str = include_str!("../../mlb/tests/data/dcos-test-key.pkcs1.pem");
-    const PKCS8: &str = include_str!("../../mlb/tests/data/dcos-test-key.pkcs8.pem");
+    const PKCS1: &str = include_str!("../tests/data/dcos-test-key.pkcs1.pem");
+    const PKCS8: &str = include_str!("../tests/data/dcos-test-key.pkcs8.pem");
 
     fn credentials(key: &str) -> String {
         serde_json::json!({

@@ -1,0 +1,4 @@
+//! mlb-haproxy's integration tests, one binary (one link) for all: the
+//! supervisor against a real HAProxy 2.6 on loopback.
+
+mod supervisor;
