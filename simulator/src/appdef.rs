@@ -59,6 +59,8 @@ pub(crate) fn new_app(mut app: App) -> Result<App, SimError> {
     app.entry("instances").or_insert_with(|| json!(1));
     app.entry("labels").or_insert_with(|| json!({}));
     app.entry("env").or_insert_with(|| json!({}));
+    app.entry("upgradeStrategy")
+        .or_insert_with(|| json!({"minimumHealthCapacity": 1, "maximumOverCapacity": 1}));
     Ok(app)
 }
 
