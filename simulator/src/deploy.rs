@@ -253,17 +253,19 @@ pub async fn list(State(sim): State<Sim>) -> Response {
         .flat_map(|a| {
             let id = app_id(a).to_owned();
             let version = a.get("version").cloned().unwrap_or(Value::Null);
-            let action = if sim.restart_of(&id).is_some() {
-                "RestartApplication"
-            } else {
-                "ScaleApplication"
-            };
+            let restart = sim.restart_of(&id).map(|r| r.deployment);
             a.get("deployments")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
                 .map(move |d| {
+                    let did = d.get("id").and_then(Value::as_str);
+                    let action = if restart.is_some() && restart.as_deref() == did {
+                        "RestartApplication"
+                    } else {
+                        "ScaleApplication"
+                    };
                     json!({
                         "id": d.get("id").cloned().unwrap_or(Value::Null),
                         "version": version,

@@ -201,3 +201,32 @@ pub(crate) fn advance(
         sim.end_restart(&id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(strategy: Value) -> App {
+        json!({"id": "/a", "upgradeStrategy": strategy})
+            .as_object()
+            .cloned()
+            .expect("object")
+    }
+
+    #[test]
+    fn strategy_as_marathon_computes_it() {
+        let s = |min: f64, over: f64, n, running| {
+            let a = app(json!({"minimumHealthCapacity": min, "maximumOverCapacity": over}));
+            strategy(&a, n, running)
+        };
+        assert_eq!(s(0.5, 0.25, 4, 4), (2, 5));
+        assert_eq!(s(1.0, 1.0, 4, 4), (4, 8));
+        assert_eq!(s(0.0, 0.0, 4, 4), (0, 4));
+        // Equal bounds: one extra task so the restart can proceed.
+        assert_eq!(s(1.0, 0.0, 2, 2), (2, 3));
+        assert_eq!(s(1.0, 0.0, 2, 1), (2, 2));
+        // No strategy: Marathon's default (1, 1).
+        let bare = json!({"id": "/a"}).as_object().cloned().expect("object");
+        assert_eq!(strategy(&bare, 3, 3), (3, 6));
+    }
+}
