@@ -324,6 +324,8 @@ impl Sim {
     /// A killed task: as on Mesos, the process gets its kill grace period
     /// (see [`kill_grace`]) before it dies, so requests routed to it
     /// meanwhile are still answered; its servers stop accepting afterwards.
+    /// Only the servers: the REST endpoints and the engine kill through
+    /// [`crate::kill`], which also lists the task as `TASK_KILLING` meanwhile.
     /// Must be called inside a tokio runtime.
     pub fn kill_server(&self, task_id: &str, grace: std::time::Duration) {
         let servers = lock(&self.inner.servers).remove(task_id);
