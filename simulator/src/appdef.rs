@@ -59,7 +59,35 @@ pub(crate) fn new_app(mut app: App) -> Result<App, SimError> {
     app.entry("instances").or_insert_with(|| json!(1));
     app.entry("labels").or_insert_with(|| json!({}));
     app.entry("env").or_insert_with(|| json!({}));
+    app.entry("upgradeStrategy")
+        .or_insert_with(|| json!({"minimumHealthCapacity": 1, "maximumOverCapacity": 1}));
+    health_check_defaults(&mut app);
     Ok(app)
+}
+
+/// Marathon's defaults for every health check (spec §1.1): `protocol` HTTP,
+/// `portIndex` 0 unless a `port` is given, `gracePeriodSeconds` 300,
+/// `intervalSeconds` 60, `timeoutSeconds` 20, `maxConsecutiveFailures` 3,
+/// `delaySeconds` 15.
+fn health_check_defaults(app: &mut App) {
+    let Some(checks) = app.get_mut("healthChecks").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for hc in checks.iter_mut().filter_map(Value::as_object_mut) {
+        hc.entry("protocol").or_insert_with(|| json!("HTTP"));
+        if !hc.contains_key("port") {
+            hc.entry("portIndex").or_insert_with(|| json!(0));
+        }
+        for (key, default) in [
+            ("gracePeriodSeconds", 300),
+            ("intervalSeconds", 60),
+            ("timeoutSeconds", 20),
+            ("maxConsecutiveFailures", 3),
+            ("delaySeconds", 15),
+        ] {
+            hc.entry(key).or_insert_with(|| json!(default));
+        }
+    }
 }
 
 /// The service-port slots of `app`: `portDefinitions[].port` and `container.portMappings[].servicePort`.
@@ -143,6 +171,23 @@ mod tests {
             (&json!(1), &json!({}), &json!({"X": "1"}))
         );
         assert!(!app.contains_key("tasks"));
+        assert_eq!(app["upgradeStrategy"]["minimumHealthCapacity"], 1);
+        let app = new_app(obj(
+            json!({"id": "c", "healthChecks": [{"path": "/h"}, {"protocol": "TCP", "port": 8080}]}),
+        ))
+        .expect("valid");
+        let hc = &app["healthChecks"];
+        assert_eq!(
+            (
+                &hc[0]["protocol"],
+                &hc[0]["portIndex"],
+                &hc[0]["timeoutSeconds"]
+            ),
+            (&json!("HTTP"), &json!(0), &json!(20))
+        );
+        assert_eq!(hc[0]["path"], "/h");
+        assert!(hc[1].get("portIndex").is_none());
+        assert_eq!(hc[1]["gracePeriodSeconds"], 300);
         for bad in [json!({}), json!({"id": "/"}), json!({"id": 7})] {
             let err = new_app(obj(bad.clone())).expect_err("invalid");
             assert!(

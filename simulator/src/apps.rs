@@ -100,6 +100,11 @@ pub fn app_id(app: &App) -> &str {
     app.get("id").and_then(Value::as_str).unwrap_or("")
 }
 
+/// The app's `version` (empty when it has none).
+pub fn app_version(app: &App) -> &str {
+    app.get("version").and_then(Value::as_str).unwrap_or("")
+}
+
 /// The app's task array, if any.
 pub fn tasks(app: &App) -> &[Value] {
     app.get("tasks")

@@ -1,7 +1,8 @@
 //! Marathon's write endpoints, with deployments: `POST /v2/apps`,
 //! `PUT /v2/apps/{id}` (scale; `?force=true` overrides a running deployment),
 //! `DELETE /v2/apps/{id}`, `POST /v2/tasks/delete[?scale=true]` and
-//! `GET /v2/deployments`. Bodies are checked (and new apps completed) by
+//! `GET /v2/deployments` (`POST /v2/apps/{id}/restart` is in
+//! [`crate::restart`]). Kills go through [`crate::kill`]. Bodies are checked (and new apps completed) by
 //! [`crate::appdef`], with Marathon's status codes and error shapes.
 //!
 //! An app written here is *managed*: the [`crate::engine`] launches its
@@ -21,8 +22,8 @@ use crate::apps::{self, App, app_id};
 use crate::clock;
 use crate::error::SimError;
 use crate::events;
+use crate::kill;
 use crate::marathon::json_response;
-use crate::ops;
 use crate::query::Query;
 use crate::state::Sim;
 
@@ -35,11 +36,41 @@ pub(crate) fn start_deployment(sim: &Sim, app: &mut App) -> String {
     id
 }
 
-fn deployment_answer(version: &str, deployment: &str) -> Response {
-    json_response(
+/// A deployment result: 200 `{"version", "deploymentId"}` with the
+/// `Marathon-Deployment-Id` header.
+pub(crate) fn deployment_answer(version: &str, deployment: &str) -> Response {
+    let mut resp = json_response(
         StatusCode::OK,
         &json!({"version": version, "deploymentId": deployment}),
-    )
+    );
+    if let Ok(v) = HeaderValue::from_str(deployment) {
+        resp.headers_mut().insert("marathon-deployment-id", v);
+    }
+    resp
+}
+
+/// The app `id` of `list`, to be changed: 404 if unknown, 409 while a
+/// deployment runs on it unless `force`.
+pub(crate) fn unlocked<'a>(
+    list: &'a mut [App],
+    id: &str,
+    force: bool,
+) -> Result<&'a mut App, SimError> {
+    let app = list
+        .iter_mut()
+        .find(|a| app_id(a) == id)
+        .ok_or_else(|| SimError::no_app(id))?;
+    let locked = app
+        .get("deployments")
+        .and_then(Value::as_array)
+        .is_some_and(|d| !d.is_empty());
+    if locked && !force {
+        return Err(SimError::Conflict(
+            "App is locked by one or more deployments. Override with the option '?force=true'."
+                .into(),
+        ));
+    }
+    Ok(app)
 }
 
 /// `POST /v2/apps`: create an app ([`appdef`] checks and completes it; 409 if the id is taken). The
@@ -107,20 +138,7 @@ pub async fn update(
     let now = clock::now();
     let sim2 = sim.clone();
     let deployment = sim.mutate(|list, _, out| {
-        let app = list
-            .iter_mut()
-            .find(|a| app_id(a) == id)
-            .ok_or_else(|| SimError::no_app(&id))?;
-        let locked = app
-            .get("deployments")
-            .and_then(Value::as_array)
-            .is_some_and(|d| !d.is_empty());
-        if locked && !force {
-            return Err(SimError::Conflict(
-                "App is locked by one or more deployments. Override with the option '?force=true'."
-                    .into(),
-            ));
-        }
+        let app = unlocked(list, &id, force)?;
         let scaling = patch.contains_key("instances");
         for (k, v) in patch {
             if k != "id" && !apps::RUNTIME_KEYS.contains(&k.as_str()) {
@@ -146,20 +164,30 @@ pub async fn update(
     Ok(deployment_answer(&now, &deployment))
 }
 
-/// `DELETE /v2/apps/{id}`: kill its tasks and remove it.
+/// `DELETE /v2/apps/{id}`: remove it and kill its tasks ([`kill::app_removed`]:
+/// `TASK_KILLING` now; `TASK_KILLED` and `app_terminated_event` after the
+/// kill grace period).
 pub async fn destroy(State(sim): State<Sim>, Path(rest): Path<String>) -> Answer {
     let id = format!("/{}", rest.trim_matches('/'));
-    let app = sim.mutate(|list, _, out| ops::remove_app(list, &id, out))?;
-    let grace = crate::state::kill_grace(Some(&app));
-    for t in apps::tasks(&app) {
-        sim.kill_server(t.get("id").and_then(Value::as_str).unwrap_or(""), grace);
-    }
+    let sim2 = sim.clone();
+    sim.mutate(|list, _, out| {
+        let pos = list
+            .iter()
+            .position(|a| app_id(a) == id)
+            .ok_or_else(|| SimError::no_app(&id))?;
+        let app = list.remove(pos);
+        kill::app_removed(&sim2, &app, out);
+        Ok(())
+    })?;
     sim.unmanage(&id);
+    sim.end_restart(&id);
     Ok(deployment_answer(&clock::now(), &sim.next_uuid()))
 }
 
-/// `POST /v2/tasks/delete[?scale=true]` + `{"ids": [...]}`: kill tasks;
-/// with `scale` their apps' `instances` drop accordingly.
+/// `POST /v2/tasks/delete[?scale=true]` + `{"ids": [...]}`: kill tasks
+/// ([`kill::begin`]: `TASK_KILLING`, the grace period, `TASK_KILLED`); with
+/// `scale` their apps' `instances` drop accordingly (a task already being
+/// killed is not counted twice).
 pub async fn kill_tasks(
     State(sim): State<Sim>,
     RawQuery(raw): RawQuery,
@@ -181,7 +209,7 @@ pub async fn kill_tasks(
             error: "error.path.missing".into(),
         })?;
     let sim2 = sim.clone();
-    let (killed, deployment) = sim.mutate(|list, _, out| {
+    let (killed, deployment): (Vec<Value>, String) = sim.mutate(|list, _, out| {
         let mut killed = Vec::new();
         let mut deployment = String::new();
         for tid in &ids {
@@ -191,9 +219,18 @@ pub async fn kill_tasks(
                     .any(|t| t.get("id").and_then(Value::as_str) == Some(tid))
                     .then(|| app_id(a).to_owned())
             });
-            let Some(owner) = owner else { continue };
-            killed.push(ops::remove_task(list, &owner, tid, scale, out)?);
-            if scale && let Some(app) = list.iter_mut().find(|a| app_id(a) == owner) {
+            let Some(app) = owner.and_then(|o| list.iter_mut().find(|a| app_id(a) == o)) else {
+                continue;
+            };
+            let Some((task, started)) = kill::begin(&sim2, app, tid, out) else {
+                continue;
+            };
+            killed.push(task);
+            if scale {
+                if started {
+                    let n = app.get("instances").and_then(Value::as_u64).unwrap_or(1);
+                    app.insert("instances".into(), Value::from(n.saturating_sub(1)));
+                }
                 deployment = start_deployment(&sim2, app);
             }
         }
@@ -202,14 +239,6 @@ pub async fn kill_tasks(
         }
         Ok((killed, deployment))
     })?;
-    let apps_now = sim.apps();
-    for t in &killed {
-        let owner = apps_now
-            .iter()
-            .find(|a| Some(app_id(a)) == t.get("appId").and_then(Value::as_str));
-        let grace = crate::state::kill_grace(owner);
-        sim.kill_server(t.get("id").and_then(Value::as_str).unwrap_or(""), grace);
-    }
     if scale {
         return Ok(deployment_answer(&clock::now(), &deployment));
     }
@@ -224,19 +253,26 @@ pub async fn list(State(sim): State<Sim>) -> Response {
         .flat_map(|a| {
             let id = app_id(a).to_owned();
             let version = a.get("version").cloned().unwrap_or(Value::Null);
+            let restart = sim.restart_of(&id).map(|r| r.deployment);
             a.get("deployments")
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
                 .map(move |d| {
+                    let did = d.get("id").and_then(Value::as_str);
+                    let action = if restart.is_some() && restart.as_deref() == did {
+                        "RestartApplication"
+                    } else {
+                        "ScaleApplication"
+                    };
                     json!({
                         "id": d.get("id").cloned().unwrap_or(Value::Null),
                         "version": version,
                         "affectedApps": [id],
                         "affectedPods": [],
-                        "steps": [{"actions": [{"action": "ScaleApplication", "app": id}]}],
-                        "currentActions": [{"action": "ScaleApplication", "app": id, "readinessCheckResults": []}],
+                        "steps": [{"actions": [{"action": action, "app": id}]}],
+                        "currentActions": [{"action": action, "app": id, "readinessCheckResults": []}],
                         "currentStep": 1,
                         "totalSteps": 1
                     })

@@ -8,8 +8,11 @@
 //!    loopback servers (HTTP: `GET path` answered 2xx/3xx; TCP: a
 //!    connection); `SIM_TASK_FAIL=unhealthy` tasks answer 500;
 //! 3. missing tasks are launched (`TASK_STAGING`, a new loopback server
-//!    per host port), surplus ones killed youngest first;
-//! 4. a deployment finishes once every task runs and is healthy.
+//!    per host port), surplus ones killed youngest first (through
+//!    [`crate::kill`]: `TASK_KILLING`, the kill grace period, `TASK_KILLED`)
+//!    — or, while a rolling restart runs, [`crate::restart`] decides;
+//! 4. a deployment finishes once every task runs and is healthy and the
+//!    killed ones are dead.
 //!
 //! Each task change emits `status_update_event` + `instance_changed_event`;
 //! a finished deployment `deployment_success`.
@@ -22,7 +25,9 @@ use crate::apps::{self, App, app_id, task_state};
 use crate::backend;
 use crate::clock;
 use crate::events;
+use crate::kill;
 use crate::ops::Payload;
+use crate::restart;
 use crate::state::Sim;
 use crate::tasks::{self, Ctx};
 
@@ -103,11 +108,7 @@ async fn tick(sim: &Sim) {
 
 fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) {
     let id = app_id(app).to_owned();
-    let version = app
-        .get("version")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
+    let version = apps::app_version(app).to_owned();
     let crash = fail_mode(app) == Some("crash");
     let mut list = apps::tasks(app).to_vec();
     // 1. Staging → running (or failed).
@@ -133,60 +134,37 @@ fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) 
         out.extend(events::task_changed(&id, t, "TASK_RUNNING", &version));
         true
     });
+    app.insert("tasks".into(), Value::from(list));
     if let Some(f) = failed {
         app.insert("lastTaskFailure".into(), f);
     }
-    // 3. Launch or kill to reach `instances`.
-    let want = app.get("instances").and_then(Value::as_u64).unwrap_or(0) as usize;
-    while list.len() > want {
-        let t = list.pop().expect("non-empty");
-        out.extend(events::task_changed(&id, &t, "TASK_KILLED", &version));
-        sim.kill_server(task_id(&t), crate::state::kill_grace(Some(app)));
+    if let Some(r) = restart::active(sim, app) {
+        restart::advance(sim, app, &r, ctx, out);
+        apps::refresh_counts(app);
+        return;
     }
-    while list.len() < want {
-        let mut t = tasks::new_task(app, None, None, ctx);
-        let label = format!("{id} {}", task_id(&t));
-        // One server per host port (at least one), so every port of the task answers.
-        let n_ports = t
-            .get("ports")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len)
-            .max(1);
-        let unhealthy = fail_mode(app) == Some("unhealthy");
-        let mut ports = Vec::new();
-        while !crash && ports.len() < n_ports {
-            match backend::serve(&label, unhealthy) {
-                Ok((port, server)) => {
-                    sim.add_server(task_id(&t), server);
-                    ports.push(port);
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot start a task server");
-                    sim.stop_server(task_id(&t));
-                    break;
-                }
-            }
-        }
-        if !crash && ports.len() < n_ports {
+    // 3. Launch or kill to reach `instances`; tasks being killed no longer count.
+    let want = app.get("instances").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let live: Vec<String> = apps::tasks(app)
+        .iter()
+        .filter(|t| !kill::is_killing(t))
+        .map(|t| task_id(t).to_owned())
+        .collect();
+    for tid in live.iter().skip(want).rev() {
+        kill::begin(sim, app, tid, out);
+    }
+    for _ in live.len()..want {
+        if !launch(sim, app, ctx, out) {
             break; // retried next tick
         }
-        let obj = t.as_object_mut().expect("task object");
-        if !crash {
-            obj.insert("ports".into(), json!(ports));
-        }
-        obj.insert("state".into(), json!("TASK_STAGING"));
-        obj.remove("startedAt");
-        obj.remove("healthCheckResults");
-        out.extend(events::task_changed(&id, &t, "TASK_STAGING", &version));
-        list.push(t);
     }
-    // 4. Deployment done?
-    let has_check = check(app).is_some();
+    // 4. Deployment done (every task running and healthy, the killed ones dead)?
+    let checked = has_check(app);
+    let list = apps::tasks(app);
     let done = list.len() == want
         && list.iter().all(|t| {
-            task_state(t) == "TASK_RUNNING" && (!has_check || tasks::healthy(t) == Some(true))
+            task_state(t) == "TASK_RUNNING" && (!checked || tasks::healthy(t) == Some(true))
         });
-    app.insert("tasks".into(), Value::from(list));
     apps::refresh_counts(app);
     if done
         && app
@@ -201,4 +179,54 @@ fn advance(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) 
         ev.insert("timestamp".into(), json!(clock::now()));
         out.push(ev);
     }
+}
+
+/// Whether the app has a health check the engine probes.
+pub(crate) fn has_check(app: &App) -> bool {
+    check(app).is_some()
+}
+
+/// Launches one task of `app` (`TASK_STAGING`, one loopback server per
+/// host port; it runs next tick). `false` when a server could not start:
+/// nothing was launched, try again next tick.
+pub(crate) fn launch(sim: &Sim, app: &mut App, ctx: &mut Ctx<'_>, out: &mut Vec<Payload>) -> bool {
+    let id = app_id(app).to_owned();
+    let version = apps::app_version(app).to_owned();
+    let crash = fail_mode(app) == Some("crash");
+    let mut t = tasks::new_task(app, None, None, ctx);
+    let label = format!("{id} {}", task_id(&t));
+    // One server per host port (at least one), so every port of the task answers.
+    let n_ports = t
+        .get("ports")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len)
+        .max(1);
+    let unhealthy = fail_mode(app) == Some("unhealthy");
+    let mut ports = Vec::new();
+    while !crash && ports.len() < n_ports {
+        match backend::serve(&label, unhealthy) {
+            Ok((port, server)) => {
+                sim.add_server(task_id(&t), server);
+                ports.push(port);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a task server");
+                sim.stop_server(task_id(&t));
+                return false;
+            }
+        }
+    }
+    let obj = t.as_object_mut().expect("task object");
+    if !crash {
+        obj.insert("ports".into(), json!(ports));
+    }
+    obj.insert("state".into(), json!("TASK_STAGING"));
+    obj.remove("startedAt");
+    obj.remove("healthCheckResults");
+    out.extend(events::task_changed(&id, &t, "TASK_STAGING", &version));
+    let tasks = app.entry("tasks").or_insert_with(|| json!([]));
+    if let Some(list) = tasks.as_array_mut() {
+        list.push(t);
+    }
+    true
 }

@@ -214,6 +214,36 @@ pub fn app_terminated(app_id: &str) -> Map<String, Value> {
     obj(json!({"appId": app_id, "eventType": "app_terminated_event", "timestamp": clock::now()}))
 }
 
+/// `deployment_info`: a step of the deployment `plan` starts.
+pub fn deployment_info(plan: &Value, step: &Value) -> Map<String, Value> {
+    obj(json!({
+        "plan": plan,
+        "currentStep": step,
+        "eventType": "deployment_info",
+        "timestamp": clock::now(),
+    }))
+}
+
+/// `deployment_step_success`: a step of the deployment `plan` finished.
+pub fn deployment_step_success(plan: &Value, step: &Value) -> Map<String, Value> {
+    obj(json!({
+        "plan": plan,
+        "currentStep": step,
+        "eventType": "deployment_step_success",
+        "timestamp": clock::now(),
+    }))
+}
+
+/// `deployment_success`: the deployment `id` finished.
+pub fn deployment_success(id: &str, plan: &Value) -> Map<String, Value> {
+    obj(json!({
+        "id": id,
+        "plan": plan,
+        "eventType": "deployment_success",
+        "timestamp": clock::now(),
+    }))
+}
+
 /// `event_stream_attached` / `event_stream_detached`.
 pub fn stream(attached: bool, remote: &str) -> Map<String, Value> {
     let t = if attached {

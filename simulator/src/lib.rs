@@ -21,7 +21,9 @@
 //! * [`marathon`]: the REST read endpoints; [`sse`]: `GET /v2/events`.
 //! * [`deploy`]: the REST write endpoints and deployments, with Marathon's checks, defaults and service-port
 //!   assignment for written apps ([`appdef`]); [`engine`] drives the apps written through them (staging,
-//!   running, health, crash loops) with real loopback HTTP servers per task ([`backend`]).
+//!   running, health, crash loops) with real loopback HTTP servers per task ([`backend`]); [`kill`]
+//!   kills tasks as Mesos does (`TASK_KILLING`, the kill grace period, `TASK_KILLED`); [`restart`]
+//!   runs rolling restarts (`POST /v2/apps/{id}/restart`) by the app's `upgradeStrategy`.
 //! * [`auth`], [`fault`], [`layers`]: the middleware of Marathon endpoints (basic auth, injected faults,
 //!   request log and Marathon's response headers).
 //! * [`admin`]: the `/_sim/` admin API.
@@ -42,10 +44,12 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fault;
+pub mod kill;
 pub mod layers;
 pub mod marathon;
 pub mod ops;
 pub mod query;
+pub mod restart;
 pub mod selector;
 pub mod sse;
 pub mod state;

@@ -15,6 +15,7 @@ use crate::apps::{self, App, AppView, Embed, app_id, contains_ci};
 use crate::deploy;
 use crate::error::SimError;
 use crate::query::Query;
+use crate::restart;
 use crate::selector::Selector;
 use crate::sse;
 use crate::state::Sim;
@@ -26,7 +27,10 @@ pub fn router() -> Router<Sim> {
         .route("/v2/apps/", get(list_apps).post(deploy::create))
         .route(
             "/v2/apps/{*rest}",
-            get(app_path).put(deploy::update).delete(deploy::destroy),
+            get(app_path)
+                .put(deploy::update)
+                .delete(deploy::destroy)
+                .post(restart::restart),
         )
         .route("/v2/tasks", get(list_tasks))
         .route("/v2/tasks/delete", post(deploy::kill_tasks))

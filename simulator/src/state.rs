@@ -34,6 +34,7 @@ use crate::error::SimError;
 use crate::events::SimEvent;
 use crate::fault::Fault;
 use crate::ops::{self, Payload};
+use crate::restart::Restart;
 use crate::tasks::{self, Ctx};
 
 /// Events buffered per SSE client; a client that falls further behind is disconnected (Marathon 1.8+
@@ -90,6 +91,8 @@ struct Inner {
     managed: Mutex<HashSet<String>>,
     /// The loopback servers of their tasks (one per host port), by task id.
     servers: Mutex<HashMap<String, Vec<TaskServer>>>,
+    /// Rolling restarts in progress, by app id.
+    restarts: Mutex<HashMap<String, Restart>>,
 }
 
 /// A handle on the simulator state; cheap to clone.
@@ -121,6 +124,7 @@ impl Sim {
                 leader: OnceLock::new(),
                 managed: Mutex::default(),
                 servers: Mutex::default(),
+                restarts: Mutex::default(),
             }),
         }
     }
@@ -320,6 +324,8 @@ impl Sim {
     /// A killed task: as on Mesos, the process gets its kill grace period
     /// (see [`kill_grace`]) before it dies, so requests routed to it
     /// meanwhile are still answered; its servers stop accepting afterwards.
+    /// Only the servers: the REST endpoints and the engine kill through
+    /// [`crate::kill`], which also lists the task as `TASK_KILLING` meanwhile.
     /// Must be called inside a tokio runtime.
     pub fn kill_server(&self, task_id: &str, grace: std::time::Duration) {
         let servers = lock(&self.inner.servers).remove(task_id);
@@ -331,6 +337,35 @@ impl Sim {
                 drop(servers);
             });
         }
+    }
+
+    /// Takes a task's servers out of the simulator's keeping: they serve
+    /// until the caller drops them.
+    pub(crate) fn take_servers(&self, task_id: &str) -> Vec<TaskServer> {
+        lock(&self.inner.servers)
+            .remove(task_id)
+            .unwrap_or_default()
+    }
+
+    /// Publishes events that change no app, in order with every change.
+    pub(crate) fn emit(&self, events: Vec<Payload>) {
+        let _guard = self.lock();
+        events.into_iter().for_each(|e| self.send(e));
+    }
+
+    /// Records the rolling restart of an app (replacing any earlier one).
+    pub(crate) fn set_restart(&self, app_id: &str, restart: Restart) {
+        lock(&self.inner.restarts).insert(app_id.to_owned(), restart);
+    }
+
+    /// The rolling restart of an app, if one runs.
+    pub(crate) fn restart_of(&self, app_id: &str) -> Option<Restart> {
+        lock(&self.inner.restarts).get(app_id).cloned()
+    }
+
+    /// Forgets the rolling restart of an app (finished or superseded).
+    pub(crate) fn end_restart(&self, app_id: &str) {
+        lock(&self.inner.restarts).remove(app_id);
     }
 
     pub(crate) fn set_leader(&self, hostport: String) {

@@ -65,6 +65,36 @@ pub async fn delete(url: &str) -> (StatusCode, Value) {
     (status, r.json().await.expect("json body"))
 }
 
+/// `GET http://127.0.0.1:port/`'s body.
+pub async fn task_answer(port: &Value) -> String {
+    let port = port.as_u64().expect("port");
+    client()
+        .get(format!("http://127.0.0.1:{port}/"))
+        .send()
+        .await
+        .expect("task answers")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// `GET /v2/apps{id}`'s app.
+pub async fn app(base: &str, id: &str) -> Value {
+    get_json(&format!("{base}/v2/apps{id}")).await.1["app"].clone()
+}
+
+/// Polls until the app's deployment is over; returns the app.
+pub async fn settled(base: &str, id: &str) -> Value {
+    for _ in 0..200 {
+        let a = app(base, id).await;
+        if a["deployments"] == serde_json::json!([]) {
+            return a;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deployment of {id} did not finish");
+}
+
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>;
 
 /// One parsed event: its type, payload and the exact frame text.

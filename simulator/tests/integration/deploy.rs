@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
-use crate::common::{Sse, client, delete, get_json, post, put, sim};
+use crate::common::{Sse, app, client, delete, get_json, post, put, settled, sim, task_answer};
 
 /// `POST` with an explicit content type: status, `Location`, `Marathon-Deployment-Id`, JSON body.
 async fn post_raw(
@@ -31,35 +31,6 @@ async fn post_raw(
     };
     let headers = [header(LOCATION.as_str()), header("marathon-deployment-id")];
     (status, headers, r.json().await.expect("json body"))
-}
-
-/// `GET http://127.0.0.1:port/`'s body.
-async fn task_answer(port: &Value) -> String {
-    let port = port.as_u64().expect("port");
-    client()
-        .get(format!("http://127.0.0.1:{port}/"))
-        .send()
-        .await
-        .expect("task answers")
-        .text()
-        .await
-        .expect("body")
-}
-
-async fn app(base: &str, id: &str) -> Value {
-    get_json(&format!("{base}/v2/apps{id}")).await.1["app"].clone()
-}
-
-/// Polls until the app's deployment is over; returns the app.
-async fn settled(base: &str, id: &str) -> Value {
-    for _ in 0..100 {
-        let a = app(base, id).await;
-        if a["deployments"] == json!([]) {
-            return a;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("deployment of {id} did not finish");
 }
 
 #[tokio::test]

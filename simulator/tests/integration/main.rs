@@ -7,4 +7,5 @@ mod common;
 mod deploy;
 mod events;
 mod faults;
+mod lifecycle;
 mod rest;

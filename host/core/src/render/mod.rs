@@ -12,8 +12,11 @@
 //! - `vhost`: renders that plan into the :80/:443 ACL blocks of one service.
 //! - `parts`: the pieces of one service and the shared state they update.
 //! - `assemble`: merging parts into the final file, in marathon-lb's order.
+//! - `http_options`: options added to every HTTP-mode frontend and listen
+//!   section (supervised mode's `idle-close-on-response`).
 
 mod assemble;
+mod http_options;
 mod parts;
 mod service;
 mod vhost;
@@ -122,61 +125,52 @@ impl Renderer {
     pub fn render(&mut self, services: &[Service], settings: &RenderSettings) -> Rendered {
         let mut rendered = assemble::render(self, services, settings);
         if !settings.http_frontend_options.is_empty() {
-            rendered.config =
-                add_http_frontend_options(&rendered.config, &settings.http_frontend_options);
+            let (config, added) =
+                http_options::add(&rendered.config, &settings.http_frontend_options);
+            rendered.config = config;
+            // A global, constant diagnostic: logged once, when it first appears.
+            if added > 0 && custom_head(&self.templates) {
+                rendered.diagnostics.push(Diagnostic::info(
+                    "",
+                    Some("HAPROXY_HEAD"),
+                    format!(
+                        "custom HAPROXY_HEAD: supervised mode adds `option {}` to every HTTP-mode \
+                         frontend and listen section that does not set it (including those of \
+                         the custom HEAD and of template overrides); without it keep-alive \
+                         clients see failed requests on reloads",
+                        settings.http_frontend_options.join("`, `option ")
+                    ),
+                ));
+            }
         }
         rendered
     }
 }
 
-/// `config` with `  option <name>` added right after the `mode http` line of
-/// every `frontend` and `listen` section, unless that section already sets
-/// (or negates) the option. Options such as `idle-close-on-response` are
-/// frontend options that HAProxy accepts only in HTTP mode: put in
-/// `defaults`, they make HAProxy warn for every TCP-mode frontend on every
-/// load ("'option idle-close-on-response' ignored for frontend 'x' as it
-/// requires HTTP mode") and for every backend that sets it itself.
+/// `config` with `  option <name>` added to every HTTP-mode `frontend` and
+/// `listen` section that does not set (or negate, or inherit) the option —
+/// after its `mode http` line, or after its header when it inherits HTTP
+/// mode from `defaults` — whatever template produced the section. Options
+/// such as `idle-close-on-response` are frontend options that HAProxy
+/// accepts only in HTTP mode: put in `defaults`, they make HAProxy warn for
+/// every TCP-mode frontend on every load ("'option idle-close-on-response'
+/// ignored for frontend 'x' as it requires HTTP mode") and for every backend
+/// that sets it itself.
 pub fn add_http_frontend_options(config: &str, options: &[String]) -> String {
-    let mut out = String::with_capacity(config.len() + 256);
-    let mut lines = config.split_inclusive('\n').peekable();
-    while let Some(line) = lines.next() {
-        let is_header = |l: &str| l.starts_with(|c: char| c.is_ascii_alphabetic());
-        let keyword = line.split_whitespace().next().unwrap_or_default();
-        if !(is_header(line) && matches!(keyword, "frontend" | "listen")) {
-            out.push_str(line);
-            continue;
-        }
-        // The whole section: up to the next header line.
-        let mut section = vec![line];
-        while let Some(next) = lines.peek() {
-            if is_header(next) {
-                break;
-            }
-            section.push(next);
-            lines.next();
-        }
-        let sets = |option: &str| {
-            section.iter().any(|l| {
-                let words: Vec<&str> = l.split_whitespace().collect();
-                matches!(words.as_slice(), ["option", o, ..] | ["no", "option", o, ..] if *o == option)
-            })
-        };
-        let missing: Vec<&String> = options.iter().filter(|o| !sets(o)).collect();
-        for l in section {
-            out.push_str(l);
-            if l.split_whitespace().collect::<Vec<_>>() == ["mode", "http"] {
-                if !l.ends_with('\n') {
-                    out.push('\n');
-                }
-                for option in &missing {
-                    out.push_str("  option ");
-                    out.push_str(option);
-                    out.push('\n');
-                }
-            }
-        }
-    }
-    out
+    http_options::add(config, options).0
+}
+
+/// Whether the HEAD in use is not the built-in one (its `option` lines,
+/// which `HAPROXY_GLOBAL_DEFAULT_OPTIONS` changes, aside).
+fn custom_head(templates: &Templates) -> bool {
+    let without_options = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("option"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let built_in = Templates::default_text(TemplateName::HEAD.as_str()).unwrap_or_default();
+    without_options(templates.get(TemplateName::HEAD)) != without_options(&built_in)
 }
 
 /// Render with a one-off renderer.

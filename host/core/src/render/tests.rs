@@ -126,10 +126,114 @@ fn a_global_template_using_a_plugin_variable_costs_only_services_without_it() {
 
 #[test]
 fn http_frontend_options_go_only_into_http_frontends() {
+    // `e` has no `mode` line: it is in HTTP mode by its `defaults`.
     let config = "defaults\n  mode http\nfrontend a\n  bind :80\n  mode http\n\nfrontend b\n  mode tcp\nbackend c\n  mode http\nlisten d\n  mode http\n  option idle-close-on-response\nfrontend e\n  bind :1\n";
     let out = super::add_http_frontend_options(config, &["idle-close-on-response".to_owned()]);
     assert_eq!(
         out,
-        "defaults\n  mode http\nfrontend a\n  bind :80\n  mode http\n  option idle-close-on-response\n\nfrontend b\n  mode tcp\nbackend c\n  mode http\nlisten d\n  mode http\n  option idle-close-on-response\nfrontend e\n  bind :1\n"
+        "defaults\n  mode http\nfrontend a\n  bind :80\n  mode http\n  option idle-close-on-response\n\nfrontend b\n  mode tcp\nbackend c\n  mode http\nlisten d\n  mode http\n  option idle-close-on-response\nfrontend e\n  option idle-close-on-response\n  bind :1\n"
     );
+}
+
+#[test]
+fn http_mode_is_inherited_from_the_defaults_a_section_uses() {
+    let options = ["idle-close-on-response".to_owned(), "x".to_owned()];
+    let config = "global\n  daemon\n\
+        defaults web\n  mode http\n  option x\n\
+        frontend a\n  bind :1\n\
+        listen b  # comment\n  mode http   # http\n\
+        defaults\n  timeout client 1s\n\
+        frontend c\n  bind :2\n\
+        frontend d from web\n  bind :3\n\
+        defaults tcpish from web\n  mode tcp\n\
+        frontend e\n  bind :4\n\
+        defaults quiet from web\n  no option idle-close-on-response\n\
+        frontend f\n  bind :5\n\
+        listen g\n  bind :6";
+    let (out, changed) = super::http_options::add(config, &options);
+    assert_eq!(
+        out,
+        "global\n  daemon\n\
+        defaults web\n  mode http\n  option x\n\
+        frontend a\n  option idle-close-on-response\n  bind :1\n\
+        listen b  # comment\n  mode http   # http\n  option idle-close-on-response\n\
+        defaults\n  timeout client 1s\n\
+        frontend c\n  bind :2\n\
+        frontend d from web\n  option idle-close-on-response\n  bind :3\n\
+        defaults tcpish from web\n  mode tcp\n\
+        frontend e\n  bind :4\n\
+        defaults quiet from web\n  no option idle-close-on-response\n\
+        frontend f\n  bind :5\n\
+        listen g\n  bind :6"
+    );
+    assert_eq!(changed, 3);
+    let (same, none) = super::http_options::add(config, &[]);
+    assert_eq!((same.as_str(), none), (config, 0));
+}
+
+/// A HEAD of one's own: its `defaults` in HTTP mode and a `listen` without a `mode` line.
+fn custom_head_templates() -> Templates {
+    let head = "global\n  stats socket /var/run/haproxy/socket expose-fd listeners\n\
+        defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 1s\n\
+        listen health\n  bind 127.0.0.1:9091\n  monitor-uri /_health\n";
+    let mut sources = crate::TemplateSources::default();
+    sources.env.insert("HEAD".into(), head.into());
+    Templates::resolve(&sources).expect("templates")
+}
+
+fn supervised() -> RenderSettings {
+    RenderSettings {
+        http_frontend_options: vec!["idle-close-on-response".into()],
+        ..RenderSettings::default()
+    }
+}
+
+#[test]
+fn a_custom_head_gets_the_supervised_options_and_says_so() {
+    let services = [service("/web", 10000, Some("web.test"))];
+    let out = render(&services, &supervised(), custom_head_templates());
+    assert!(
+        out.config
+            .contains("listen health\n  option idle-close-on-response\n  bind 127.0.0.1:9091\n"),
+        "{}",
+        out.config
+    );
+    assert!(out.config.contains(
+        "frontend marathon_http_in\n  bind *:80\n  mode http\n  option idle-close-on-response\n"
+    ));
+    let notes: Vec<_> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.label.as_deref() == Some("HAPROXY_HEAD"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{:?}", out.diagnostics);
+    assert_eq!(notes[0].severity, mlb_model::Severity::Info);
+    assert_eq!(notes[0].app_id, "");
+    assert!(notes[0].message.contains("option idle-close-on-response"));
+
+    // The built-in HEAD (even with other default options) gets the option without the note.
+    let sources = crate::TemplateSources {
+        global_default_options: Some("redispatch,dontlognull".into()),
+        ..Default::default()
+    };
+    let built_in = Templates::resolve(&sources).expect("templates");
+    let out = render(&services, &supervised(), built_in);
+    assert!(
+        out.config
+            .contains("  mode http\n  option idle-close-on-response\n")
+    );
+    assert!(
+        out.diagnostics
+            .iter()
+            .all(|d| d.label.as_deref() != Some("HAPROXY_HEAD"))
+    );
+
+    // Unsupervised: nothing added, no note.
+    let out = render(
+        &services,
+        &RenderSettings::default(),
+        custom_head_templates(),
+    );
+    assert!(!out.config.contains("idle-close-on-response"));
+    assert!(out.diagnostics.is_empty());
 }
