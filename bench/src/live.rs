@@ -122,7 +122,12 @@ fn serve(conn: TcpStream, port: u16, epoch: Instant, first: &AtomicU64, last: &A
 
 /// One request over `conn` (or a new connection): the status, `None` on a
 /// transport error.
-fn get(conn: &mut Option<BufReader<TcpStream>>, port: u16, keep_alive: bool) -> Option<u16> {
+fn get(
+    conn: &mut Option<BufReader<TcpStream>>,
+    port: u16,
+    host: &str,
+    keep_alive: bool,
+) -> Option<u16> {
     if conn.is_none() {
         let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
@@ -134,7 +139,7 @@ fn get(conn: &mut Option<BufReader<TcpStream>>, port: u16, keep_alive: bool) -> 
     } else {
         "Connection: close\r\n"
     };
-    let req = format!("GET / HTTP/1.1\r\nHost: {LIVE_VHOST}\r\n{close}\r\n");
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n{close}\r\n");
     let result = (|| {
         reader.get_mut().write_all(req.as_bytes()).ok()?;
         let mut status = String::new();
@@ -176,6 +181,25 @@ fn get(conn: &mut Option<BufReader<TcpStream>>, port: u16, keep_alive: bool) -> 
     }
 }
 
+/// Four clients (two keep-alive, two new connections) loading `host`
+/// through HAProxy's `:80` frontend at `port`.
+fn start_load(
+    port: u16,
+    host: &'static str,
+    epoch: Instant,
+) -> (Arc<Load>, Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {
+    let stats = Arc::new(Load::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = [true, true, false, false]
+        .into_iter()
+        .map(|keep_alive| {
+            let (s, t) = (stats.clone(), stop.clone());
+            std::thread::spawn(move || load(port, host, keep_alive, s, t, epoch))
+        })
+        .collect();
+    (stats, stop, clients)
+}
+
 /// Requests and failures of the load.
 #[derive(Default)]
 struct Load {
@@ -184,10 +208,17 @@ struct Load {
     failures: Mutex<Vec<String>>,
 }
 
-fn load(port: u16, keep_alive: bool, stats: Arc<Load>, stop: Arc<AtomicBool>, epoch: Instant) {
+fn load(
+    port: u16,
+    host: &'static str,
+    keep_alive: bool,
+    stats: Arc<Load>,
+    stop: Arc<AtomicBool>,
+    epoch: Instant,
+) {
     let mut conn = None;
     while !stop.load(Ordering::Relaxed) {
-        match get(&mut conn, port, keep_alive) {
+        match get(&mut conn, port, host, keep_alive) {
             Some(200) => {
                 stats.ok.fetch_add(1, Ordering::Relaxed);
             }
@@ -472,7 +503,7 @@ fn measure(
 ) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut conn = None;
-    while get(&mut conn, http, false) != Some(200) {
+    while get(&mut conn, http, LIVE_VHOST, false) != Some(200) {
         if start.elapsed() > Duration::from_secs(300) {
             bail!("/live not served through HAProxy within 300 s");
         }
@@ -482,15 +513,7 @@ fn measure(
     // Let the start-up settle: nothing but the load from here on.
     std::thread::sleep(Duration::from_secs(2));
     let reloads_before = metric(metrics, "mlb_reloads_ok_total").unwrap_or(0.0);
-    let stats = Arc::new(Load::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for keep_alive in [true, true, false, false] {
-        let (s, t) = (stats.clone(), stop.clone());
-        clients.push(std::thread::spawn(move || {
-            load(http, keep_alive, s, t, epoch)
-        }));
-    }
+    let (stats, stop, clients) = start_load(http, LIVE_VHOST, epoch);
     std::thread::sleep(Duration::from_secs(1));
 
     let (mut served, mut drained) = (Vec::new(), Vec::new());
@@ -544,6 +567,7 @@ fn measure(
         let _ = c.join();
     }
     let reloads = metric(metrics, "mlb_reloads_ok_total").unwrap_or(0.0) - reloads_before;
+    let restart = rolling_restart(sim, http, metrics, epoch)?;
     let (s50, smax) = p50_max(served);
     let (d50, dmax) = p50_max(drained);
     println!(
@@ -564,7 +588,101 @@ fn measure(
             println!("failed request: {failure}");
         }
     }
+    println!();
+    println!("| rolling restart | kill grace | requests | failed | reloads | duration |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {RESTART_TASKS} tasks (minimum health 0.5, over-capacity 0.25) | {RESTART_GRACE_S} s | {} | {} | {} | {:.1} s |",
+        restart.requests,
+        restart.failed,
+        restart.reloads,
+        restart.duration.as_secs_f64()
+    );
+    for failure in &restart.failures {
+        println!("failed request (restart): {failure}");
+    }
     Ok(())
+}
+
+const RESTART_VHOST: &str = "restart.example.test";
+const RESTART_TASKS: usize = 4;
+const RESTART_GRACE_S: u64 = 3;
+
+/// What the rolling restart saw.
+struct Restart {
+    requests: u64,
+    failed: u64,
+    failures: Vec<String>,
+    reloads: f64,
+    duration: Duration,
+}
+
+/// An app of [`RESTART_TASKS`] simulator-run tasks (real loopback servers
+/// with HTTP health checks) under load, restarted by Marathon's
+/// `POST /v2/apps/{id}/restart`: every task replaced, each killed one
+/// serving through its kill grace period.
+fn rolling_restart(sim: &str, http: u16, metrics: u16, epoch: Instant) -> anyhow::Result<Restart> {
+    let app = json!({
+        "id": "/restart",
+        "cmd": "serve",
+        "instances": RESTART_TASKS,
+        "labels": {
+            "HAPROXY_GROUP": "external",
+            "HAPROXY_0_VHOST": RESTART_VHOST,
+            "HAPROXY_0_BIND_ADDR": "127.0.0.1",
+        },
+        "portDefinitions": [{"port": 19998, "protocol": "tcp"}],
+        "healthChecks": [{
+            "protocol": "HTTP", "path": "/", "portIndex": 0,
+            "intervalSeconds": 1, "timeoutSeconds": 1,
+            "maxConsecutiveFailures": 3, "gracePeriodSeconds": 5
+        }],
+        "upgradeStrategy": {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.25},
+        "taskKillGracePeriodSeconds": RESTART_GRACE_S,
+    });
+    admin(sim, "POST", "/v2/apps", &app.to_string())?;
+    let started = Instant::now();
+    let mut conn = None;
+    while get(&mut conn, http, RESTART_VHOST, false) != Some(200) || deploying(sim)? {
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!("/restart not served within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let reloads_before = metric(metrics, "mlb_reloads_ok_total").unwrap_or(0.0);
+    let (stats, stop, clients) = start_load(http, RESTART_VHOST, epoch);
+    std::thread::sleep(Duration::from_secs(1));
+    let began = Instant::now();
+    admin(sim, "POST", "/v2/apps/restart/restart", "")?;
+    std::thread::sleep(Duration::from_millis(500));
+    while deploying(sim)? {
+        if began.elapsed() > Duration::from_secs(180) {
+            bail!("the rolling restart did not finish within 180 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let duration = began.elapsed();
+    // Requests still in flight to the last killed tasks finish.
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        let _ = c.join();
+    }
+    let failures = stats.failures.lock().map(|f| f.clone()).unwrap_or_default();
+    Ok(Restart {
+        requests: stats.ok.load(Ordering::Relaxed) + stats.failed.load(Ordering::Relaxed),
+        failed: stats.failed.load(Ordering::Relaxed),
+        failures,
+        reloads: metric(metrics, "mlb_reloads_ok_total").unwrap_or(0.0) - reloads_before,
+        duration,
+    })
+}
+
+/// Whether the simulator runs a deployment.
+fn deploying(sim: &str) -> anyhow::Result<bool> {
+    let list = admin(sim, "GET", "/v2/deployments", "")?;
+    Ok(list.as_array().is_some_and(|d| !d.is_empty()))
 }
 
 /// The `marathon-lb` binary beside this one, or `explicit`.
