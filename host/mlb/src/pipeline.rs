@@ -42,11 +42,15 @@ impl Generator {
     /// Templates resolved, plugins loaded (filters registered with the
     /// renderer), caches sized by `--lru-cache-capacity`. `once`: for a
     /// single generation (one-shot), without the plugins' memo of
-    /// unchanged apps.
+    /// unchanged apps and the renderer's cache of unchanged services.
     pub fn new(settings: &Settings, once: bool) -> Result<Self, SetupError> {
         let templates = mlb_core::Templates::resolve(&settings.templates)?;
         let (plugins, _) = settings.load_plugins(once)?;
         let mut renderer = Renderer::new(templates);
+        if !once {
+            // Unchanged services' text is reused (off once a filter is registered).
+            renderer.enable_cache();
+        }
         plugins.register_filters(&mut renderer);
         Ok(Self {
             resolver: Resolver::new(settings.cache_capacity),

@@ -10,6 +10,7 @@ use crate::engine::Vars;
 use crate::templates::TemplateName;
 use mlb_model::{Diagnostic, Service};
 
+use super::cache;
 use super::parts::{GroupedVhost, Shared};
 use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
 
@@ -75,6 +76,10 @@ pub(super) fn render(
 ) -> Rendered {
     let mut diagnostics = Vec::new();
     let mut fatal = None;
+    let caching = r.caching();
+    if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+        c.begin(settings);
+    }
     let plugin_vars: HashSet<&str> = services
         .iter()
         .flat_map(|s| s.vars.iter().map(|(n, _)| n.as_str()))
@@ -140,18 +145,31 @@ pub(super) fn render(
             ));
             continue;
         }
-        let mut parts = match r.render_service(service, settings, &shared) {
-            Ok(parts) => parts,
-            Err(f) => {
-                if !f.from_label && is_text_error(&f.error, &plugin_vars) {
-                    fatal.get_or_insert(format!(
-                        "global template HAPROXY_{} cannot be rendered: {}",
-                        f.template, f.error
-                    ));
+        let context = cache::Context::of(service, &shared);
+        let hit = match &mut r.cache {
+            Some(c) if caching => c.get(service, context),
+            _ => None,
+        };
+        let mut parts = match hit {
+            Some(parts) => parts,
+            None => match r.render_service(service, settings, &shared) {
+                Ok(parts) => {
+                    if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+                        c.put(service, context, &parts);
+                    }
+                    parts
                 }
-                diagnostics.push(failure_diagnostic(service, f));
-                continue;
-            }
+                Err(f) => {
+                    if !f.from_label && is_text_error(&f.error, &plugin_vars) {
+                        fatal.get_or_insert(format!(
+                            "global template HAPROXY_{} cannot be rendered: {}",
+                            f.template, f.error
+                        ));
+                    }
+                    diagnostics.push(failure_diagnostic(service, f));
+                    continue;
+                }
+            },
         };
         shared.commit(&mut parts);
         names.push(service.backend.clone());
@@ -253,6 +271,9 @@ pub(super) fn render(
     config.push_str(&frontends);
     config.push_str(&backends);
 
+    if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+        c.finish();
+    }
     let (domain_map, app_map) = if settings.haproxy_map {
         (shared.domain_map.text(), shared.app_map.text())
     } else {

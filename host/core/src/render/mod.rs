@@ -12,8 +12,11 @@
 //! - `vhost`: renders that plan into the :80/:443 ACL blocks of one service.
 //! - `parts`: the pieces of one service and the shared state they update.
 //! - `assemble`: merging parts into the final file, in marathon-lb's order.
+//! - `cache`: one service's parts reused across renders while it and what
+//!   it reads are unchanged ([`Renderer::enable_cache`]).
 
 mod assemble;
+mod cache;
 mod parts;
 mod service;
 mod vhost;
@@ -27,7 +30,7 @@ use crate::templates::{TemplateName, Templates};
 pub use parts::MapFile;
 
 /// Settings from the command line that shape the output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderSettings {
     /// Emit the :80 and :443 frontends (false with `--dont-bind-http-https`).
     pub bind_http_https: bool,
@@ -93,6 +96,10 @@ pub(crate) struct TemplateFailure {
 pub struct Renderer {
     templates: Templates,
     engine: Engine,
+    /// Parts of earlier renders (`None`: not caching).
+    cache: Option<cache::PartsCache>,
+    /// A plugin filter is registered (its output may not be pure).
+    filters: bool,
 }
 
 impl Renderer {
@@ -101,7 +108,27 @@ impl Renderer {
         Self {
             templates,
             engine: Engine::new(),
+            cache: None,
+            filters: false,
         }
+    }
+
+    /// Reuse each service's rendered text from earlier renders while the
+    /// service, the settings and what it reads of the services before it
+    /// are unchanged (the output stays byte-identical). Not done once a
+    /// plugin filter is registered.
+    pub fn enable_cache(&mut self) {
+        self.cache.get_or_insert_with(Default::default);
+    }
+
+    /// Services reused and rendered by the last render, when caching.
+    pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        let cache = self.cache.as_ref().filter(|_| !self.filters)?;
+        Some((cache.hits, cache.misses))
+    }
+
+    fn caching(&self) -> bool {
+        self.cache.is_some() && !self.filters
     }
 
     /// Make a plugin filter available to every template (`{name|filter}`).
@@ -110,6 +137,7 @@ impl Renderer {
         name: &str,
         provider: std::sync::Arc<dyn crate::engine::TemplateFilter>,
     ) {
+        self.filters = true;
         self.engine.add_filter(name, provider);
     }
 
@@ -188,3 +216,6 @@ pub(crate) use mlb_model::sanitize;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cache_tests;

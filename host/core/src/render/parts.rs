@@ -50,7 +50,7 @@ pub(crate) struct Shared {
 }
 
 /// One vhost's share of the `--group-https-by-vhost` frontends.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct GroupedVhost {
     pub(crate) chunks: Vec<(i64, String)>,
     pub(crate) certs: BTreeSet<String>,
@@ -58,7 +58,7 @@ pub(crate) struct GroupedVhost {
 }
 
 /// The vhost routing pieces of one service.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct VhostParts {
     pub(crate) weight: i64,
     pub(crate) http: String,
@@ -67,7 +67,7 @@ pub(crate) struct VhostParts {
 }
 
 /// Everything one service adds to the config.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Parts {
     pub(crate) userlist: String,
     pub(crate) frontend: String,
