@@ -157,3 +157,77 @@ fn filters_turn_caching_off() {
     r.render(&services, &RenderSettings::default());
     assert_eq!(r.cache_stats(), None);
 }
+
+/// `n` apps as the synthetic benchmark shapes them: a vhost each, three
+/// loopback tasks.
+fn apps(n: i64) -> Vec<mlb_model::App> {
+    (0..n)
+        .map(|i| mlb_model::App {
+            id: format!("/team{}/app{i}", i % 50),
+            labels: vec![
+                ("HAPROXY_GROUP".into(), "external".into()),
+                ("HAPROXY_0_VHOST".into(), format!("app{i}.example.com")),
+            ],
+            port_definitions: Some(vec![Some(10000 + i)]),
+            network_modes: vec![Some("host".into())],
+            tasks: (0..3)
+                .map(|t| mlb_model::Task {
+                    id: format!("app{i}.{t}"),
+                    host: format!("127.0.{}.{}", t, 1 + i % 250),
+                    host_ip: Some(format!("127.0.{}.{}", t, 1 + i % 250)),
+                    state: Some("TASK_RUNNING".into()),
+                    ports: vec![31000 + i % 30000],
+                    ..mlb_model::Task::default()
+                })
+                .collect(),
+            ..mlb_model::App::default()
+        })
+        .collect()
+}
+
+/// Printed figures, not assertions on time:
+/// `cargo test -p mlb-core --release --lib render_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints timings; run on demand in release"]
+fn render_figures() {
+    use std::time::Instant;
+    let options = mlb_model::InterpretOptions {
+        groups: vec!["external".into()],
+        ..Default::default()
+    };
+    for n in [5000, 10000] {
+        let mut apps = apps(n);
+        let services = mlb_label_rules::interpret(&apps, &options).services;
+        let settings = RenderSettings::default();
+        let mut full_ms = f64::MAX;
+        for _ in 0..3 {
+            let t = Instant::now();
+            let _ = Renderer::new(Templates::defaults()).render(&services, &settings);
+            full_ms = full_ms.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut cached = Renderer::new(Templates::defaults());
+        cached.enable_cache();
+        let first = Instant::now();
+        cached.render(&services, &settings);
+        let first_ms = first.elapsed().as_secs_f64() * 1e3;
+        let mut step_ms = f64::MAX;
+        for k in 0..5 {
+            // One task added to one app: one service changes.
+            let mut task = apps[k].tasks[0].clone();
+            task.id.push_str("-new");
+            task.ports = vec![40000 + k as i64];
+            apps[k].tasks.push(task);
+            let services = mlb_label_rules::interpret(&apps, &options).services;
+            let t = Instant::now();
+            let out = cached.render(&services, &settings);
+            step_ms = step_ms.min(t.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(cached.cache_stats(), Some((services.len() - 1, 1)));
+            assert!(!out.config.is_empty());
+        }
+        println!(
+            "{n} apps, {} services: full render {full_ms:.1} ms; cached render \
+             after one task change {step_ms:.1} ms (first, filling the cache: {first_ms:.1} ms)",
+            services.len()
+        );
+    }
+}

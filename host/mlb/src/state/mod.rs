@@ -330,7 +330,11 @@ fn status_update(entry: &mut Entry, update: StatusUpdate, options: StateOptions)
         Err(reason) => return Decision::FullFetch(reason),
     };
     let id = update.app.clone();
-    if held.health_matters {
+    let fate = update.fate();
+    // Whether a running task routes depends on its health results, which
+    // the event lacks (a duplicate TASK_RUNNING is how Mesos-side checks
+    // report a flip); a task going away needs none.
+    if held.health_matters && fate != TaskFate::Expunged && update.routable() {
         return Decision::RefetchApp(id);
     }
     let version = held
@@ -354,7 +358,7 @@ fn status_update(entry: &mut Entry, update: StatusUpdate, options: StateOptions)
     let position = tasks
         .iter()
         .position(|t| t.get("id").and_then(Value::as_str) == Some(update.task.as_str()));
-    let changed = match (update.fate(), position) {
+    let changed = match (fate, position) {
         (TaskFate::Unproven, _) => return Decision::RefetchApp(id),
         (TaskFate::Expunged, None) => false,
         (TaskFate::Expunged, Some(at)) => {

@@ -175,6 +175,21 @@ fn what_cannot_be_proved_asks_for_a_fetch() {
         Decision::RefetchApp("/checked".into())
     );
     assert_eq!(s.apply("deployment_info", &json!({})), Decision::Ignored);
+    // Going away needs no health data.
+    let task = "checked.instance-0._app.1";
+    for (state, changed) in [
+        ("TASK_KILLING", true),
+        ("TASK_KILLED", true),
+        ("TASK_KILLED", false),
+    ] {
+        assert_eq!(
+            s.apply("status_update_event", &status("/checked", task, state, V)),
+            Decision::Applied {
+                app: "/checked".into(),
+                changed
+            }
+        );
+    }
 }
 
 #[test]
@@ -478,4 +493,42 @@ proptest! {
         // Each path was taken somewhere in the run (printed with --nocapture).
         eprintln!("applied {applied}, app refetches {partial}, full fetches {full}");
     }
+}
+
+/// Printed figures, not assertions on time:
+/// `cargo test -p marathon-lb --lib state_figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints timings; run on demand"]
+fn state_figures() {
+    use std::time::Instant;
+    let n = 5000;
+    let apps: Vec<SimApp> = (0..n)
+        .map(|i| app(&format!("/app{i}"), 10000 + i, json!({})))
+        .collect();
+    let body = doc(&apps);
+    let mut s = MarathonState::new(StateOptions::default());
+    let t = Instant::now();
+    s.reset(&body);
+    let reset = t.elapsed();
+    let t = Instant::now();
+    for k in 0..100 {
+        let e = status(
+            &format!("/app{k}"),
+            &format!("app{k}.new"),
+            "TASK_RUNNING",
+            V,
+        );
+        assert!(matches!(
+            s.apply("status_update_event", &e),
+            Decision::Applied { changed: true, .. }
+        ));
+    }
+    let apply = t.elapsed() / 100;
+    let t = Instant::now();
+    let document = s.document();
+    let render = t.elapsed();
+    println!(
+        "{n} apps, {} MB: reset {reset:?}, one status update {apply:?}, document() {render:?}",
+        document.len() / 1_000_000
+    );
 }
