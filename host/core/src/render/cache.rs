@@ -6,8 +6,10 @@
 //! shared state it reads ([`Context`]: whether its app id already has its
 //! :9091 ACL, and the "first map user" flags). An entry is reused only when
 //! all of them are equal, so a cached render equals a full one byte for
-//! byte; any change of settings empties the cache. Only successful renders
-//! are kept (a failing service is rendered again, with its diagnostics).
+//! byte; any change of settings empties the cache. Only services that
+//! passed the checks and rendered are kept (a failing one is checked and
+//! rendered again, with its diagnostics), so a hit skips both. Parts are
+//! shared ([`Arc`]), not copied.
 //! Template filters from plugins may not be pure, so a renderer with
 //! filters does not cache.
 //!
@@ -15,6 +17,7 @@
 //! of the config cleanup do not empty the cache.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use mlb_model::Service;
 
@@ -48,7 +51,7 @@ impl Context {
 struct Entry {
     service: Service,
     context: Context,
-    parts: Parts,
+    parts: Arc<Parts>,
     used: u64,
 }
 
@@ -76,7 +79,7 @@ impl PartsCache {
     }
 
     /// The parts of `service` rendered in `context` before, if any.
-    pub(crate) fn get(&mut self, service: &Service, context: Context) -> Option<Parts> {
+    pub(crate) fn get(&mut self, service: &Service, context: Context) -> Option<Arc<Parts>> {
         let epoch = self.epoch;
         let found = self
             .entries
@@ -87,14 +90,14 @@ impl PartsCache {
             Some(e) => {
                 e.used = epoch;
                 self.hits += 1;
-                Some(e.parts.clone())
+                Some(Arc::clone(&e.parts))
             }
             None => None,
         }
     }
 
     /// Remember the parts `service` rendered to in `context`.
-    pub(crate) fn put(&mut self, service: &Service, context: Context, parts: &Parts) {
+    pub(crate) fn put(&mut self, service: &Service, context: Context, parts: Arc<Parts>) {
         self.misses += 1;
         self.entries
             .entry(service.backend.clone())
@@ -102,7 +105,7 @@ impl PartsCache {
             .push(Entry {
                 service: service.clone(),
                 context,
-                parts: parts.clone(),
+                parts,
                 used: self.epoch,
             });
     }

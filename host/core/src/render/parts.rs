@@ -50,7 +50,7 @@ pub(crate) struct Shared {
 }
 
 /// One vhost's share of the `--group-https-by-vhost` frontends.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct GroupedVhost {
     pub(crate) chunks: Vec<(i64, String)>,
     pub(crate) certs: BTreeSet<String>,
@@ -58,7 +58,7 @@ pub(crate) struct GroupedVhost {
 }
 
 /// The vhost routing pieces of one service.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct VhostParts {
     pub(crate) weight: i64,
     pub(crate) http: String,
@@ -67,7 +67,7 @@ pub(crate) struct VhostParts {
 }
 
 /// Everything one service adds to the config.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub(crate) struct Parts {
     pub(crate) userlist: String,
     pub(crate) frontend: String,
@@ -84,18 +84,18 @@ pub(crate) struct Parts {
 
 impl Shared {
     /// Apply the state changes of a service that rendered successfully.
-    pub(crate) fn commit(&mut self, parts: &mut Parts) {
+    pub(crate) fn commit(&mut self, parts: &Parts) {
         self.map_http_done |= parts.claims_map_http;
         self.map_https_done |= parts.claims_map_https;
         self.map_appid_done |= parts.claims_map_appid;
-        if let Some(id) = parts.appid.take() {
-            self.appids.insert(id);
+        if let Some(id) = &parts.appid {
+            self.appids.insert(id.clone());
         }
-        for (k, v) in parts.domain_entries.drain(..) {
-            self.domain_map.insert(k, v);
+        for (k, v) in &parts.domain_entries {
+            self.domain_map.insert(k.clone(), v.clone());
         }
-        for (k, v) in parts.app_entries.drain(..) {
-            self.app_map.insert(k, v);
+        for (k, v) in &parts.app_entries {
+            self.app_map.insert(k.clone(), v.clone());
         }
     }
 }
