@@ -27,7 +27,8 @@ mod event;
 
 use std::collections::HashMap;
 
-use mlb_model::App;
+use mlb_core::{NormalizeError, Normalized};
+use mlb_model::{App, Diagnostic};
 use serde_json::{Map, Value};
 
 use event::{AppEvent, StatusUpdate, TaskFate};
@@ -119,6 +120,24 @@ struct Entry {
     id: String,
     /// The app's JSON object, as fetched or as the events left it.
     json: String,
+    /// `json` normalised (the app, or `None` if it is left out, and its
+    /// diagnostics); `None` until asked for and after each change.
+    normalized: Option<(Option<App>, Vec<Diagnostic>)>,
+}
+
+impl Entry {
+    fn new(id: String, json: String) -> Self {
+        Self {
+            id,
+            json,
+            normalized: None,
+        }
+    }
+
+    fn set(&mut self, json: String) {
+        self.json = json;
+        self.normalized = None;
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -190,7 +209,7 @@ impl MarathonState {
         };
         match index.get(&id) {
             Some(&at) => {
-                apps[at].json = one.app.get().to_owned();
+                apps[at].set(one.app.get().to_owned());
                 true
             }
             None => false,
@@ -216,6 +235,53 @@ impl MarathonState {
                 out
             }
         }
+    }
+
+    /// [`document`](Self::document) normalised, as
+    /// [`mlb_core::normalize_apps`] would (same apps, diagnostics and
+    /// `resolve` calls in the same order), re-reading only the apps that
+    /// changed since the last call: the others are copied and only their
+    /// tasks' host addresses asked again (a failed lookup is not cached by
+    /// the resolver, so an answer may change).
+    pub fn normalized(
+        &mut self,
+        mut resolve: impl FnMut(&str) -> Option<String>,
+    ) -> Result<Normalized, NormalizeError> {
+        let apps = match &mut self.doc {
+            None => return mlb_core::normalize_apps(b"{\"apps\":[]}", resolve),
+            Some(Doc::Opaque(body)) => return mlb_core::normalize_apps(body, resolve),
+            Some(Doc::Apps { apps, .. }) => apps,
+        };
+        let mut out = Normalized {
+            apps: Vec::with_capacity(apps.len()),
+            diagnostics: Vec::new(),
+        };
+        for entry in apps.iter_mut() {
+            match &mut entry.normalized {
+                Some((app, diagnostics)) => {
+                    if let Some(app) = app {
+                        for task in &mut app.tasks {
+                            task.host_ip = if task.host.is_empty() {
+                                None
+                            } else {
+                                resolve(&task.host)
+                            };
+                        }
+                    }
+                    out.apps.extend(app.iter().cloned());
+                    out.diagnostics.extend(diagnostics.iter().cloned());
+                }
+                None => {
+                    let doc = format!("{{\"apps\":[{}]}}", entry.json);
+                    let mut one = mlb_core::normalize_apps(doc.as_bytes(), &mut resolve)?;
+                    let app = one.apps.pop();
+                    out.apps.extend(app.iter().cloned());
+                    out.diagnostics.extend(one.diagnostics.iter().cloned());
+                    entry.normalized = Some((app, one.diagnostics));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Apply one Marathon event (`eventType` and its JSON payload).
@@ -278,10 +344,7 @@ fn split(body: &[u8]) -> Option<Doc> {
     let mut apps = Vec::with_capacity(doc.apps.len());
     for raw in doc.apps {
         let id = serde_json::from_str::<IdOnly>(raw.get()).ok()?.id?;
-        apps.push(Entry {
-            id,
-            json: raw.get().to_owned(),
-        });
+        apps.push(Entry::new(id, raw.get().to_owned()));
     }
     let index = reindex(&apps);
     (index.len() == apps.len()).then_some(Doc::Apps { apps, index })
@@ -384,7 +447,7 @@ fn status_update(entry: &mut Entry, update: StatusUpdate, options: StateOptions)
         }
     };
     if changed {
-        entry.json = Value::Object(held.app).to_string();
+        entry.set(Value::Object(held.app).to_string());
     }
     Decision::Applied { app: id, changed }
 }

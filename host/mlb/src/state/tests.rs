@@ -38,6 +38,7 @@ fn initial() -> Vec<SimApp> {
         "gracePeriodSeconds": 30, "intervalSeconds": 10, "timeoutSeconds": 5,
         "maxConsecutiveFailures": 3}]}),
     );
+    checked["tasks"][0]["host"] = json!("agent-2");
     checked["tasks"][0]["healthCheckResults"] =
         json!([{"alive": true, "consecutiveFailures": 0, "instanceId": "checked.instance-0"}]);
     let mut grouped = app("/blue", 10002, json!({}));
@@ -211,6 +212,35 @@ fn refetched_and_terminated_apps_keep_their_place() {
     let d = s.diff(&doc(&apps)).expect("diff");
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].to_string(), "apps in a different order");
+}
+
+#[test]
+fn normalized_rereads_only_changed_apps_and_asks_every_address_again() {
+    let mut apps = initial();
+    apps[0].remove("labels");
+    apps[3]["tasks"][0]
+        .as_object_mut()
+        .expect("task")
+        .remove("host");
+    let body = doc(&apps);
+    let mut s = MarathonState::new(StateOptions::default());
+    s.reset(&body);
+    let mut calls = 0;
+    let first = s
+        .normalized(|_| {
+            calls += 1;
+            None
+        })
+        .expect("doc");
+    assert_eq!(first.apps.len(), 3, "/web has no labels");
+    assert_eq!(first.diagnostics.len(), 2, "{:?}", first.diagnostics);
+    let whole = mlb_core::normalize_apps(&body, |h| Some(format!("ip-of-{h}"))).expect("doc");
+    let again = s.normalized(|h| Some(format!("ip-of-{h}"))).expect("doc");
+    assert_eq!(
+        (again.apps, again.diagnostics),
+        (whole.apps, whole.diagnostics)
+    );
+    assert_eq!(calls, 2, "one call per task with a host");
 }
 
 #[test]
@@ -488,6 +518,13 @@ proptest! {
                 let now = doc(&snapshots[k + 1]);
                 prop_assert_eq!(state.diff(&now).expect("diff"), vec![], "after op {} ({:?})", k, ops[k]);
                 prop_assert_eq!(services(&state.document(), &rules), services(&now, &rules));
+                // The per-app normalisation equals a whole one (a resolver
+                // that fails for some hosts).
+                let resolve = |h: &str| h.starts_with("127.").then(|| h.to_owned());
+                let whole = mlb_core::normalize_apps(&state.document(), resolve).expect("doc");
+                let parts = state.normalized(resolve).expect("doc");
+                prop_assert_eq!(parts.apps, whole.apps);
+                prop_assert_eq!(parts.diagnostics, whole.diagnostics);
             }
         }
         // Each path was taken somewhere in the run (printed with --nocapture).
@@ -527,8 +564,20 @@ fn state_figures() {
     let t = Instant::now();
     let document = s.document();
     let render = t.elapsed();
+    let resolve = |h: &str| Some(h.to_owned());
+    let t = Instant::now();
+    let whole = mlb_core::normalize_apps(&document, resolve).expect("doc");
+    let whole_time = t.elapsed();
+    s.normalized(resolve).expect("doc");
+    let e = status("/app7", "app7.other", "TASK_RUNNING", V);
+    s.apply("status_update_event", &e);
+    let t = Instant::now();
+    let parts = s.normalized(resolve).expect("doc");
+    let parts_time = t.elapsed();
+    assert_eq!(parts.apps.len(), whole.apps.len());
     println!(
-        "{n} apps, {} MB: reset {reset:?}, one status update {apply:?}, document() {render:?}",
+        "{n} apps, {} MB: reset {reset:?}, one status update {apply:?}, document() {render:?}; \
+         normalising the document {whole_time:?}, normalized() after one event {parts_time:?}",
         document.len() / 1_000_000
     );
 }
