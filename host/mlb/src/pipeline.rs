@@ -79,6 +79,22 @@ impl Generator {
         self.finish(normalized, t0)
     }
 
+    /// One generation from a [`MarathonState`](crate::state::MarathonState):
+    /// the same as [`generate`](Self::generate) of its document, but only
+    /// the apps changed since the last call are read again.
+    pub fn generate_state(
+        &mut self,
+        state: &mut crate::state::MarathonState,
+    ) -> Result<Generated, PipelineError> {
+        let t0 = Instant::now();
+        let resolver = &mut self.resolver;
+        let mut normalized = state.normalized(|host| resolver.resolve(host))?;
+        if self.interpret.health_check {
+            self.health.apply(&mut normalized.apps);
+        }
+        self.finish(normalized, t0)
+    }
+
     fn finish(
         &mut self,
         normalized: mlb_core::normalize::Normalized,

@@ -451,12 +451,79 @@ fn services(body: &[u8], options: &mlb_model::InterpretOptions) -> Vec<mlb_model
     mlb_label_rules::interpret(&n.apps, options).services
 }
 
+/// How a follower fared.
+#[derive(Debug, Default)]
+struct Counts {
+    applied: usize,
+    app_refetches: usize,
+    full_fetches: usize,
+}
+
+/// Run `ops` on a simulated Marathon and follow it: apply each event,
+/// refetch the app or everything when told (the answer may already include
+/// up to `lags[k]` later operations), and whenever the follower has caught
+/// up with the answers it holds, call `check(state, marathon's document,
+/// op index)`.
+fn follow(
+    ops: &[Op],
+    lags: &[usize],
+    options: StateOptions,
+    mut check: impl FnMut(&mut MarathonState, &[u8], usize) -> Result<(), TestCaseError>,
+) -> Result<Counts, TestCaseError> {
+    let mut marathon = Marathon {
+        apps: initial(),
+        uuids: UuidGen::default(),
+        next_port: 31000,
+        created: 0,
+    };
+    marathon.next_port = marathon_sim::tasks::first_free_port(&marathon.apps);
+    // Marathon after each op: the events of op k lead to snapshots[k + 1].
+    let mut snapshots = vec![marathon.apps.clone()];
+    let mut events = Vec::new();
+    for op in ops {
+        events.push(marathon.run(op));
+        snapshots.push(marathon.apps.clone());
+    }
+    let mut state = MarathonState::new(options);
+    state.reset(&doc(&snapshots[0]));
+    let mut seen = 0;
+    let mut counts = Counts::default();
+    for (k, batch) in events.iter().enumerate() {
+        for e in batch {
+            let kind = e["eventType"].as_str().expect("type");
+            let answer = (k + 1 + lags[k % lags.len()]).min(ops.len());
+            match state.apply(kind, &Value::Object(e.clone())) {
+                Decision::Applied { .. } => counts.applied += 1,
+                Decision::Ignored => {}
+                Decision::RefetchApp(id) => {
+                    counts.app_refetches += 1;
+                    match one(&snapshots[answer], &id) {
+                        Some(body) => prop_assert!(state.replace_app(&body)),
+                        None => {
+                            counts.full_fetches += 1;
+                            state.reset(&doc(&snapshots[answer]));
+                        }
+                    }
+                    seen = seen.max(answer);
+                }
+                Decision::FullFetch(_) => {
+                    counts.full_fetches += 1;
+                    state.reset(&doc(&snapshots[answer]));
+                    seen = seen.max(answer);
+                }
+            }
+        }
+        if k + 1 >= seen {
+            check(&mut state, &doc(&snapshots[k + 1]), k)?;
+        }
+    }
+    Ok(counts)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
-    /// The state follows a simulated Marathon through random changes: the
-    /// follower applies each event, refetches the app or everything when
-    /// told (the answer may already include later changes: `lag`), and
+    /// The state follows a simulated Marathon through random changes;
     /// whenever it has caught up with the answers it holds the same apps as
     /// a full fetch would give, and the label rules make the same services.
     #[test]
@@ -465,71 +532,80 @@ proptest! {
         lags in proptest::collection::vec(0..3usize, 40),
         health_check in any::<bool>(),
     ) {
-        let mut marathon = Marathon {
-            apps: initial(),
-            uuids: UuidGen::default(),
-            next_port: 31000,
-            created: 0,
-        };
-        marathon.next_port = marathon_sim::tasks::first_free_port(&marathon.apps);
-        // Marathon after each op: the events of op k lead to snapshots[k + 1].
-        let mut snapshots = vec![marathon.apps.clone()];
-        let mut events = Vec::new();
-        for op in &ops {
-            events.push(marathon.run(op));
-            snapshots.push(marathon.apps.clone());
-        }
-        let options = StateOptions { health_check };
         let rules = mlb_model::InterpretOptions {
             health_check,
             groups: vec!["external".into()],
             ..Default::default()
         };
-        let mut state = MarathonState::new(options);
-        state.reset(&doc(&snapshots[0]));
-        let mut seen = 0;
-        let (mut full, mut partial, mut applied) = (0, 0, 0);
-        for (k, batch) in events.iter().enumerate() {
-            for e in batch {
-                let kind = e["eventType"].as_str().expect("type");
-                let answer = (k + 1 + lags[k]).min(ops.len());
-                match state.apply(kind, &Value::Object(e.clone())) {
-                    Decision::Applied { .. } => applied += 1,
-                    Decision::Ignored => {}
-                    Decision::RefetchApp(id) => {
-                        partial += 1;
-                        match one(&snapshots[answer], &id) {
-                            Some(body) => prop_assert!(state.replace_app(&body)),
-                            None => {
-                                full += 1;
-                                state.reset(&doc(&snapshots[answer]));
-                            }
-                        }
-                        seen = seen.max(answer);
-                    }
-                    Decision::FullFetch(_) => {
-                        full += 1;
-                        state.reset(&doc(&snapshots[answer]));
-                        seen = seen.max(answer);
-                    }
-                }
-            }
-            if k + 1 >= seen {
-                let now = doc(&snapshots[k + 1]);
-                prop_assert_eq!(state.diff(&now).expect("diff"), vec![], "after op {} ({:?})", k, ops[k]);
-                prop_assert_eq!(services(&state.document(), &rules), services(&now, &rules));
-                // The per-app normalisation equals a whole one (a resolver
-                // that fails for some hosts).
-                let resolve = |h: &str| h.starts_with("127.").then(|| h.to_owned());
-                let whole = mlb_core::normalize_apps(&state.document(), resolve).expect("doc");
-                let parts = state.normalized(resolve).expect("doc");
-                prop_assert_eq!(parts.apps, whole.apps);
-                prop_assert_eq!(parts.diagnostics, whole.diagnostics);
-            }
-        }
+        let counts = follow(&ops, &lags, StateOptions { health_check }, |state, now, k| {
+            prop_assert_eq!(state.diff(now).expect("diff"), vec![], "after op {} ({:?})", k, ops[k]);
+            prop_assert_eq!(services(&state.document(), &rules), services(now, &rules));
+            // The per-app normalisation equals a whole one (a resolver
+            // that fails for some hosts).
+            let resolve = |h: &str| h.starts_with("127.").then(|| h.to_owned());
+            let whole = mlb_core::normalize_apps(&state.document(), resolve).expect("doc");
+            let parts = state.normalized(resolve).expect("doc");
+            prop_assert_eq!(parts.apps, whole.apps);
+            prop_assert_eq!(parts.diagnostics, whole.diagnostics);
+            Ok(())
+        })?;
         // Each path was taken somewhere in the run (printed with --nocapture).
-        eprintln!("applied {applied}, app refetches {partial}, full fetches {full}");
+        eprintln!("{counts:?}");
     }
+}
+
+/// Issue 10, item 2, end to end: a long-running generator fed from the
+/// state (apps re-read only when changed, the plugin memo, the render
+/// cache) writes exactly the config and maps that another one makes from
+/// Marathon's full document, after every step of a random sequence.
+#[test]
+fn incremental_generation_equals_full_generation() {
+    use crate::pipeline::Generator;
+    use clap::Parser as _;
+    let args = crate::cli::Args::try_parse_from([
+        "marathon-lb",
+        "--group",
+        "external",
+        "--marathon",
+        "http://127.0.0.1:1",
+        "--haproxy-map",
+        "--plugin-cache-dir",
+        "",
+    ])
+    .expect("args");
+    let settings = crate::settings::Settings::from_args(&args, &[]).expect("settings");
+    let mut full = Generator::new(&settings, false).expect("generator");
+    let mut incremental = Generator::new(&settings, false).expect("generator");
+    let ops_strategy = proptest::collection::vec(op(), 60);
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let ops =
+        proptest::strategy::ValueTree::current(&ops_strategy.new_tree(&mut runner).expect("ops"));
+    let (mut checked, mut servers) = (0, 0);
+    let counts = follow(
+        &ops,
+        &[0, 1, 0, 2],
+        StateOptions::default(),
+        |state, now, k| {
+            let a = full.generate(now).expect("full");
+            let b = incremental.generate_state(state).expect("incremental");
+            prop_assert_eq!(
+                &b.rendered.config,
+                &a.rendered.config,
+                "after op {} ({:?})",
+                k,
+                ops[k]
+            );
+            prop_assert_eq!(&b.rendered.domain_map, &a.rendered.domain_map);
+            prop_assert_eq!(&b.rendered.app_map, &a.rendered.app_map);
+            prop_assert_eq!(&b.diagnostics, &a.diagnostics);
+            servers += a.rendered.config.matches("\n  server ").count();
+            checked += 1;
+            Ok(())
+        },
+    )
+    .expect("follow");
+    eprintln!("{checked} checks, {servers} server lines compared, {counts:?}");
+    assert!(checked > 20 && servers > checked && counts.applied > 10);
 }
 
 /// Printed figures, not assertions on time:
