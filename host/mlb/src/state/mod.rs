@@ -9,6 +9,8 @@
 //! output, see [`diff`]), "refetch this app" or "full fetch". Nothing here
 //! does I/O or reads a clock: the caller fetches and hands the answers back
 //! ([`MarathonState::reset`], [`MarathonState::replace_app`]).
+//! [`MarathonState::normalized`] gives the apps as the generator reads
+//! them, re-reading only those changed since the last call.
 //!
 //! # Contract for the caller
 //! Apply events in stream order. While a fetch is in flight, queue the
@@ -454,3 +456,6 @@ fn status_update(entry: &mut Entry, update: StatusUpdate, options: StateOptions)
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod follow_tests;
