@@ -351,3 +351,82 @@ fn incremental_generation_equals_full_generation() {
     eprintln!("{checked} checks, {servers} server lines compared, {counts:?}");
     assert!(checked > 20 && servers > checked && counts.applied > 10);
 }
+
+/// Printed figures (debug build unless run with `--release`), not
+/// assertions on time: `cargo test -p marathon-lb --lib generation_figures
+/// -- --ignored --nocapture`.
+#[test]
+#[ignore = "prints timings; run on demand"]
+fn generation_figures() {
+    use crate::pipeline::Generator;
+    use clap::Parser as _;
+    use std::time::Instant;
+    let args = crate::cli::Args::try_parse_from([
+        "marathon-lb",
+        "--group",
+        "external",
+        "--marathon",
+        "http://127.0.0.1:1",
+        "--plugin-cache-dir",
+        "",
+    ])
+    .expect("args");
+    let settings = crate::settings::Settings::from_args(&args, &[]).expect("settings");
+    let n = 5000;
+    let mut apps: Vec<SimApp> = (0..n)
+        .map(|i| app(&format!("/app{i}"), 10000 + i, json!({})))
+        .collect();
+    // No memo, no render cache (the one-shot generator); the long-running
+    // one from the document (memo and render cache); and from the state.
+    let mut bare = Generator::new(&settings, true).expect("generator");
+    let mut full = Generator::new(&settings, false).expect("generator");
+    let mut incremental = Generator::new(&settings, false).expect("generator");
+    let mut state = MarathonState::new(StateOptions::default());
+    state.reset(&doc(&apps));
+    full.generate(&doc(&apps)).expect("warm");
+    incremental.generate_state(&mut state).expect("warm");
+    let (mut bare_ms, mut full_ms, mut incremental_ms) = (Vec::new(), Vec::new(), Vec::new());
+    for k in 0..5 {
+        // One task added to app k, as Marathon's event says.
+        let task = json!({"id": format!("app{k}.new"), "appId": format!("/app{k}"),
+            "host": "127.0.0.2", "state": "TASK_RUNNING", "ports": [40000 + k],
+            "version": "2020-05-01T08:30:12.345Z",
+            "ipAddresses": [{"ipAddress": "127.0.0.2", "protocol": "IPv4"}]});
+        apps[k]["tasks"]
+            .as_array_mut()
+            .expect("tasks")
+            .push(task.clone());
+        let event = json!({"eventType": "status_update_event", "appId": format!("/app{k}"),
+            "taskId": task["id"], "taskStatus": "TASK_RUNNING", "version": task["version"],
+            "host": "127.0.0.2", "ports": task["ports"], "ipAddresses": task["ipAddresses"]});
+        let body = doc(&apps);
+        let t = Instant::now();
+        let c = bare.generate(&body).expect("bare");
+        bare_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        let a = full.generate(&body).expect("full");
+        full_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        assert!(matches!(
+            state.apply("status_update_event", &event),
+            Decision::Applied { changed: true, .. }
+        ));
+        let b = incremental.generate_state(&mut state).expect("incremental");
+        incremental_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(a.rendered, b.rendered);
+        assert_eq!(c.rendered, b.rendered);
+        eprintln!(
+            "stages: no caches {:?} / from the document {:?} / from the state {:?}",
+            c.timings, a.timings, b.timings
+        );
+    }
+    let min = |v: &[f64]| v.iter().copied().fold(f64::MAX, f64::min);
+    println!(
+        "{n} apps, one task added: generation without caches {:.0} ms; from the \
+         document with memo and render cache {:.0} ms; event applied + generation \
+         from the state {:.0} ms (best of 5)",
+        min(&bare_ms),
+        min(&full_ms),
+        min(&incremental_ms)
+    );
+}
