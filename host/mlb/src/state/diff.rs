@@ -11,7 +11,10 @@
 //!   deployment-group merge);
 //! - health results where they do not decide routing (no `--health-check`,
 //!   or an app without health checks);
-//! - the order of tasks (servers are sorted).
+//! - the order of tasks (servers are sorted);
+//! - an app on one side only that has no routed task left (it makes no
+//!   service: Marathon drops a deleted app at once, its tasks are killed
+//!   and `app_terminated_event` follows after their grace period).
 //!
 //! What remains differing is a bug of the incremental path.
 
@@ -130,9 +133,11 @@ impl MarathonState {
                 .collect()
         };
         let (h, f) = (by_id(&held), by_id(&fresh));
+        let silent = |a: &App| a.tasks.is_empty() && mlb_label_rules::stands_alone(a);
         let mut out = Vec::new();
         for app in &fresh {
             match h.get(&app.id) {
+                None if silent(app) => {}
                 None => out.push(Difference {
                     app: app.id.clone(),
                     what: "in Marathon, not held".to_owned(),
@@ -145,7 +150,7 @@ impl MarathonState {
                 }
             }
         }
-        for app in held.iter().filter(|a| !f.contains_key(&a.id)) {
+        for app in held.iter().filter(|a| !f.contains_key(&a.id) && !silent(a)) {
             out.push(Difference {
                 app: app.id.clone(),
                 what: "held, not in Marathon".to_owned(),

@@ -206,6 +206,17 @@ fn refetched_and_terminated_apps_keep_their_place() {
     ));
     apps.remove(1);
     assert_eq!(s.diff(&doc(&apps)).expect("diff"), vec![]);
+    // Deleted in Marathon: gone from its list at once, tasks killing.
+    let mut gone = s.clone();
+    let killing = status("/web", "web.instance-0._app.1", "TASK_KILLING", V);
+    gone.apply("status_update_event", &killing);
+    let mut deleted = apps.clone();
+    deleted.remove(0);
+    assert_eq!(gone.diff(&doc(&deleted)).expect("diff"), vec![]);
+    let running = status("/web", "web.instance-0._app.1", "TASK_RUNNING", V);
+    gone.apply("status_update_event", &running);
+    let d = gone.diff(&doc(&deleted)).expect("diff");
+    assert_eq!(d[0].to_string(), "app /web: held, not in Marathon");
     apps.swap(0, 1);
     let d = s.diff(&doc(&apps)).expect("diff");
     assert_eq!(d.len(), 1, "{d:?}");
