@@ -15,6 +15,9 @@ pub(super) enum AppEvent {
     Changed(String),
     /// `app_terminated_event`: the app is gone.
     Terminated(String),
+    /// `deployment_info` whose current step stops these apps: Marathon
+    /// dropped them from its list when the deployment started.
+    Stopped(Vec<String>),
 }
 
 /// What Marathon does with a task in a given state.
@@ -76,6 +79,21 @@ pub(super) fn parse(event_type: &str, payload: &Value) -> Result<Option<AppEvent
                 .ok_or("appDefinition.id")?,
         ),
         "app_terminated_event" => AppEvent::Terminated(need(payload, "appId")?),
+        "deployment_info" => {
+            let actions = payload
+                .pointer("/currentStep/actions")
+                .and_then(Value::as_array)
+                .ok_or("currentStep.actions")?;
+            let stopped: Vec<String> = actions
+                .iter()
+                .filter(|a| a.get("action").and_then(Value::as_str) == Some("StopApplication"))
+                .filter_map(|a| text(a, "app"))
+                .collect();
+            if stopped.is_empty() {
+                return Ok(None);
+            }
+            AppEvent::Stopped(stopped)
+        }
         _ => return Ok(None),
     }))
 }

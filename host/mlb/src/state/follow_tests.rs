@@ -33,8 +33,14 @@ enum Op {
     Health(usize, usize, bool),
     /// The definition changes (`api_post_event`, new version).
     Relabel(usize),
-    /// The app is deleted.
+    /// The app is deleted (the simulator's admin form: tasks killed at once).
     Remove(usize),
+    /// `DELETE /v2/apps/{id}`: gone from the list at once, its tasks
+    /// `TASK_KILLING`; killed, then `app_terminated_event`, at the next
+    /// [`Op::Settle`] (their kill grace period).
+    Delete(usize),
+    /// Kill grace periods end.
+    Settle,
     /// A new app.
     Create,
 }
@@ -51,7 +57,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (i.clone(), 0..3usize).prop_map(|(a, n)| Op::Scale(a, n)),
         1 => (i.clone(), 0..3usize, any::<bool>()).prop_map(|(a, t, h)| Op::Health(a, t, h)),
         1 => i.clone().prop_map(Op::Relabel),
-        1 => i.prop_map(Op::Remove),
+        1 => i.clone().prop_map(Op::Remove),
+        1 => i.prop_map(Op::Delete),
+        1 => Just(Op::Settle),
         1 => Just(Op::Create),
     ]
 }
@@ -62,6 +70,8 @@ struct Marathon {
     uuids: UuidGen,
     next_port: u32,
     created: usize,
+    /// Events due when kill grace periods end.
+    pending: Vec<Payload>,
 }
 
 impl Marathon {
@@ -176,6 +186,37 @@ impl Marathon {
                     let _ = ops::remove_app(&mut self.apps, &id, &mut out);
                 }
             }
+            Op::Delete(a) => {
+                if a < self.apps.len() {
+                    let app = self.apps.remove(a);
+                    let id = app["id"].as_str().unwrap_or_default().to_owned();
+                    let version = app["version"].as_str().unwrap_or_default().to_owned();
+                    let step = json!({"actions": [{"action": "StopApplication", "app": id}]});
+                    out.push(
+                        json!({"eventType": "deployment_info", "currentStep": step,
+                               "plan": {"id": "p", "steps": [step], "version": version}})
+                        .as_object()
+                        .cloned()
+                        .expect("object"),
+                    );
+                    for t in marathon_sim::apps::tasks(&app) {
+                        out.extend(marathon_sim::events::task_changed(
+                            &id,
+                            t,
+                            "TASK_KILLING",
+                            &version,
+                        ));
+                        self.pending.extend(marathon_sim::events::task_changed(
+                            &id,
+                            t,
+                            "TASK_KILLED",
+                            &version,
+                        ));
+                    }
+                    self.pending.push(marathon_sim::events::app_terminated(&id));
+                }
+            }
+            Op::Settle => out.append(&mut self.pending),
             Op::Create => {
                 let old = self.apps.clone();
                 self.created += 1;
@@ -219,6 +260,7 @@ fn follow(
         uuids: UuidGen::default(),
         next_port: 31000,
         created: 0,
+        pending: Vec::new(),
     };
     marathon.next_port = marathon_sim::tasks::first_free_port(&marathon.apps);
     // Marathon after each op: the events of op k lead to snapshots[k + 1].

@@ -41,7 +41,8 @@ pub enum Decision {
     /// The state was updated from the event alone. `changed`: whether the
     /// document changed (a duplicate update changes nothing).
     Applied {
-        /// The app the event named.
+        /// The app the event named (`a,b` for a deployment step stopping
+        /// several).
         app: String,
         /// Whether [`MarathonState::document`] changed.
         changed: bool,
@@ -306,12 +307,15 @@ impl MarathonState {
         };
         match event {
             AppEvent::Terminated(id) => {
-                let changed = index.contains_key(&id);
-                if changed {
-                    apps.retain(|a| a.id != id);
-                    *index = reindex(apps);
-                }
+                let changed = remove(apps, index, std::slice::from_ref(&id));
                 Decision::Applied { app: id, changed }
+            }
+            AppEvent::Stopped(ids) => {
+                let changed = remove(apps, index, &ids);
+                Decision::Applied {
+                    app: ids.join(","),
+                    changed,
+                }
             }
             AppEvent::Changed(id) | AppEvent::Health(id) => {
                 let Some(&at) = index.get(&id) else {
@@ -330,6 +334,16 @@ impl MarathonState {
             }
         }
     }
+}
+
+/// Remove the apps `ids`; whether any was held.
+fn remove(apps: &mut Vec<Entry>, index: &mut HashMap<String, usize>, ids: &[String]) -> bool {
+    if !ids.iter().any(|id| index.contains_key(id)) {
+        return false;
+    }
+    apps.retain(|a| !ids.contains(&a.id));
+    *index = reindex(apps);
+    true
 }
 
 fn reindex(apps: &[Entry]) -> HashMap<String, usize> {

@@ -173,7 +173,14 @@ fn what_cannot_be_proved_asks_for_a_fetch() {
         s.apply("status_update_event", &run),
         Decision::RefetchApp("/checked".into())
     );
-    assert_eq!(s.apply("deployment_info", &json!({})), Decision::Ignored);
+    let scale =
+        json!({"currentStep": {"actions": [{"action": "ScaleApplication", "app": "/web"}]}});
+    assert_eq!(s.apply("deployment_info", &scale), Decision::Ignored);
+    assert!(full(s.apply("deployment_info", &json!({}))));
+    assert_eq!(
+        s.apply("event_stream_attached", &json!({})),
+        Decision::Ignored
+    );
     // Going away needs no health data.
     let task = "checked.instance-0._app.1";
     for (state, changed) in [
@@ -199,6 +206,17 @@ fn refetched_and_terminated_apps_keep_their_place() {
     assert!(s.replace_app(&one(&apps, "/web").expect("app")));
     assert!(!s.replace_app(b"{\"app\":{\"id\":\"/unknown\"}}"));
     assert_eq!(s.diff(&doc(&apps)).expect("diff"), vec![]);
+    let stop = json!({"currentStep": {"actions": [
+        {"action": "StopApplication", "app": "/bridged"},
+        {"action": "StopApplication", "app": "/unknown"}]}});
+    assert_eq!(
+        s.apply("deployment_info", &stop),
+        Decision::Applied {
+            app: "/bridged,/unknown".into(),
+            changed: true
+        }
+    );
+    apps.remove(3);
     let end = json!({"appId": "/checked"});
     assert!(matches!(
         s.apply("app_terminated_event", &end),
