@@ -77,7 +77,8 @@ pub(super) fn render(
 ) -> Rendered {
     let mut diagnostics = Vec::new();
     let mut fatal = None;
-    let caching = r.caching();
+    // A render without services (the global part alone) leaves the cache be.
+    let caching = r.caching() && !services.is_empty();
     if let Some(c) = r.cache.as_mut().filter(|_| caching) {
         c.begin(settings);
     }

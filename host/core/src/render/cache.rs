@@ -14,7 +14,8 @@
 //! filters does not cache.
 //!
 //! Entries unused for [`KEEP`] renders are dropped, so the partial renders
-//! of the config cleanup do not empty the cache.
+//! of the config cleanup do not empty the cache (a render without services,
+//! the global part alone, does not count).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use super::RenderSettings;
 use super::parts::{Parts, Shared};
 
 /// Renders an entry may go unused before it is dropped.
-const KEEP: u64 = 3;
+pub(super) const KEEP: u64 = 8;
 
 /// What a service's rendering reads from the services before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

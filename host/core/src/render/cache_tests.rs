@@ -153,6 +153,12 @@ fn filters_turn_caching_off() {
     r.render(&services, &RenderSettings::default());
     r.render(&services, &RenderSettings::default());
     assert_eq!(r.cache_stats(), Some((1, 0)));
+    // The global part alone (the host check) neither uses nor ages entries.
+    for _ in 0..10 {
+        r.render(&[], &RenderSettings::default());
+    }
+    r.render(&services, &RenderSettings::default());
+    assert_eq!(r.cache_stats(), Some((1, 0)));
     r.add_filter("upper", std::sync::Arc::new(Upper));
     r.render(&services, &RenderSettings::default());
     assert_eq!(r.cache_stats(), None);
@@ -230,4 +236,28 @@ fn render_figures() {
             services.len()
         );
     }
+}
+
+#[test]
+fn entries_unused_for_a_while_are_dropped() {
+    let mut r = Renderer::new(Templates::defaults());
+    r.enable_cache();
+    let settings = RenderSettings::default();
+    let a = [service(0, 10000, Some(0), 0, 1)];
+    let b = [service(1, 10001, None, 0, 1)];
+    r.render(&a, &settings);
+    for _ in 0..super::cache::KEEP - 1 {
+        r.render(&b, &settings);
+    }
+    r.render(&a, &settings);
+    assert_eq!(r.cache_stats(), Some((1, 0)), "kept while recently used");
+    for _ in 0..super::cache::KEEP {
+        r.render(&b, &settings);
+    }
+    r.render(&a, &settings);
+    assert_eq!(
+        r.cache_stats(),
+        Some((0, 1)),
+        "dropped after KEEP renders without it"
+    );
 }
