@@ -19,6 +19,8 @@
 //! - [`metrics`]: the controller's own Prometheus metrics, recorded from
 //!   reports and stream events in one place each.
 //! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
+//! - [`state`]: Marathon's apps kept in memory and updated by events
+//!   (which need no fetch, which need one app or everything).
 //! - [`health_cache`]: last health verdict per task (`--health-check`).
 //! - [`resolve`]: agent host names → IPv4 addresses, cached.
 //! - [`logging`]: `--log-level` / `--log-format` on top of `tracing`.
@@ -43,6 +45,7 @@ pub mod reconcile;
 pub mod report;
 pub mod resolve;
 pub mod settings;
+pub mod state;
 pub mod syslog_relay;
 pub mod tools;
 pub mod trigger;

@@ -42,11 +42,15 @@ impl Generator {
     /// Templates resolved, plugins loaded (filters registered with the
     /// renderer), caches sized by `--lru-cache-capacity`. `once`: for a
     /// single generation (one-shot), without the plugins' memo of
-    /// unchanged apps.
+    /// unchanged apps and the renderer's cache of unchanged services.
     pub fn new(settings: &Settings, once: bool) -> Result<Self, SetupError> {
         let templates = mlb_core::Templates::resolve(&settings.templates)?;
         let (plugins, _) = settings.load_plugins(once)?;
         let mut renderer = Renderer::new(templates);
+        if !once {
+            // Unchanged services' text is reused (off once a filter is registered).
+            renderer.enable_cache();
+        }
         plugins.register_filters(&mut renderer);
         Ok(Self {
             resolver: Resolver::new(settings.cache_capacity),
@@ -72,6 +76,22 @@ impl Generator {
         let t0 = Instant::now();
         let normalized = decode(&body, &mut self.resolver, &mut self.health, &self.interpret)?;
         drop(body);
+        self.finish(normalized, t0)
+    }
+
+    /// One generation from a [`MarathonState`](crate::state::MarathonState):
+    /// the same as [`generate`](Self::generate) of its document, but only
+    /// the apps changed since the last call are read again.
+    pub fn generate_state(
+        &mut self,
+        state: &mut crate::state::MarathonState,
+    ) -> Result<Generated, PipelineError> {
+        let t0 = Instant::now();
+        let resolver = &mut self.resolver;
+        let mut normalized = state.normalized(|host| resolver.resolve(host))?;
+        if self.interpret.health_check {
+            self.health.apply(&mut normalized.apps);
+        }
         self.finish(normalized, t0)
     }
 

@@ -5,12 +5,14 @@
 use std::collections::{BTreeMap, HashSet};
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::engine::Vars;
 use crate::templates::TemplateName;
 use mlb_model::{Diagnostic, Service};
 
-use super::parts::{GroupedVhost, Shared};
+use super::cache;
+use super::parts::{GroupedVhost, Parts, Shared};
 use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
 
 /// Render a global template. A failure there cannot be blamed on one app
@@ -64,7 +66,7 @@ fn failure_diagnostic(service: &Service, f: TemplateFailure) -> Diagnostic {
     )
 }
 
-fn by_weight_desc(list: &mut [(i64, String)]) {
+fn by_weight_desc<T>(list: &mut [(i64, T)]) {
     list.sort_by_key(|entry| std::cmp::Reverse(entry.0));
 }
 
@@ -75,6 +77,11 @@ pub(super) fn render(
 ) -> Rendered {
     let mut diagnostics = Vec::new();
     let mut fatal = None;
+    // A render without services (the global part alone) leaves the cache be.
+    let caching = r.caching() && !services.is_empty();
+    if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+        c.begin(settings);
+    }
     let plugin_vars: HashSet<&str> = services
         .iter()
         .flat_map(|s| s.vars.iter().map(|(n, _)| n.as_str()))
@@ -122,61 +129,86 @@ pub(super) fn render(
     let mut userlists = String::new();
     let mut frontends = String::new();
     let mut backends = String::new();
-    let mut http_list: Vec<(i64, String)> = Vec::new();
-    let mut https_list: Vec<(i64, String)> = Vec::new();
+    // (weight, index in `kept`) of the services with vhost routing.
+    let mut http_list: Vec<(i64, usize)> = Vec::new();
     let mut grouped: BTreeMap<String, GroupedVhost> = BTreeMap::new();
     let mut shared = Shared::default();
     let mut names = Vec::with_capacity(order.len());
 
+    // The parts of every rendered service, in order (shared with the cache).
+    let mut kept: Vec<Arc<Parts>> = Vec::with_capacity(order.len());
     for service in order {
-        if let Err(fault) = crate::validate::check_service(service) {
-            diagnostics.push(Diagnostic::error(
-                &service.app_id.escape_debug().to_string(),
-                Some(&fault.source(service.port_index)),
-                format!(
-                    "service port {}: {fault}; fix the value (the service is left out meanwhile)",
-                    service.service_port
-                ),
-            ));
-            continue;
-        }
-        let mut parts = match r.render_service(service, settings, &shared) {
-            Ok(parts) => parts,
-            Err(f) => {
-                if !f.from_label && is_text_error(&f.error, &plugin_vars) {
-                    fatal.get_or_insert(format!(
-                        "global template HAPROXY_{} cannot be rendered: {}",
-                        f.template, f.error
+        let context = cache::Context::of(service, &shared);
+        // Only services that passed the checks and rendered are cached.
+        let hit = match &mut r.cache {
+            Some(c) if caching => c.get(service, context),
+            _ => None,
+        };
+        let parts = match hit {
+            Some(parts) => parts,
+            None => {
+                if let Err(fault) = crate::validate::check_service(service) {
+                    diagnostics.push(Diagnostic::error(
+                        &service.app_id.escape_debug().to_string(),
+                        Some(&fault.source(service.port_index)),
+                        format!(
+                            "service port {}: {fault}; fix the value (the service is left out meanwhile)",
+                            service.service_port
+                        ),
                     ));
+                    continue;
                 }
-                diagnostics.push(failure_diagnostic(service, f));
-                continue;
+                match r.render_service(service, settings, &shared) {
+                    Ok(parts) => {
+                        let parts = Arc::new(parts);
+                        if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+                            c.put(service, context, Arc::clone(&parts));
+                        }
+                        parts
+                    }
+                    Err(f) => {
+                        if !f.from_label && is_text_error(&f.error, &plugin_vars) {
+                            fatal.get_or_insert(format!(
+                                "global template HAPROXY_{} cannot be rendered: {}",
+                                f.template, f.error
+                            ));
+                        }
+                        diagnostics.push(failure_diagnostic(service, f));
+                        continue;
+                    }
+                }
             }
         };
-        shared.commit(&mut parts);
+        shared.commit(&parts);
         names.push(service.backend.clone());
         userlists.push_str(&parts.userlist);
         frontends.push_str(&parts.frontend);
         backends.push_str(&parts.backend);
         appid_frontends.push_str(&parts.appid_acl);
-        if let Some(v) = parts.vhost {
-            http_list.push((v.weight, v.http));
-            https_list.push((v.weight, v.https));
+        if let Some(v) = &parts.vhost {
+            http_list.push((v.weight, kept.len()));
             if settings.group_https_by_vhost {
-                for (vhost, g) in v.grouped {
-                    let entry = grouped.entry(vhost).or_default();
-                    entry.chunks.extend(g.chunks);
-                    entry.certs.extend(g.certs);
-                    entry.bind_options.extend(g.bind_options);
+                for (vhost, g) in &v.grouped {
+                    let entry = grouped.entry(vhost.clone()).or_default();
+                    entry.chunks.extend(g.chunks.iter().cloned());
+                    entry.certs.extend(g.certs.iter().cloned());
+                    entry.bind_options.extend(g.bind_options.iter().cloned());
                 }
             }
         }
+        kept.push(parts);
     }
+    let vhost = |i: usize| {
+        kept[i]
+            .vhost
+            .as_ref()
+            .expect("listed services have vhost parts")
+    };
 
+    // Stable: equal weights keep the services' order.
     by_weight_desc(&mut http_list);
-    by_weight_desc(&mut https_list);
-    for (_, chunk) in &http_list {
-        http_frontends.push_str(chunk);
+    for (_, i) in &http_list {
+        http_frontends.push_str(&vhost(*i).http);
     }
     if settings.group_https_by_vhost {
         for vhost in grouped.keys() {
@@ -192,8 +224,8 @@ pub(super) fn render(
             ));
         }
     } else {
-        for (_, chunk) in &https_list {
-            https_frontends.push_str(chunk);
+        for (_, i) in &http_list {
+            https_frontends.push_str(&vhost(*i).https);
         }
     }
 
@@ -253,6 +285,9 @@ pub(super) fn render(
     config.push_str(&frontends);
     config.push_str(&backends);
 
+    if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+        c.finish();
+    }
     let (domain_map, app_map) = if settings.haproxy_map {
         (shared.domain_map.text(), shared.app_map.text())
     } else {

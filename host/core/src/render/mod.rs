@@ -14,8 +14,11 @@
 //! - `assemble`: merging parts into the final file, in marathon-lb's order.
 //! - `http_options`: options added to every HTTP-mode frontend and listen
 //!   section (supervised mode's `idle-close-on-response`).
+//! - `cache`: one service's parts reused across renders while it and what
+//!   it reads are unchanged ([`Renderer::enable_cache`]).
 
 mod assemble;
+mod cache;
 mod http_options;
 mod parts;
 mod service;
@@ -30,7 +33,7 @@ use crate::templates::{TemplateName, Templates};
 pub use parts::MapFile;
 
 /// Settings from the command line that shape the output.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderSettings {
     /// Emit the :80 and :443 frontends (false with `--dont-bind-http-https`).
     pub bind_http_https: bool,
@@ -96,6 +99,10 @@ pub(crate) struct TemplateFailure {
 pub struct Renderer {
     templates: Templates,
     engine: Engine,
+    /// Parts of earlier renders (`None`: not caching).
+    cache: Option<cache::PartsCache>,
+    /// A plugin filter is registered (its output may not be pure).
+    filters: bool,
 }
 
 impl Renderer {
@@ -104,7 +111,27 @@ impl Renderer {
         Self {
             templates,
             engine: Engine::new(),
+            cache: None,
+            filters: false,
         }
+    }
+
+    /// Reuse each service's rendered text from earlier renders while the
+    /// service, the settings and what it reads of the services before it
+    /// are unchanged (the output stays byte-identical). Not done once a
+    /// plugin filter is registered.
+    pub fn enable_cache(&mut self) {
+        self.cache.get_or_insert_with(Default::default);
+    }
+
+    /// Services reused and rendered by the last render, when caching.
+    pub fn cache_stats(&self) -> Option<(usize, usize)> {
+        let cache = self.cache.as_ref().filter(|_| !self.filters)?;
+        Some((cache.hits, cache.misses))
+    }
+
+    fn caching(&self) -> bool {
+        self.cache.is_some() && !self.filters
     }
 
     /// Make a plugin filter available to every template (`{name|filter}`).
@@ -113,6 +140,7 @@ impl Renderer {
         name: &str,
         provider: std::sync::Arc<dyn crate::engine::TemplateFilter>,
     ) {
+        self.filters = true;
         self.engine.add_filter(name, provider);
     }
 
@@ -182,3 +210,6 @@ pub(crate) use mlb_model::sanitize;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cache_tests;

@@ -84,18 +84,18 @@ pub(crate) struct Parts {
 
 impl Shared {
     /// Apply the state changes of a service that rendered successfully.
-    pub(crate) fn commit(&mut self, parts: &mut Parts) {
+    pub(crate) fn commit(&mut self, parts: &Parts) {
         self.map_http_done |= parts.claims_map_http;
         self.map_https_done |= parts.claims_map_https;
         self.map_appid_done |= parts.claims_map_appid;
-        if let Some(id) = parts.appid.take() {
-            self.appids.insert(id);
+        if let Some(id) = &parts.appid {
+            self.appids.insert(id.clone());
         }
-        for (k, v) in parts.domain_entries.drain(..) {
-            self.domain_map.insert(k, v);
+        for (k, v) in &parts.domain_entries {
+            self.domain_map.insert(k.clone(), v.clone());
         }
-        for (k, v) in parts.app_entries.drain(..) {
-            self.app_map.insert(k, v);
+        for (k, v) in &parts.app_entries {
+            self.app_map.insert(k.clone(), v.clone());
         }
     }
 }
