@@ -15,7 +15,15 @@
 //! |------------|---------------------------|-----------------|
 //! | command    | nothing                   | run the command |
 //! | supervised, not started | start (if the file exists) | start |
-//! | supervised, running | nothing          | reload          |
+//! | supervised, running | nothing          | runtime update or reload |
+//!
+//! A running supervised HAProxy gets a change that only adds, removes or
+//! toggles `server` lines of existing backends through its runtime API
+//! ([`runtime`](crate::runtime)) instead of a reload: the config it runs is
+//! kept here (set at start and at every reload or runtime update) and
+//! compared with the file just written. Every other change, and any failure
+//! of the runtime path, reloads; [`HaproxyControl::last_reload_reason`]
+//! says why.
 //!
 //! SIGUSR1 ([`HaproxyControl::revalidate`]) validates the file on disk and
 //! loads it whatever changed. The time of the last reload is kept here for
@@ -32,6 +40,7 @@ use mlb_model::Service;
 use tokio::time::Instant;
 
 use crate::apply::{self, ApplyError, ApplyOptions, Outcome};
+use crate::runtime::{self, Applied, Decision, ReloadReason, SharedDraining, WorkerCli};
 use crate::{HaproxyError, StopOutcome, Supervisor, SupervisorConfig, SupervisorStats, cleanup};
 
 /// How HAProxy is (re)loaded.
@@ -55,8 +64,12 @@ pub enum Loaded {
     CommandRan,
     /// The supervised HAProxy was started.
     Started,
-    /// The supervised HAProxy reloaded; how long it took.
+    /// The supervised HAProxy reloaded; how long it took (why:
+    /// [`HaproxyControl::last_reload_reason`]).
     Reloaded(Duration),
+    /// The supervised HAProxy took the change through its runtime API, with
+    /// no reload.
+    Runtime(Applied),
 }
 
 impl Loaded {
@@ -65,6 +78,7 @@ impl Loaded {
         match self {
             Loaded::Started => "started",
             Loaded::CommandRan | Loaded::Reloaded(_) => "reloaded",
+            Loaded::Runtime(_) => "runtime",
         }
     }
 }
@@ -120,6 +134,23 @@ pub struct HaproxyControl {
     skip_cleanup: bool,
     reloader: Reloader,
     last_reload: Option<Instant>,
+    /// Membership changes through the runtime API (supervised only).
+    runtime_updates: bool,
+    /// The files the supervised HAProxy runs (`None`: not known).
+    running: Option<Files>,
+    /// Why the last reload happened.
+    last_reason: Option<ReloadReason>,
+    /// Servers removed at run time, not deleted yet.
+    draining: SharedDraining,
+    /// The task deleting them.
+    sweeper: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The config and map texts HAProxy runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Files {
+    config: String,
+    maps: Option<(String, String)>,
 }
 
 impl HaproxyControl {
@@ -152,7 +183,52 @@ impl HaproxyControl {
             skip_cleanup,
             reloader,
             last_reload: None,
+            runtime_updates: true,
+            running: None,
+            last_reason: None,
+            draining: SharedDraining::default(),
+            sweeper: None,
         })
+    }
+
+    /// Turn membership changes through the runtime API off (every change
+    /// reloads) or on (the default; supervised mode only).
+    pub fn set_runtime_updates(&mut self, on: bool) {
+        self.runtime_updates = on;
+    }
+
+    /// Why the last reload of the supervised HAProxy happened.
+    pub fn last_reload_reason(&self) -> Option<&ReloadReason> {
+        self.last_reason.as_ref()
+    }
+
+    /// The running supervisor.
+    pub fn supervisor(&self) -> Option<&Supervisor> {
+        match &self.reloader {
+            Reloader::Supervised { running, .. } => running.as_ref(),
+            Reloader::Command => None,
+        }
+    }
+
+    /// How many servers removed at run time still wait for their delete
+    /// (in maintenance).
+    pub async fn draining(&self) -> usize {
+        self.draining.lock().await.len()
+    }
+
+    /// The files on disk, as HAProxy would load them now.
+    fn read_files(&self) -> std::io::Result<Files> {
+        let config = std::fs::read_to_string(&self.config)?;
+        let maps = if self.haproxy_map {
+            let (domain, app) = apply::map_paths(&self.config);
+            Some((
+                std::fs::read_to_string(domain)?,
+                std::fs::read_to_string(app)?,
+            ))
+        } else {
+            None
+        };
+        Ok(Files { config, maps })
     }
 
     /// The config file.
@@ -244,9 +320,88 @@ impl HaproxyControl {
         match &self.reloader {
             Reloader::Command if changed => self.run_command(),
             Reloader::Supervised { running: None, .. } => self.start().await,
-            Reloader::Supervised { .. } if changed => self.reload().await,
+            Reloader::Supervised { .. } if changed => self.update().await,
             _ => Ok(None),
         }
+    }
+
+    /// A changed config for the running supervised HAProxy: through the
+    /// runtime API when only servers changed, else (or when that fails) a
+    /// reload.
+    async fn update(&mut self) -> Result<Option<Loaded>, ControlError> {
+        let files = self.read_files().ok();
+        let decision = match (&self.running, &files) {
+            _ if !self.runtime_updates => Decision::Reload(ReloadReason::Unknown),
+            (Some(old), Some(new)) if old.maps != new.maps => Decision::Reload(ReloadReason::Maps),
+            (Some(old), Some(new)) => {
+                let draining = self.draining.lock().await;
+                runtime::decide(&old.config, &new.config, |b| draining.servers(b))
+            }
+            _ => Decision::Reload(ReloadReason::Unknown),
+        };
+        let plan = match decision {
+            Decision::Unchanged => {
+                self.running = files;
+                return Ok(None);
+            }
+            Decision::Reload(reason) => return self.reload_for(reason, files).await,
+            Decision::Runtime(plan) => plan,
+        };
+        let Some(cli) = self.worker_cli() else {
+            return self.reload_for(ReloadReason::Unknown, files).await;
+        };
+        let result = {
+            let mut draining = self.draining.lock().await;
+            runtime::apply::apply(&cli, &plan, &mut draining).await
+        };
+        match result {
+            Ok(applied) => {
+                self.running = files;
+                self.start_sweeper(cli);
+                Ok(Some(Loaded::Runtime(applied)))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "runtime update failed; reloading (the config on disk is right)");
+                let detail = e.to_string();
+                let loaded = self
+                    .reload_for(ReloadReason::RuntimeFailed { detail }, files)
+                    .await?;
+                runtime::apply::after_reload(&cli, &plan).await;
+                Ok(loaded)
+            }
+        }
+    }
+
+    fn worker_cli(&self) -> Option<WorkerCli> {
+        match &self.reloader {
+            Reloader::Supervised { cfg, .. } => Some(WorkerCli::new(cfg.master_socket())),
+            Reloader::Command => None,
+        }
+    }
+
+    /// Delete drained servers in the background (one task at a time).
+    fn start_sweeper(&mut self, cli: WorkerCli) {
+        if self.sweeper.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let draining = self.draining.clone();
+        self.sweeper = Some(tokio::spawn(runtime::apply::sweep(cli, draining)));
+    }
+
+    /// Reload for `reason`; on success HAProxy runs `files` and no server
+    /// drains any more (the new worker loaded the file).
+    async fn reload_for(
+        &mut self,
+        reason: ReloadReason,
+        files: Option<Files>,
+    ) -> Result<Option<Loaded>, ControlError> {
+        tracing::debug!(%reason, reason_label = reason.label(), "reloading HAProxy");
+        self.last_reason = Some(reason);
+        self.running = None;
+        let loaded = self.reload().await?;
+        self.running = files;
+        self.draining.lock().await.clear();
+        Ok(loaded)
     }
 
     /// SIGUSR1: validate the file on disk (unless validation is skipped),
@@ -258,7 +413,10 @@ impl HaproxyControl {
         match &self.reloader {
             Reloader::Command => self.run_command(),
             Reloader::Supervised { running: None, .. } => self.start().await,
-            Reloader::Supervised { .. } => self.reload().await,
+            Reloader::Supervised { .. } => {
+                let files = self.read_files().ok();
+                self.reload_for(ReloadReason::Requested, files).await
+            }
         }
     }
 
@@ -273,6 +431,7 @@ impl HaproxyControl {
     }
 
     async fn start(&mut self) -> Result<Option<Loaded>, ControlError> {
+        let files = self.read_files().ok();
         let Reloader::Supervised { cfg, running } = &mut self.reloader else {
             return Ok(None);
         };
@@ -285,6 +444,8 @@ impl HaproxyControl {
             .await
             .map_err(ControlError::Start)?;
         *running = Some(sup);
+        self.running = files;
+        self.last_reason = Some(ReloadReason::Unknown);
         Ok(Some(Loaded::Started))
     }
 
@@ -318,6 +479,9 @@ impl HaproxyControl {
 
     /// Stop the supervised HAProxy (nothing to do for a command reloader).
     pub async fn stop(self) -> Option<StopOutcome> {
+        if let Some(task) = &self.sweeper {
+            task.abort();
+        }
         match self.reloader {
             Reloader::Supervised {
                 running: Some(sup), ..
