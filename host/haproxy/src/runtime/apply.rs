@@ -337,26 +337,39 @@ async fn verify(cli: &WorkerCli, b: &BackendPlan, draining: &Draining) -> Result
 }
 
 /// After a fallback reload: the server-state file the supervisor saved just
-/// before it replays forced maintenance, so a server the failed plan added
-/// (in maintenance) would stay there. Make the plan's ready servers ready;
-/// best effort (failures are logged).
+/// before it is replayed over the new config — forced maintenance and even
+/// the port of a server of the same name — so what the failed plan (or a
+/// hand-made change) left at run time would stay. Put the touched
+/// backends' servers back to the file's address, port and state; best
+/// effort (failures are logged).
 pub async fn after_reload(cli: &WorkerCli, plan: &Plan) {
     for b in &plan.backends {
         let Ok(state) = cli.servers_state(&b.backend).await else {
             continue;
         };
-        let wanted = b
-            .add
-            .iter()
-            .chain(&b.revive)
-            .filter(|s| !s.disabled)
-            .map(|s| s.name.as_str())
-            .chain(b.enable.iter().map(String::as_str));
-        for name in wanted {
-            if state.iter().any(|r| r.name == name && r.maint()) {
-                let ready = commands::set_state(&b.backend, name, true);
-                if let Err(e) = cli.run(&ready).await {
-                    tracing::warn!(error = %e, "server left in maintenance after the reload");
+        for s in &b.expected {
+            let (Some(rt), Some((ip, port))) = (state.iter().find(|r| r.name == s.name), s.socket)
+            else {
+                continue;
+            };
+            let mut fixes = Vec::new();
+            if rt.addr.parse::<IpAddr>().ok() != Some(ip) || rt.port != port {
+                fixes.push(format!(
+                    "set server {}/{} addr {ip} port {port}",
+                    b.backend, s.name
+                ));
+            }
+            if !s.disabled && rt.maint() {
+                fixes.push(commands::set_state(&b.backend, &s.name, true).line);
+            }
+            for fix in fixes {
+                match cli.send(&fix).await {
+                    Ok(reply) => {
+                        tracing::info!(command = %fix, reply = reply.trim(), "server state reconciled after the reload")
+                    }
+                    Err(e) => {
+                        tracing::warn!(command = %fix, error = %e, "server state not reconciled after the reload")
+                    }
                 }
             }
         }

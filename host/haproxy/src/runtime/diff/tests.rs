@@ -328,11 +328,7 @@ fn changes_outside_server_lines_reload() {
     let new = format!("{old}backend new_10002\n  balance roundrobin\n");
     assert_eq!(reload(&old, &new).label(), "structure");
     // A removed backend.
-    let new = old
-        .split("\nbackend other_10001")
-        .next()
-        .unwrap()
-        .to_owned();
+    let new = old.split("backend other_10001").next().unwrap().to_owned();
     assert_eq!(
         reload(&old, &new),
         ReloadReason::Structure {
