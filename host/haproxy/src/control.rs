@@ -331,7 +331,7 @@ impl HaproxyControl {
     async fn update(&mut self) -> Result<Option<Loaded>, ControlError> {
         let files = self.read_files().ok();
         let decision = match (&self.running, &files) {
-            _ if !self.runtime_updates => Decision::Reload(ReloadReason::Unknown),
+            _ if !self.runtime_updates => Decision::Reload(ReloadReason::RuntimeOff),
             (Some(old), Some(new)) if old.maps != new.maps => Decision::Reload(ReloadReason::Maps),
             (Some(old), Some(new)) => {
                 let draining = self.draining.lock().await;
@@ -440,6 +440,14 @@ impl HaproxyControl {
             return Ok(None);
         }
         self.last_reload = Some(Instant::now());
+        // Cold start: a server state saved by an earlier run would be
+        // replayed over this config (forced maintenance, weights, even
+        // ports of servers of the same name), so start from none.
+        if let Err(error) =
+            crate::state::write_atomic(&cfg.state_file, crate::state::EMPTY_SERVER_STATE.as_bytes())
+        {
+            tracing::warn!(file = %cfg.state_file.display(), %error, "stale server state not cleared");
+        }
         let sup = Supervisor::start(cfg.clone())
             .await
             .map_err(ControlError::Start)?;

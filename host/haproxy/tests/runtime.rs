@@ -459,3 +459,23 @@ fn a_failing_runtime_command_reloads_and_the_file_wins() {
         lb.ctl.stop().await;
     });
 }
+
+#[test]
+fn a_cold_start_ignores_a_stale_server_state() {
+    let _one = serial();
+    rt().block_on(async {
+        let a = backend("A");
+        let mut lb = Lb::new();
+        // Left by an earlier run: A in forced maintenance on another port.
+        let name = format!("127_0_0_1_{a}");
+        let stale = format!(
+            "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+             3 app_10000 11 {name} 127.0.0.1 0 1 1 1 5 1 0 0 0 0 0 1 - 1 - 0 0 - - 0\n"
+        );
+        std::fs::write(lb.dir.path().join("global"), stale).unwrap();
+        assert_eq!(lb.load(&app(vec![server(a, 11, "")])).await, Loaded::Started);
+        assert_eq!(lb.servers("app_10000").await, [(name, a, 0)]);
+        assert_eq!(lb.get("/").await, (200, "A".into()));
+        lb.ctl.stop().await;
+    });
+}

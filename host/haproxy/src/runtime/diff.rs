@@ -95,6 +95,8 @@ pub enum ReloadReason {
     Unknown,
     /// SIGUSR1: a reload was asked for.
     Requested,
+    /// Runtime updates are turned off.
+    RuntimeOff,
     /// The map files changed.
     Maps,
     /// A section other than a backend changed (global, defaults, a
@@ -191,6 +193,7 @@ impl ReloadReason {
         match self {
             ReloadReason::Unknown => "unknown",
             ReloadReason::Requested => "requested",
+            ReloadReason::RuntimeOff => "runtime_off",
             ReloadReason::Maps => "maps",
             ReloadReason::Structure { .. } => "structure",
             ReloadReason::Backend { .. } => "backend",
@@ -212,6 +215,7 @@ impl std::fmt::Display for ReloadReason {
         match self {
             ReloadReason::Unknown => write!(f, "the running config is not known"),
             ReloadReason::Requested => write!(f, "a reload was requested"),
+            ReloadReason::RuntimeOff => write!(f, "runtime updates are off"),
             ReloadReason::Maps => write!(f, "the map files changed"),
             ReloadReason::Structure { section } => write!(f, "section `{section}` changed"),
             ReloadReason::Backend { backend } => {
