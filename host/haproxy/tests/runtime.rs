@@ -205,6 +205,17 @@ impl Lb {
             .collect()
     }
 
+    /// The answers of `n` requests, all 200: which backends answered.
+    async fn bodies(&self, n: usize) -> Vec<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..n {
+            let (status, body) = self.get("/").await;
+            assert_eq!(status, 200);
+            seen.insert(body);
+        }
+        seen.into_iter().collect()
+    }
+
     fn reason(&self) -> &'static str {
         self.ctl.last_reload_reason().map_or("-", |r| r.label())
     }
@@ -253,13 +264,7 @@ fn servers_come_and_go_without_a_reload_and_drain_first() {
         let add_took = started.elapsed();
         assert_eq!((applied.added, applied.removed), (1, 0));
         let applied_add = applied;
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..6 {
-            let (status, body) = lb.get("/").await;
-            assert_eq!(status, 200);
-            seen.insert(body);
-        }
-        assert_eq!(seen, ["A".to_owned(), "B".to_owned()].into());
+        assert_eq!(lb.bodies(6).await, ["A", "B"]);
         assert_eq!(lb.reloads().await, reloads, "no reload for an added server");
 
         // Back to A only; a slow request sits on A; then A leaves and C
@@ -449,13 +454,7 @@ fn a_failing_runtime_command_reloads_and_the_file_wins() {
         // the controller put B back to what the file says.
         let listed = lb.servers("app_10000").await;
         assert!(listed.contains(&(b_name.clone(), b, 0)), "{listed:?}");
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..6 {
-            let (status, body) = lb.get("/").await;
-            assert_eq!(status, 200);
-            seen.insert(body);
-        }
-        assert_eq!(seen, ["A".to_owned(), "B".to_owned()].into());
+        assert_eq!(lb.bodies(6).await, ["A", "B"]);
         lb.ctl.stop().await;
     });
 }

@@ -243,21 +243,11 @@ pub async fn apply(
                 .await?;
             }
         }
-        for name in &b.enable {
-            step(
-                cli,
-                &mut applied,
-                commands::set_state(&b.backend, name, true),
-            )
-            .await?;
-        }
-        for name in &b.disable {
-            step(
-                cli,
-                &mut applied,
-                commands::set_state(&b.backend, name, false),
-            )
-            .await?;
+        let toggles =
+            (b.enable.iter().map(|n| (n, true))).chain(b.disable.iter().map(|n| (n, false)));
+        for (name, ready) in toggles {
+            let command = commands::set_state(&b.backend, name, ready);
+            step(cli, &mut applied, command).await?;
         }
     }
     for b in &plan.backends {

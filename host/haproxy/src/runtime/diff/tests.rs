@@ -42,6 +42,12 @@ fn reload(old: &str, new: &str) -> ReloadReason {
     }
 }
 
+fn structure(section: &str) -> ReloadReason {
+    ReloadReason::Structure {
+        section: section.into(),
+    }
+}
+
 fn names(servers: &[ServerLine]) -> Vec<&str> {
     servers.iter().map(|s| s.name.as_str()).collect()
 }
@@ -318,31 +324,16 @@ fn changes_outside_server_lines_reload() {
     );
     // A vhost ACL.
     let new = old.replace("web.example", "www.example");
-    assert_eq!(
-        reload(&old, &new),
-        ReloadReason::Structure {
-            section: "frontend marathon_http_in".into()
-        }
-    );
+    assert_eq!(reload(&old, &new), structure("frontend marathon_http_in"));
     // A new backend.
     let new = format!("{old}backend new_10002\n  balance roundrobin\n");
     assert_eq!(reload(&old, &new).label(), "structure");
     // A removed backend.
     let new = old.split("backend other_10001").next().unwrap().to_owned();
-    assert_eq!(
-        reload(&old, &new),
-        ReloadReason::Structure {
-            section: "backend other_10001".into()
-        }
-    );
+    assert_eq!(reload(&old, &new), structure("backend other_10001"));
     // Global.
     let new = old.replace("server-state-file global", "server-state-file other");
-    assert_eq!(
-        reload(&old, &new),
-        ReloadReason::Structure {
-            section: "global".into()
-        }
-    );
+    assert_eq!(reload(&old, &new), structure("global"));
     // An option of a server that stays.
     let new = config("roundrobin", &[&format!("{A} check")]);
     assert_eq!(reload(&old, &new).label(), "server_options");
