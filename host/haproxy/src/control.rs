@@ -395,7 +395,7 @@ impl HaproxyControl {
         reason: ReloadReason,
         files: Option<Files>,
     ) -> Result<Option<Loaded>, ControlError> {
-        tracing::debug!(%reason, reason_label = reason.label(), "reloading HAProxy");
+        tracing::trace!(%reason, reason_label = reason.label(), "reloading HAProxy");
         self.last_reason = Some(reason);
         self.running = None;
         let loaded = self.reload().await?;

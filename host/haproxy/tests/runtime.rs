@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use mlb_core::render::Renderer;
 use mlb_core::{RenderSettings, Rendered, Templates};
 use mlb_haproxy::apply::ApplyOptions;
+use mlb_haproxy::runtime::Applied;
 use mlb_haproxy::{HaproxyControl, Loaded, SupervisorConfig};
 
 /// One HAProxy at a time (2-core machine).
@@ -475,6 +476,36 @@ fn a_cold_start_ignores_a_stale_server_state() {
         assert_eq!(lb.load(&app(vec![server(a, 11, "")])).await, Loaded::Started);
         assert_eq!(lb.servers("app_10000").await, [(name, a, 0)]);
         assert_eq!(lb.get("/").await, (200, "A".into()));
+        lb.ctl.stop().await;
+    });
+}
+
+#[test]
+fn a_draining_toggle_is_a_maintenance_change() {
+    let _one = serial();
+    rt().block_on(async {
+        let (a, b) = (backend("A"), backend("B"));
+        let mut lb = Lb::new();
+        // ZDD: the old task's server says ` disabled`.
+        let draining = app(vec![server(a, 11, ""), server(b, 22, " disabled")]);
+        assert_eq!(lb.load(&draining).await, Loaded::Started);
+        assert_eq!(lb.bodies(4).await, ["A"]);
+        let reloads = lb.reloads().await;
+        // Disabled in the config, then ready at run time: serves.
+        let both = app(vec![server(a, 11, ""), server(b, 22, "")]);
+        let loaded = lb.load(&both).await;
+        assert!(
+            matches!(loaded, Loaded::Runtime(Applied { toggled: 1, .. })),
+            "{loaded:?}"
+        );
+        assert_eq!(lb.bodies(6).await, ["A", "B"]);
+        let loaded = lb.load(&draining).await;
+        assert!(
+            matches!(loaded, Loaded::Runtime(Applied { toggled: 1, .. })),
+            "{loaded:?}"
+        );
+        assert_eq!(lb.bodies(6).await, ["A"]);
+        assert_eq!(lb.reloads().await, reloads);
         lb.ctl.stop().await;
     });
 }

@@ -77,7 +77,7 @@ impl WorkerCli {
     async fn run(&self, command: &Command) -> Result<(), RuntimeError> {
         let reply = self.send(&command.line).await?;
         if command.succeeded(&reply) {
-            tracing::debug!(command = %command.line, "runtime command");
+            tracing::trace!(command = %command.line, "runtime command");
             Ok(())
         } else {
             Err(RuntimeError::Reply {
@@ -419,7 +419,7 @@ async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
         };
         match outcome {
             Some(true) => {
-                tracing::debug!(server = %format!("{backend}/{name}"), "drained server deleted");
+                tracing::trace!(server = %format!("{backend}/{name}"), "drained server deleted");
                 draining.servers.remove(&key);
             }
             Some(false) => {
