@@ -362,15 +362,11 @@ fn plan<'p>(
             }
             continue;
         }
+        if o.lines == n.lines {
+            continue;
+        }
         let backend = n.name().unwrap_or_default();
-        let others = |s: &Section<'_>| -> Vec<String> {
-            s.lines
-                .iter()
-                .filter(|l| !Section::is_server_line(l))
-                .map(|l| l.to_string())
-                .collect()
-        };
-        if others(o) != others(n) {
+        if !other_lines(o).eq(other_lines(n)) {
             return Err(ReloadReason::Backend {
                 backend: backend.to_owned(),
             });
@@ -380,6 +376,15 @@ fn plan<'p>(
         }
     }
     Ok(plan)
+}
+
+/// The lines of a backend other than its `server` lines.
+fn other_lines<'s>(section: &'s Section<'_>) -> impl Iterator<Item = &'s str> {
+    section
+        .lines
+        .iter()
+        .copied()
+        .filter(|l| !Section::is_server_line(l))
 }
 
 fn servers(section: &Section<'_>, backend: &str) -> Result<Vec<ServerLine>, ReloadReason> {
