@@ -509,3 +509,42 @@ fn a_draining_toggle_is_a_maintenance_change() {
         lb.ctl.stop().await;
     });
 }
+
+#[test]
+fn after_a_restart_the_runtime_path_goes_on() {
+    let _one = serial();
+    rt().block_on(async {
+        let (a, b) = (backend("A"), backend("B"));
+        let mut lb = Lb::new();
+        assert_eq!(
+            lb.load(&app(vec![server(a, 11, "")])).await,
+            Loaded::Started
+        );
+        let with_b = app(vec![server(a, 11, ""), server(b, 22, "")]);
+        assert!(matches!(lb.load(&with_b).await, Loaded::Runtime(_)));
+        // HAProxy dies; the supervisor starts it again from the file, which
+        // has B.
+        let sup = lb.ctl.supervisor().unwrap();
+        let master = sup.master_pid().unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &master.to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while sup.master_pid().is_none_or(|p| p == master) {
+            assert!(Instant::now() < deadline, "HAProxy not restarted");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(lb.bodies(6).await, ["A", "B"]);
+        // The next membership change still goes through the runtime API.
+        let loaded = lb.load(&app(vec![server(b, 22, "")])).await;
+        assert!(
+            matches!(loaded, Loaded::Runtime(Applied { removed: 1, .. })),
+            "{loaded:?}, {}",
+            lb.reason()
+        );
+        assert_eq!(lb.bodies(4).await, ["B"]);
+        lb.ctl.stop().await;
+    });
+}
