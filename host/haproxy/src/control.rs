@@ -453,7 +453,7 @@ impl HaproxyControl {
             .map_err(ControlError::Start)?;
         *running = Some(sup);
         self.running = files;
-        self.last_reason = Some(ReloadReason::Unknown);
+        self.last_reason = None;
         Ok(Some(Loaded::Started))
     }
 

@@ -148,11 +148,6 @@ impl Draining {
         self.servers.clear();
     }
 
-    /// Whether some server still waits for its delete.
-    pub fn waiting(&self) -> bool {
-        self.servers.values().any(|d| !d.given_up)
-    }
-
     fn next_due(&self) -> Option<Instant> {
         self.servers
             .values()

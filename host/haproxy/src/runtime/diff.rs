@@ -91,7 +91,7 @@ const RUNTIME_KEYWORDS: &[(&str, usize)] = &[
 /// Why a change needs a reload (a metric label: [`ReloadReason::label`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReloadReason {
-    /// HAProxy was started, or what it runs is not known.
+    /// What HAProxy runs is not known (a failed reload, an unreadable file).
     Unknown,
     /// SIGUSR1: a reload was asked for.
     Requested,
