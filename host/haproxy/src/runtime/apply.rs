@@ -209,34 +209,17 @@ pub async fn apply(
         for s in &b.add {
             step(cli, &mut applied, commands::add(&b.backend, s)).await?;
             if s.checked() {
-                step(
-                    cli,
-                    &mut applied,
-                    commands::enable_health(&b.backend, &s.name),
-                )
-                .await?;
-            }
-            if !s.disabled {
-                step(
-                    cli,
-                    &mut applied,
-                    commands::set_state(&b.backend, &s.name, true),
-                )
-                .await?;
+                let health = commands::enable_health(&b.backend, &s.name);
+                step(cli, &mut applied, health).await?;
             }
         }
         for s in &b.revive {
-            draining
-                .servers
-                .remove(&(b.backend.clone(), s.name.clone()));
-            if !s.disabled {
-                step(
-                    cli,
-                    &mut applied,
-                    commands::set_state(&b.backend, &s.name, true),
-                )
-                .await?;
-            }
+            let key = (b.backend.clone(), s.name.clone());
+            draining.servers.remove(&key);
+        }
+        for s in b.add.iter().chain(&b.revive).filter(|s| !s.disabled) {
+            let ready = commands::set_state(&b.backend, &s.name, true);
+            step(cli, &mut applied, ready).await?;
         }
         let toggles =
             (b.enable.iter().map(|n| (n, true))).chain(b.disable.iter().map(|n| (n, false)));

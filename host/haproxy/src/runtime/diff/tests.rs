@@ -48,6 +48,17 @@ fn structure(section: &str) -> ReloadReason {
     }
 }
 
+/// The `pending` argument of [`decide`]: `server` drains in `web_10000`.
+fn draining_in_web<'s>(server: &'s ServerLine) -> impl Fn(&str) -> Vec<&'s ServerLine> + Copy {
+    move |b| {
+        if b == "web_10000" {
+            vec![server]
+        } else {
+            vec![]
+        }
+    }
+}
+
 fn names(servers: &[ServerLine]) -> Vec<&str> {
     servers.iter().map(|s| s.name.as_str()).collect()
 }
@@ -254,13 +265,7 @@ fn a_new_id_held_by_a_draining_server_reloads() {
         }
     );
     let pending = ServerLine::parse(&format!("server {A}")).unwrap();
-    let pending_a = |b: &str| {
-        if b == "web_10000" {
-            vec![&pending]
-        } else {
-            vec![]
-        }
-    };
+    let pending_a = draining_in_web(&pending);
     assert_eq!(
         decide(
             &config("roundrobin", &[B]),
@@ -277,13 +282,7 @@ fn a_new_id_held_by_a_draining_server_reloads() {
 #[test]
 fn a_server_back_while_draining_is_revived() {
     let pending = ServerLine::parse(&format!("server {A}")).unwrap();
-    let pending_a = |b: &str| {
-        if b == "web_10000" {
-            vec![&pending]
-        } else {
-            vec![]
-        }
-    };
+    let pending_a = draining_in_web(&pending);
     let Decision::Runtime(plan) = decide(
         &config("roundrobin", &[B]),
         &config("roundrobin", &[A, B]),
