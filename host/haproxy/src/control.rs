@@ -277,6 +277,9 @@ impl HaproxyControl {
         renderer: &mut Renderer,
         settings: &RenderSettings,
     ) -> Result<Outcome, ApplyError> {
+        if let Some(written) = self.write_runtime_change(rendered) {
+            return written;
+        }
         let (config, map) = (&self.config, self.haproxy_map);
         match apply::apply(config, rendered, map, &self.options) {
             Err(ApplyError::Invalid { output }) if !self.skip_cleanup => {
@@ -311,6 +314,62 @@ impl HaproxyControl {
             }
             other => other,
         }
+    }
+
+    /// A change the running HAProxy can take at run time (see
+    /// [`load`](Self::load)) is checked with `haproxy -c` on an excerpt —
+    /// the touched backends and the non-proxy sections
+    /// ([`runtime::config::excerpt`]) — since the rest is what HAProxy
+    /// runs already, then written without the full check (at 5,000
+    /// backends: ~30 ms instead of ~150 ms). `None`: not such a change, or
+    /// the excerpt fails; the full check, with its cleanup, then decides.
+    fn write_runtime_change(&self, rendered: &Rendered) -> Option<Result<Outcome, ApplyError>> {
+        let supervised = matches!(
+            self.reloader,
+            Reloader::Supervised {
+                running: Some(_),
+                ..
+            }
+        );
+        if self.options.skip_validation || !self.runtime_updates || !supervised {
+            return None;
+        }
+        let running = self.running.as_ref()?;
+        let maps = (rendered.domain_map.clone(), rendered.app_map.clone());
+        if self.haproxy_map && running.maps.as_ref() != Some(&maps) {
+            return None;
+        }
+        let plan = {
+            let draining = self.draining.try_lock().ok()?;
+            match runtime::decide(&running.config, &rendered.config, |b| draining.servers(b)) {
+                Decision::Runtime(plan) => plan,
+                _ => return None,
+            }
+        };
+        let backends: Vec<&str> = plan.backends.iter().map(|b| b.backend.as_str()).collect();
+        let excerpt = runtime::config::excerpt(&rendered.config, &backends);
+        let dir = self.config.parent().filter(|d| !d.as_os_str().is_empty());
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".mlb-runtime-check.")
+            .suffix(".cfg")
+            .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
+            .ok()?;
+        std::io::Write::write_all(&mut tmp, excerpt.as_bytes()).ok()?;
+
+        if let Err(e) = apply::validate(tmp.path()) {
+            tracing::debug!(error = %e, "the runtime change fails haproxy -c; checking the whole config");
+            return None;
+        }
+        let options = ApplyOptions {
+            skip_validation: true,
+            ..self.options.clone()
+        };
+        Some(apply::apply(
+            &self.config,
+            rendered,
+            self.haproxy_map,
+            &options,
+        ))
     }
 
     /// Load what [`write`](Self::write) did into HAProxy: the one reload

@@ -548,3 +548,32 @@ fn after_a_restart_the_runtime_path_goes_on() {
         lb.ctl.stop().await;
     });
 }
+
+#[test]
+fn a_bad_server_value_is_refused_before_the_write() {
+    let _one = serial();
+    rt().block_on(async {
+        let (a, b) = (backend("A"), backend("B"));
+        let mut lb = Lb::new();
+        let good = app(vec![server(a, 11, "")]);
+        assert_eq!(lb.load(&good).await, Loaded::Started);
+        let on_disk = std::fs::read_to_string(lb.ctl.config()).unwrap();
+        let bad = Rendered {
+            config: config(
+                lb.dir.path(),
+                lb.port,
+                &app(vec![server(a, 11, ""), server(b, 22, " check inter abc")]),
+            ),
+            ..Rendered::default()
+        };
+        let settings = RenderSettings::default();
+        let refused = lb.ctl.write(&bad, &[], &mut lb.renderer, &settings);
+        let Err(mlb_haproxy::apply::ApplyError::Invalid { output }) = refused else {
+            panic!("haproxy -c should refuse it: {refused:?}");
+        };
+        assert!(output.contains("inter"), "{output}");
+        assert_eq!(std::fs::read_to_string(lb.ctl.config()).unwrap(), on_disk);
+        assert_eq!(lb.bodies(3).await, ["A"]);
+        lb.ctl.stop().await;
+    });
+}
