@@ -355,7 +355,6 @@ impl HaproxyControl {
             .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
             .ok()?;
         std::io::Write::write_all(&mut tmp, excerpt.as_bytes()).ok()?;
-
         if let Err(e) = apply::validate(tmp.path()) {
             tracing::debug!(error = %e, "the runtime change fails haproxy -c; checking the whole config");
             return None;
