@@ -100,6 +100,7 @@ pub mod guard;
 pub mod lua;
 pub mod master;
 pub mod preflight;
+pub mod runtime;
 pub mod state;
 pub mod supervisor;
 

@@ -1,0 +1,417 @@
+//! Sending a [`Plan`] to the running HAProxy through the master CLI
+//! (`@1 <command>`, forwarded to the current worker at admin level), checking
+//! every reply, verifying the result with `show servers state`, and the
+//! drain-then-delete of removed servers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::commands::{self, Command, NO_SUCH_SERVER, STILL_CONNECTED};
+use super::config::ServerLine;
+use super::diff::{BackendPlan, Plan};
+use crate::master::{self, CLI_TIMEOUT};
+
+/// How often a drained server with sessions left is looked at again.
+const RETRY: Duration = Duration::from_millis(500);
+/// After this many looks, a drained server is left in maintenance for the
+/// next reload to drop.
+const MAX_TRIES: u32 = 1200;
+
+/// Why a runtime update failed (the caller reloads).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The master socket did not answer.
+    #[error("master socket {socket}: {error}")]
+    Socket {
+        /// The socket.
+        socket: String,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A command got another reply than its success reply.
+    #[error("`{command}` answered `{reply}`")]
+    Reply {
+        /// The command.
+        command: String,
+        /// HAProxy's reply (trimmed).
+        reply: String,
+    },
+    /// `show servers state` does not match the file.
+    #[error("backend {backend}: {detail}")]
+    Mismatch {
+        /// The backend.
+        backend: String,
+        /// What differs.
+        detail: String,
+    },
+}
+
+/// The current worker's CLI, through the master socket.
+#[derive(Debug, Clone)]
+pub struct WorkerCli {
+    socket: PathBuf,
+}
+
+impl WorkerCli {
+    /// Talk to the master listening on `socket`.
+    pub fn new(socket: PathBuf) -> Self {
+        Self { socket }
+    }
+
+    /// Send `command` to the current worker; its reply.
+    pub async fn send(&self, command: &str) -> Result<String, RuntimeError> {
+        master::command(&self.socket, &format!("@1 {command}"), CLI_TIMEOUT)
+            .await
+            .map_err(|error| RuntimeError::Socket {
+                socket: self.socket.display().to_string(),
+                error,
+            })
+    }
+
+    /// Send `command`; an error unless it got its success reply.
+    async fn run(&self, command: &Command) -> Result<(), RuntimeError> {
+        let reply = self.send(&command.line).await?;
+        if command.succeeded(&reply) {
+            tracing::trace!(command = %command.line, "runtime command");
+            Ok(())
+        } else {
+            Err(RuntimeError::Reply {
+                command: command.line.clone(),
+                reply: reply.trim().to_owned(),
+            })
+        }
+    }
+
+    /// `show servers state <backend>`, parsed.
+    async fn servers_state(
+        &self,
+        backend: &str,
+    ) -> Result<Vec<commands::ServerState>, RuntimeError> {
+        let command = commands::show_servers_state(backend);
+        let reply = self.send(&command).await?;
+        commands::parse_servers_state(&reply).ok_or_else(|| RuntimeError::Reply {
+            command,
+            reply: reply.trim().to_owned(),
+        })
+    }
+}
+
+/// A removed server still in the runtime, in maintenance.
+#[derive(Debug, Clone)]
+struct Drain {
+    line: ServerLine,
+    /// When `del server` may be tried (maintenance + grace).
+    due: Instant,
+    tries: u32,
+    /// Left for the next reload (too many tries, or an unexpected reply).
+    given_up: bool,
+}
+
+/// The servers gone from the file that the runtime still has, in
+/// maintenance, until they have no session left and their grace has
+/// passed. A reload drops them all.
+#[derive(Debug, Default)]
+pub struct Draining {
+    servers: BTreeMap<(String, String), Drain>,
+}
+
+/// [`Draining`], shared with the task that deletes them.
+pub type SharedDraining = Arc<tokio::sync::Mutex<Draining>>;
+
+impl Draining {
+    /// The draining servers of `backend`.
+    pub fn servers(&self, backend: &str) -> Vec<&ServerLine> {
+        self.servers
+            .iter()
+            .filter(|((b, _), _)| b == backend)
+            .map(|(_, d)| &d.line)
+            .collect()
+    }
+
+    /// How many servers are draining.
+    pub fn len(&self) -> usize {
+        self.servers.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty()
+    }
+
+    /// Forget them all (after a reload, which dropped them).
+    pub fn clear(&mut self) {
+        self.servers.clear();
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.servers
+            .values()
+            .filter(|d| !d.given_up)
+            .map(|d| d.due)
+            .min()
+    }
+}
+
+/// What a runtime update did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Applied {
+    /// Servers added.
+    pub added: usize,
+    /// Servers put in maintenance because they left the file (deleted
+    /// later, see [`Draining`]).
+    pub removed: usize,
+    /// Draining servers that came back.
+    pub revived: usize,
+    /// Servers whose ` disabled` changed.
+    pub toggled: usize,
+    /// Commands sent (verification included).
+    pub commands: usize,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// Apply `plan`: removed servers to maintenance first (no new request
+/// reaches them; in-flight ones finish), then additions (add, `enable
+/// health` when checked, ready unless `disabled`), revivals and toggles;
+/// then verify every touched backend. Stops at the first failure.
+pub async fn apply(
+    cli: &WorkerCli,
+    plan: &Plan,
+    draining: &mut Draining,
+) -> Result<Applied, RuntimeError> {
+    let started = Instant::now();
+    let mut applied = Applied::default();
+    for b in &plan.backends {
+        for s in &b.remove {
+            step(
+                cli,
+                &mut applied,
+                commands::set_state(&b.backend, &s.name, false),
+            )
+            .await?;
+            let drain = Drain {
+                line: s.clone(),
+                due: Instant::now() + b.grace,
+                tries: 0,
+                given_up: false,
+            };
+            draining
+                .servers
+                .insert((b.backend.clone(), s.name.clone()), drain);
+        }
+    }
+    for b in &plan.backends {
+        for s in &b.add {
+            step(cli, &mut applied, commands::add(&b.backend, s)).await?;
+            if s.checked() {
+                let health = commands::enable_health(&b.backend, &s.name);
+                step(cli, &mut applied, health).await?;
+            }
+        }
+        for s in &b.revive {
+            let key = (b.backend.clone(), s.name.clone());
+            draining.servers.remove(&key);
+        }
+        for s in b.add.iter().chain(&b.revive).filter(|s| !s.disabled) {
+            let ready = commands::set_state(&b.backend, &s.name, true);
+            step(cli, &mut applied, ready).await?;
+        }
+        let toggles =
+            (b.enable.iter().map(|n| (n, true))).chain(b.disable.iter().map(|n| (n, false)));
+        for (name, ready) in toggles {
+            let command = commands::set_state(&b.backend, name, ready);
+            step(cli, &mut applied, command).await?;
+        }
+    }
+    for b in &plan.backends {
+        verify(cli, b, draining).await?;
+        applied.commands += 1;
+        applied.added += b.add.len();
+        applied.removed += b.remove.len();
+        applied.revived += b.revive.len();
+        applied.toggled += b.enable.len() + b.disable.len();
+    }
+    applied.took = started.elapsed();
+    Ok(applied)
+}
+
+async fn step(
+    cli: &WorkerCli,
+    applied: &mut Applied,
+    command: Command,
+) -> Result<(), RuntimeError> {
+    applied.commands += 1;
+    cli.run(&command).await
+}
+
+/// `show servers state <backend>` against the file: the same servers (the
+/// file's plus the draining ones), ids, addresses and ports; the servers
+/// the plan touched ready or in maintenance as the file says; the draining
+/// ones in maintenance.
+async fn verify(cli: &WorkerCli, b: &BackendPlan, draining: &Draining) -> Result<(), RuntimeError> {
+    let state = cli.servers_state(&b.backend).await?;
+    let mismatch = |detail: String| RuntimeError::Mismatch {
+        backend: b.backend.clone(),
+        detail,
+    };
+    let draining = draining.servers(&b.backend);
+    let expected = b.expected.len() + draining.len();
+    if state.len() != expected {
+        let names: Vec<&str> = state.iter().map(|s| s.name.as_str()).collect();
+        return Err(mismatch(format!(
+            "{} servers at run time ({}), {expected} expected",
+            state.len(),
+            names.join(" ")
+        )));
+    }
+    let touched = |name: &str| {
+        b.add.iter().chain(&b.revive).any(|s| s.name == name)
+            || b.enable.iter().chain(&b.disable).any(|n| n == name)
+    };
+    for s in &b.expected {
+        let Some(rt) = state.iter().find(|r| r.name == s.name) else {
+            return Err(mismatch(format!("{} is missing", s.name)));
+        };
+        let addr: Option<IpAddr> = rt.addr.parse().ok();
+        if s.id.is_some_and(|id| id != rt.id)
+            || s.socket.map(|(ip, port)| (Some(ip), port)) != Some((addr, rt.port))
+        {
+            return Err(mismatch(format!(
+                "{} is {}:{} id {} at run time, {} {:?} in the file",
+                s.name, rt.addr, rt.port, rt.id, s.addr, s.id
+            )));
+        }
+        if touched(&s.name) && (rt.maint() != s.disabled || (!s.disabled && !rt.ready())) {
+            return Err(mismatch(format!(
+                "{} has admin state {:#x}, the file says {}",
+                s.name,
+                rt.admin,
+                if s.disabled { "disabled" } else { "ready" }
+            )));
+        }
+    }
+    for d in draining {
+        match state.iter().find(|r| r.name == d.name) {
+            Some(rt) if rt.maint() => {}
+            _ => return Err(mismatch(format!("{} should be draining", d.name))),
+        }
+    }
+    Ok(())
+}
+
+/// After a fallback reload: the server-state file the supervisor saved just
+/// before it is replayed over the new config — forced maintenance and even
+/// the port of a server of the same name — so what the failed plan (or a
+/// hand-made change) left at run time would stay. Put the touched
+/// backends' servers back to the file's address, port and state; best
+/// effort (failures are logged).
+pub async fn after_reload(cli: &WorkerCli, plan: &Plan) {
+    for b in &plan.backends {
+        let Ok(state) = cli.servers_state(&b.backend).await else {
+            continue;
+        };
+        for s in &b.expected {
+            let (Some(rt), Some((ip, port))) = (state.iter().find(|r| r.name == s.name), s.socket)
+            else {
+                continue;
+            };
+            let mut fixes = Vec::new();
+            if rt.addr.parse::<IpAddr>().ok() != Some(ip) || rt.port != port {
+                fixes.push(format!(
+                    "set server {}/{} addr {ip} port {port}",
+                    b.backend, s.name
+                ));
+            }
+            if !s.disabled && rt.maint() {
+                fixes.push(commands::set_state(&b.backend, &s.name, true).line);
+            }
+            for fix in fixes {
+                match cli.send(&fix).await {
+                    Ok(reply) => {
+                        tracing::info!(command = %fix, reply = reply.trim(), "server state reconciled after the reload")
+                    }
+                    Err(e) => {
+                        tracing::warn!(command = %fix, error = %e, "server state not reconciled after the reload")
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Delete the draining servers as they become free: each once its grace has
+/// passed and `show stat` shows no session or queue, with `del server`.
+/// Retried every [`RETRY`] while sessions remain; returns when no server
+/// waits (a reload clears the set).
+pub async fn sweep(cli: WorkerCli, draining: SharedDraining) {
+    loop {
+        let next = {
+            let mut d = draining.lock().await;
+            sweep_once(&cli, &mut d).await;
+            d.next_due()
+        };
+        let Some(next) = next else {
+            return;
+        };
+        tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(50))).await;
+    }
+}
+
+async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
+    let now = Instant::now();
+    let due: Vec<(String, String)> = draining
+        .servers
+        .iter()
+        .filter(|(_, d)| !d.given_up && d.due <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in due {
+        let (backend, name) = (&key.0, &key.1);
+        let (free, gone) = match cli.send(&commands::show_stat(backend)).await {
+            Ok(reply) => match commands::parse_sessions(&reply, name) {
+                Some(n) => (n == 0, false),
+                // A stats answer without it: gone (HAProxy restarted).
+                None => (false, reply.starts_with("# ")),
+            },
+            Err(_) => (false, false),
+        };
+        let outcome = if gone {
+            Some(true)
+        } else if free {
+            match cli.send(&commands::delete(backend, name).line).await {
+                Ok(r) if r.trim() == "Server deleted." || r.trim() == NO_SUCH_SERVER => Some(true),
+                Ok(r) if r.trim() == STILL_CONNECTED => None,
+                Ok(r) => {
+                    tracing::warn!(server = %format!("{backend}/{name}"), reply = r.trim(), "drained server not deleted; the next reload drops it");
+                    Some(false)
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        match outcome {
+            Some(true) => {
+                tracing::trace!(server = %format!("{backend}/{name}"), "drained server deleted");
+                draining.servers.remove(&key);
+            }
+            Some(false) => {
+                if let Some(d) = draining.servers.get_mut(&key) {
+                    d.given_up = true;
+                }
+            }
+            None => {
+                if let Some(d) = draining.servers.get_mut(&key) {
+                    d.tries += 1;
+                    d.due = now + RETRY;
+                    d.given_up = d.tries >= MAX_TRIES;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The runtime-API commands a [`Plan`](super::Plan) sends, the exact
+//! replies HAProxy 2.6 gives when they succeed, and the parsers of
+//! `show servers state` and `show stat`. Pure: no I/O.
+//!
+//! Never `enabled` on `add server`: on 2.6.12 such a server gets no
+//! traffic, and a later `maint` corrupts the backend's counters
+//! (haproxy/haproxy#2497). A server is added (in maintenance), its check
+//! enabled, then made ready.
+
+use super::config::ServerLine;
+
+/// One command and the reply it must get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The command line.
+    pub line: String,
+    /// The reply (trimmed) that means success.
+    pub success: &'static str,
+}
+
+impl Command {
+    /// Whether `reply` is the success reply.
+    pub fn succeeded(&self, reply: &str) -> bool {
+        reply.trim() == self.success
+    }
+}
+
+/// `add server <be>/<name> <addr> <options…>`: the server is created in
+/// maintenance, its check (if any) disabled.
+pub fn add(backend: &str, server: &ServerLine) -> Command {
+    let mut line = format!("add server {backend}/{} {}", server.name, server.addr);
+    for option in &server.options {
+        line.push(' ');
+        line.push_str(option);
+    }
+    Command {
+        line,
+        success: "New server registered.",
+    }
+}
+
+/// `enable health <be>/<name>`: a dynamic server's check starts only then.
+pub fn enable_health(backend: &str, name: &str) -> Command {
+    Command {
+        line: format!("enable health {backend}/{name}"),
+        success: "",
+    }
+}
+
+/// `set server <be>/<name> state ready|maint`.
+pub fn set_state(backend: &str, name: &str, ready: bool) -> Command {
+    let state = if ready { "ready" } else { "maint" };
+    Command {
+        line: format!("set server {backend}/{name} state {state}"),
+        success: "",
+    }
+}
+
+/// `del server <be>/<name>` (the server must be in maintenance, with no
+/// session, idle connection or queue).
+pub fn delete(backend: &str, name: &str) -> Command {
+    Command {
+        line: format!("del server {backend}/{name}"),
+        success: "Server deleted.",
+    }
+}
+
+/// The reply of `del server` while sessions are attached.
+pub const STILL_CONNECTED: &str = "Server still has connections attached to it, cannot remove it.";
+/// The reply when the server does not exist (any more).
+pub const NO_SUCH_SERVER: &str = "No such server.";
+
+/// `srv_admin_state` bits: any maintenance (forced, inherited, resolution).
+/// `CMAINT` (0x04, "disabled in the config") is only a marker: a server
+/// with it and no other bit takes traffic.
+const ADMIN_MAINT: u32 = 0x01 | 0x02 | 0x20;
+/// `srv_admin_state` bits: forced or inherited drain.
+const ADMIN_DRAIN: u32 = 0x08 | 0x10;
+
+/// One server of `show servers state` (format 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerState {
+    /// `srv_id`.
+    pub id: u32,
+    /// `srv_name`.
+    pub name: String,
+    /// `srv_addr`.
+    pub addr: String,
+    /// `srv_admin_state` (bit field).
+    pub admin: u32,
+    /// `srv_port`.
+    pub port: u16,
+}
+
+impl ServerState {
+    /// In maintenance (takes no new traffic).
+    pub fn maint(&self) -> bool {
+        self.admin & ADMIN_MAINT != 0
+    }
+
+    /// Ready: neither maintenance nor drain.
+    pub fn ready(&self) -> bool {
+        self.admin & (ADMIN_MAINT | ADMIN_DRAIN) == 0
+    }
+}
+
+/// The command of [`parse_servers_state`].
+pub fn show_servers_state(backend: &str) -> String {
+    format!("show servers state {backend}")
+}
+
+/// Parse `show servers state <be>`: `None` unless the answer is a format-1
+/// dump (first line `1`, a `#` header, then lines of at least 19 fields).
+pub fn parse_servers_state(text: &str) -> Option<Vec<ServerState>> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    if lines.next()? != "1" {
+        return None;
+    }
+    let mut out = Vec::new();
+    for line in lines {
+        if line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 19 {
+            return None;
+        }
+        out.push(ServerState {
+            id: f[2].parse().ok()?,
+            name: f[3].to_owned(),
+            addr: f[4].to_owned(),
+            admin: f[6].parse().ok()?,
+            port: f[18].parse().ok()?,
+        });
+    }
+    Some(out)
+}
+
+/// The command of [`parse_sessions`]: the servers' stats of one backend.
+pub fn show_stat(backend: &str) -> String {
+    format!("show stat {backend} 4 -1")
+}
+
+/// From `show stat` CSV: the current sessions plus queued requests of
+/// server `name` (`None`: not listed, or not a stats answer).
+pub fn parse_sessions(text: &str, name: &str) -> Option<u64> {
+    let mut lines = text.lines();
+    let header = lines.next()?.strip_prefix("# ")?;
+    let column = |n: &str| header.split(',').position(|c| c == n);
+    let (sv, qcur, scur) = (column("svname")?, column("qcur")?, column("scur")?);
+    lines.find_map(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.get(sv) != Some(&name) {
+            return None;
+        }
+        let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+        Some(n(qcur)? + n(scur)?)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Measured on 2.6.12 (`@1 show servers state c`).
+    const STATE: &str = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+        4 c 5 s1 127.0.0.1 2 0 1 1 17 1 0 2 0 0 0 1 - 18902 - 0 0 - - 0\n\
+        4 c 6 s2 127.0.0.1 0 1 1 1 1 1 0 0 2 0 0 1 - 18903 - 0 0 - - 0\n\
+        4 c 33 d 127.0.0.1 2 4 1 1 1 1 0 0 8 0 0 1 - 18906 - 0 0 - - 0\n\n";
+
+    #[test]
+    fn commands_never_send_enabled() {
+        let s =
+            ServerLine::parse("server a 10.0.0.1:80 id 7 check inter 2s enabled disabled").unwrap();
+        let add = add("be", &s);
+        assert_eq!(add.line, "add server be/a 10.0.0.1:80 id 7 check inter 2s");
+        assert!(add.succeeded("New server registered.\n\n"));
+        assert!(!add.succeeded("'id' : custom id 7 already used at lb.cfg:24 ('server x')."));
+        assert!(!add.succeeded("Permission denied\n"));
+        let ready = set_state("be", "a", true);
+        assert_eq!(ready.line, "set server be/a state ready");
+        assert!(ready.succeeded("\n"));
+        assert!(!ready.succeeded("No such server.\n"));
+        assert_eq!(
+            set_state("be", "a", false).line,
+            "set server be/a state maint"
+        );
+        assert_eq!(enable_health("be", "a").line, "enable health be/a");
+        let del = delete("be", "a");
+        assert!(del.succeeded("Server deleted.\n"));
+        assert!(!del.succeeded(STILL_CONNECTED));
+    }
+
+    #[test]
+    fn servers_state() {
+        let s = parse_servers_state(STATE).unwrap();
+        assert_eq!(s.len(), 3);
+        assert_eq!((s[0].id, s[0].name.as_str(), s[0].port), (5, "s1", 18902));
+        assert!(s[0].ready() && !s[0].maint());
+        assert!(s[1].maint() && !s[1].ready());
+        // Disabled in the config, then `state ready`: CMAINT stays, serves.
+        assert!(s[2].ready());
+        assert_eq!(parse_servers_state("1\n# header\n"), Some(vec![]));
+        assert_eq!(parse_servers_state("No such backend.\n"), None);
+        assert_eq!(parse_servers_state("1\n4 c 5 s1\n"), None);
+    }
+
+    #[test]
+    fn sessions_from_show_stat() {
+        let text = "# pxname,svname,qcur,qmax,scur,smax\nc,s1,0,0,2,3\nc,s2,1,0,0,0\n";
+        assert_eq!(parse_sessions(text, "s1"), Some(2));
+        assert_eq!(parse_sessions(text, "s2"), Some(1));
+        assert_eq!(parse_sessions(text, "s3"), None);
+        assert_eq!(parse_sessions("Unknown command", "s1"), None);
+    }
+}

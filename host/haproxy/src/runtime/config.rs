@@ -1,0 +1,244 @@
+//! Just enough of HAProxy's config syntax for the runtime diff: the text cut
+//! into sections (a line at column 0 opens one, indented lines belong to
+//! it), the `server` lines of a backend, and the few backend settings the
+//! runtime API cares about (`balance`, `hash-type`, `default-server`,
+//! `timeout connect`, `retries`). Pure: no I/O.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// One section: its opening line (`backend app_10000`) and the lines under
+/// it, verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section<'a> {
+    /// The line at column 0 (empty for the lines before the first section).
+    pub header: &'a str,
+    /// The indented (or blank, or comment) lines after it.
+    pub lines: Vec<&'a str>,
+}
+
+impl<'a> Section<'a> {
+    /// The section keyword (`backend`, `defaults`, …).
+    pub fn keyword(&self) -> &'a str {
+        self.header.split_whitespace().next().unwrap_or_default()
+    }
+
+    /// The name after the keyword (`app_10000`), if any.
+    pub fn name(&self) -> Option<&'a str> {
+        self.header.split_whitespace().nth(1)
+    }
+
+    /// The value of the first line whose first word is `directive`, i.e.
+    /// the rest of that line (`balance roundrobin` → `roundrobin`).
+    pub fn directive(&self, directive: &str) -> Option<&'a str> {
+        self.lines.iter().find_map(|l| {
+            let l = l.trim();
+            let rest = l.strip_prefix(directive)?;
+            (rest.is_empty() || rest.starts_with(char::is_whitespace)).then(|| rest.trim())
+        })
+    }
+
+    /// Whether this is a backend `server` line.
+    pub fn is_server_line(line: &str) -> bool {
+        line.trim_start().starts_with("server ")
+    }
+}
+
+/// Cut `text` into sections. Lines before the first section make a section
+/// with an empty header.
+pub fn sections(text: &str) -> Vec<Section<'_>> {
+    let mut out = vec![Section {
+        header: "",
+        lines: Vec::new(),
+    }];
+    for line in text.lines() {
+        let opens = line
+            .chars()
+            .next()
+            .is_some_and(|c| !c.is_whitespace() && c != '#');
+        if opens {
+            out.push(Section {
+                header: line.trim_end(),
+                lines: Vec::new(),
+            });
+        } else if let Some(last) = out.last_mut() {
+            last.lines.push(line);
+        }
+    }
+    out
+}
+
+/// The part of `text` that `haproxy -c` needs to check the server lines of
+/// `backends`: every section but the frontends, `listen`s and the other
+/// backends, plus a frontend of its own (HAProxy refuses a config without a
+/// listener). When only those backends' server lines changed, the rest is
+/// what HAProxy already runs, so checking this excerpt is checking the
+/// change — at a fraction of the cost of the whole config.
+pub fn excerpt(text: &str, backends: &[&str]) -> String {
+    let mut out = String::with_capacity(4096);
+    for s in sections(text) {
+        let keep = match s.keyword() {
+            "frontend" | "listen" => false,
+            "backend" => s.name().is_some_and(|n| backends.contains(&n)),
+            _ => true,
+        };
+        if keep {
+            if !s.header.is_empty() {
+                out.push_str(s.header);
+                out.push('\n');
+            }
+            for line in &s.lines {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str("\nfrontend mlb_runtime_check\n  bind 127.0.0.1:1\n");
+    out
+}
+
+/// A parsed `server <name> <ip>:<port> [options…]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLine {
+    /// The server name.
+    pub name: String,
+    /// The address as written (`10.0.0.1:31000`).
+    pub addr: String,
+    /// The address, parsed (`None`: not an IP literal with a port).
+    pub socket: Option<(IpAddr, u16)>,
+    /// The `id N` option.
+    pub id: Option<u32>,
+    /// Whether the line says `disabled` (marathon-lb: a draining ZDD task).
+    pub disabled: bool,
+    /// The options after the address, minus `disabled` and `enabled`, in
+    /// order (what `add server` gets).
+    pub options: Vec<String>,
+}
+
+impl ServerLine {
+    /// Parse a `server` line; `None` when it has no name or address.
+    pub fn parse(line: &str) -> Option<ServerLine> {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("server") {
+            return None;
+        }
+        let name = words.next()?.to_owned();
+        let addr = words.next()?.to_owned();
+        let rest: Vec<&str> = words.collect();
+        let id = rest
+            .iter()
+            .position(|w| *w == "id")
+            .and_then(|i| rest.get(i + 1))
+            .and_then(|v| v.parse().ok());
+        Some(ServerLine {
+            socket: parse_socket(&addr),
+            name,
+            addr,
+            id,
+            disabled: rest.contains(&"disabled"),
+            options: rest
+                .iter()
+                .filter(|w| !matches!(**w, "disabled" | "enabled"))
+                .map(|w| (*w).to_owned())
+                .collect(),
+        })
+    }
+
+    /// Whether the options start a health check (`check`).
+    pub fn checked(&self) -> bool {
+        self.options.iter().any(|o| o == "check")
+    }
+}
+
+/// `1.2.3.4:80` or `[::1]:80` → the address and port.
+fn parse_socket(addr: &str) -> Option<(IpAddr, u16)> {
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Some((host.parse().ok()?, port.parse().ok()?))
+}
+
+/// An HAProxy time (`3s`, `500ms`, `2m`, `1h`, `1d`, `5000` = ms).
+pub fn parse_time(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (n, unit) = value.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let ms = match unit {
+        "" | "ms" => n,
+        "us" => return Some(Duration::from_micros(n)),
+        "s" => n * 1000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_and_directives() {
+        let text = "global\n  maxconn 10\ndefaults\n  balance leastconn\n  timeout connect  3s\n\nbackend b\n  balance roundrobin\n  server s 1.2.3.4:80 id 7\n";
+        let s = sections(text);
+        assert_eq!(s.len(), 4);
+        assert_eq!(s[0].header, "");
+        assert_eq!(s[2].directive("timeout connect"), Some("3s"));
+        assert_eq!(s[2].directive("balance"), Some("leastconn"));
+        assert_eq!((s[3].keyword(), s[3].name()), ("backend", Some("b")));
+        assert_eq!(s[3].directive("balance"), Some("roundrobin"));
+        assert_eq!(s[3].directive("bal"), None);
+        assert_eq!(s[2].lines.last(), Some(&""));
+    }
+
+    #[test]
+    fn server_lines() {
+        let s = ServerLine::parse(
+            "  server 10_0_0_1_31000 10.0.0.1:31000 id 42 check inter 2s disabled",
+        )
+        .unwrap();
+        assert_eq!(s.name, "10_0_0_1_31000");
+        assert_eq!(s.socket, Some(("10.0.0.1".parse().unwrap(), 31000)));
+        assert_eq!(s.id, Some(42));
+        assert!(s.disabled && s.checked());
+        assert_eq!(s.options, ["id", "42", "check", "inter", "2s"]);
+        let v6 = ServerLine::parse("server a [::1]:80").unwrap();
+        assert_eq!(v6.socket, Some(("::1".parse().unwrap(), 80)));
+        assert_eq!(v6.id, None);
+        assert_eq!(
+            ServerLine::parse("server a host.example:80")
+                .unwrap()
+                .socket,
+            None
+        );
+        assert_eq!(ServerLine::parse("server a"), None);
+        assert_eq!(ServerLine::parse("  balance x"), None);
+    }
+
+    #[test]
+    fn excerpt_keeps_what_the_backends_need() {
+        let text = "# head\nglobal\n  maxconn 10\ndefaults\n  mode http\nuserlist u\n  user a password x\n\
+                    frontend f\n  bind :80\nlisten stats\n  bind :9090\nbackend a\n  server s 1.2.3.4:80\nbackend b\n  balance first\n";
+        assert_eq!(
+            excerpt(text, &["b"]),
+            "# head\nglobal\n  maxconn 10\ndefaults\n  mode http\nuserlist u\n  user a password x\n\
+             backend b\n  balance first\n\nfrontend mlb_runtime_check\n  bind 127.0.0.1:1\n"
+        );
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_time("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_time("5000"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_time("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_time("x"), None);
+    }
+}
