@@ -83,6 +83,9 @@
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, the
 //!   reload command.
 //! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
+//! - [`runtime`]: membership changes without a reload: the pure diff of two
+//!   configs (or the reason a reload is needed), the runtime API commands,
+//!   drain then delete, verification.
 //! - [`supervisor`]: the master-worker supervisor and its [`SupervisorStats`].
 //! - [`master`]: the master CLI socket and `show proc`.
 //! - [`state`]: the server-state file.

@@ -547,6 +547,10 @@ fn classify(line: &str) -> Relayed {
         || (message.contains(" worker (") && message.contains("exited with code 0"))
         || message.starts_with("All workers exited. Exiting... (0)")
         || message.starts_with("Exiting Master process...")
+        // The runtime path's own `set server … state maint|ready`.
+        || (message.starts_with("Server ")
+            && (message.contains(" is going DOWN for maintenance")
+                || message.contains(" (leaving forced maintenance)")))
     {
         Relayed::Routine
     } else if line.starts_with("[ALERT]") {

@@ -66,6 +66,7 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
         rejected = report.rejected,
         config = report.config.map_or("-", |c| c.as_str()),
         haproxy = report.haproxy.map_or("-", |h| h.as_str()),
+        reason = report.reload_reason,
         reload_ms = report.haproxy.and_then(|h| match h {
             mlb_haproxy::Loaded::Reloaded(d) => Some(d.as_millis() as u64),
             _ => None,

@@ -39,6 +39,16 @@ pub struct Metrics {
     pub stream_watchdog_reconnects: AtomicU64,
     /// Unix time (seconds) of the last byte received on the event stream.
     pub stream_last_activity: AtomicI64,
+    /// Supervised reloads by why the change could not be applied at run
+    /// time (`structure`, `backend`, `balance`, `cookie`, `server_id`,
+    /// `maps`, `requested`, `runtime_failed`, ...).
+    pub reloads_by_reason: Mutex<BTreeMap<String, u64>>,
+    /// Membership changes applied through HAProxy's runtime API (no reload).
+    pub runtime_updates: AtomicU64,
+    /// Servers added / put in drain through the runtime API.
+    pub runtime_servers_added: AtomicU64,
+    /// Servers put in maintenance (drained, deleted later) at run time.
+    pub runtime_servers_removed: AtomicU64,
     /// The supervisor's own counters (reloads, starts, old workers, up),
     /// once it runs; read at scrape time. All 0 without a supervisor.
     pub supervisor: OnceLock<Arc<SupervisorStats>>,
@@ -141,6 +151,18 @@ impl Metrics {
             if let Ok(mut m) = self.reconcile_failures.lock() {
                 *m.entry(e.kind().to_owned()).or_default() += 1;
             }
+        }
+        if let Some(reason) = report.reload_reason
+            && let Ok(mut m) = self.reloads_by_reason.lock()
+        {
+            *m.entry(reason.to_owned()).or_default() += 1;
+        }
+        if let Some(mlb_haproxy::Loaded::Runtime(applied)) = &report.haproxy {
+            self.runtime_updates.fetch_add(1, Ordering::Relaxed);
+            self.runtime_servers_added
+                .fetch_add(applied.added as u64, Ordering::Relaxed);
+            self.runtime_servers_removed
+                .fetch_add(applied.removed as u64, Ordering::Relaxed);
         }
         if report.generated {
             self.apps.store(report.apps as u64, Ordering::Relaxed);
@@ -265,6 +287,24 @@ impl Metrics {
             "gauge",
             geti(&self.last_apply),
         );
+        counter(
+            "mlb_runtime_updates_total",
+            "Changes applied through HAProxy's runtime API, without a reload.",
+            "counter",
+            get(&self.runtime_updates),
+        );
+        counter(
+            "mlb_runtime_servers_added_total",
+            "Servers added through HAProxy's runtime API.",
+            "counter",
+            get(&self.runtime_servers_added),
+        );
+        counter(
+            "mlb_runtime_servers_removed_total",
+            "Servers drained (maintenance, deleted once idle) through HAProxy's runtime API.",
+            "counter",
+            get(&self.runtime_servers_removed),
+        );
         let _ = writeln!(
             out,
             "# HELP mlb_reconciles_total Reconciles by trigger.\n# TYPE mlb_reconciles_total counter"
@@ -274,6 +314,13 @@ impl Metrics {
                 let _ = writeln!(out, "mlb_reconciles_total{{trigger=\"{cause}\"}} {n}");
             }
         }
+        labelled(
+            &mut out,
+            "mlb_reloads_total",
+            "Supervised reloads by why the change needed one (structure, backend, balance, cookie, server_id, maps, requested, runtime_failed, ...).",
+            "reason",
+            &self.reloads_by_reason,
+        );
         labelled(
             &mut out,
             "mlb_reconcile_failures_total",

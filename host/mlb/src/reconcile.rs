@@ -137,6 +137,9 @@ pub struct ReconcileReport {
     pub config: Option<ConfigOutcome>,
     /// What HAProxy did (`None`: nothing).
     pub haproxy: Option<Loaded>,
+    /// Why HAProxy was reloaded rather than updated at run time (with
+    /// `haproxy` = reloaded by the supervisor).
+    pub reload_reason: Option<&'static str>,
     /// Whether a config was generated (apps to services below are set).
     pub generated: bool,
     /// Stage durations of the generation.
@@ -161,6 +164,7 @@ impl ReconcileReport {
             changes: Vec::new(),
             config: None,
             haproxy: None,
+            reload_reason: None,
             generated: false,
             timings: Timings::default(),
             elapsed: Duration::ZERO,
@@ -332,6 +336,7 @@ impl Reconciler {
             Outcome::Written => ConfigOutcome::Written,
         });
         report.haproxy = self.haproxy.load(&outcome).await?;
+        report.reload_reason = self.reload_reason(report.haproxy);
         let (mut served, snapshot) = self.changes.services(&generated.interpreted);
         self.changes.commit(snapshot);
         served.append(&mut diagnostic_changes);
@@ -348,8 +353,17 @@ impl Reconciler {
             return Ok(());
         }
         report.haproxy = self.haproxy.revalidate().await?;
+        report.reload_reason = self.reload_reason(report.haproxy);
         report.config = Some(ConfigOutcome::Revalidated);
         Ok(())
+    }
+
+    /// Why the supervised HAProxy was reloaded, when it was.
+    fn reload_reason(&self, loaded: Option<Loaded>) -> Option<&'static str> {
+        match loaded {
+            Some(Loaded::Reloaded(_)) => self.haproxy.last_reload_reason().map(|r| r.label()),
+            _ => None,
+        }
     }
 
     /// Supervised: what the config needs from the host, checked on its

@@ -2,5 +2,6 @@
 //! supervisor against a real HAProxy 2.6 on loopback, and what a custom
 //! HEAD gets in supervised mode (`haproxy -c`).
 
+mod runtime;
 mod supervised_head;
 mod supervisor;

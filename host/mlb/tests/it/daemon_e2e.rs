@@ -883,6 +883,27 @@ impl Loopback {
     }
 }
 
+/// The one line (DEBUG aside) logged after line `before`, once a
+/// straggling line (an old worker's output) had time to arrive; at most
+/// four DEBUG lines beside it.
+fn one_new_line(lb: &Loopback, before: usize) -> String {
+    std::thread::sleep(Duration::from_millis(1000));
+    let log = lb.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .skip(before)
+        .filter(|l| !l.contains(" DEBUG "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", lines.join("\n"));
+    let debug = log
+        .lines()
+        .skip(before)
+        .filter(|l| l.contains(" DEBUG "))
+        .count();
+    assert!(debug <= 4, "{log}");
+    lines[0].to_owned()
+}
+
 fn web_app(service: u16, task_port: u16) -> Value {
     json!({"apps": [{
         "id": "/e2e/web", "instances": 1,
@@ -1019,6 +1040,7 @@ fn one_reload_logs_one_line() {
         || lb.serves("backend-a"),
     );
     std::thread::sleep(Duration::from_millis(500));
+    // A membership change goes through the runtime API: one line, no reload.
     let before = lb.log().lines().count();
     sim.sim()
         .mutate(|list, ctx, out| marathon_sim::ops::add_task(list, "/e2e/web", task(b), ctx, out))
@@ -1026,29 +1048,33 @@ fn one_reload_logs_one_line() {
     wait_for("backend-b", Duration::from_secs(5), || {
         lb.serves("backend-b")
     });
-    // Let a straggling line (an old worker's output) arrive.
-    std::thread::sleep(Duration::from_millis(1000));
-    let log = lb.log();
-    let lines: Vec<&str> = log
-        .lines()
-        .skip(before)
-        .filter(|l| !l.contains(" DEBUG "))
-        .collect();
-    assert_eq!(lines.len(), 1, "{}", lines.join("\n"));
-    let line = lines[0];
+    let line = one_new_line(&lb, before);
     assert!(
         line.contains(" INFO marathon_lb: reconcile: +1 server in e2e_web_")
             && line.contains("trigger=event")
+            && line.contains("haproxy=runtime")
+            && !line.contains("reload_ms="),
+        "{line}"
+    );
+    // A removed app changes the sections: one reload, one line.
+    let before = lb.log().lines().count();
+    sim.sim()
+        .mutate(|list, _, out| marathon_sim::ops::remove_app(list, "/e2e/tcp", out))
+        .unwrap();
+    wait_for("the reload", Duration::from_secs(10), || {
+        lb.log()
+            .lines()
+            .skip(before)
+            .any(|l| l.contains("reconcile: "))
+    });
+    let line = one_new_line(&lb, before);
+    assert!(
+        line.contains(" INFO marathon_lb: reconcile: -backend e2e_tcp_")
             && line.contains("haproxy=reloaded")
             && line.contains("reload_ms="),
         "{line}"
     );
-    let debug: Vec<&str> = log
-        .lines()
-        .skip(before)
-        .filter(|l| l.contains(" DEBUG "))
-        .collect();
-    assert!(debug.len() <= 4, "{}", debug.join("\n"));
+    let log = lb.log();
     for noise in [
         "stopped (cumulated",
         // HAProxy's warning; the once-at-start note about a custom HEAD names the option.
