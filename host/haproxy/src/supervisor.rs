@@ -542,6 +542,9 @@ enum Relayed {
 /// Sort a line of HAProxy 2.6 output.
 fn classify(line: &str) -> Relayed {
     let message = line.split_once(" : ").map_or(line, |(_, m)| m);
+    // A worker that served runtime API commands prefixes its messages with
+    // their origin ("CLI : Proxy x stopped ...").
+    let message = message.strip_prefix("CLI : ").unwrap_or(message);
     if line.starts_with("[NOTICE]")
         || (message.starts_with("Proxy ") && message.contains(" stopped ("))
         || (message.contains(" worker (") && message.contains("exited with code 0"))
@@ -869,6 +872,18 @@ mod tests {
             "[WARNING]  (18967) : Exiting Master process...",
         ];
         assert!(reload.iter().all(|l| classify(l) == Relayed::Routine));
+        assert_eq!(
+            classify(
+                "[WARNING]  (4600) : CLI : Proxy web stopped (cumulated conns: FE: 5, BE: 0)."
+            ),
+            Relayed::Routine
+        );
+        assert_eq!(
+            classify(
+                "[WARNING]  (7) : Server be/s1 is going DOWN for maintenance. 1 active and 0 backup servers left."
+            ),
+            Relayed::Routine
+        );
         let alert = "[ALERT]    (18175) : sendmsg()/writev() failed in logger #1: No such file or directory (errno=2)";
         assert_eq!(classify(alert), Relayed::Alert);
         let down = "[WARNING]  (18175) : Server b/s1 is DOWN, reason: Layer4 connection problem, check duration: 0ms.";
