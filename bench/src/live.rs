@@ -325,7 +325,7 @@ fn haproxy_rss_kib() -> u64 {
         .sum()
 }
 
-fn metric(port: u16, name: &str) -> Option<f64> {
+fn metrics_text(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
         s,
@@ -334,6 +334,11 @@ fn metric(port: u16, name: &str) -> Option<f64> {
     .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let text = metrics_text(port)?;
     text.lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
@@ -588,6 +593,15 @@ fn measure(
             println!("failed request: {failure}");
         }
     }
+    let reasons: Vec<String> = metrics_text(metrics)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.starts_with("mlb_reloads_total{") || l.starts_with("mlb_runtime_updates_total ")
+        })
+        .map(str::to_owned)
+        .collect();
+    println!("controller metrics: {}", reasons.join(", "));
     println!();
     println!("| rolling restart | kill grace | requests | failed | reloads | duration |");
     println!("|---|---|---|---|---|---|");
