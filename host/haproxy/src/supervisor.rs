@@ -719,30 +719,18 @@ async fn monitor(shared: Arc<Shared>, mut child: Child, mut stop_rx: mpsc::Recei
                 if running_since.elapsed() >= MAX_RESTART_DELAY {
                     backoff.reset();
                 }
-                loop {
-                    let delay = backoff.delay();
-                    tracing::warn!(delay_ms = delay.as_millis() as u64, "restarting HAProxy");
-                    let restart = async {
-                        tokio::time::sleep(delay).await;
-                        start_haproxy(&shared).await
-                    };
-                    tokio::select! {
-                        request = stop_rx.recv() => {
-                            // Nothing is running (an unfinished start is
-                            // dropped, which kills it).
-                            if let Some(r) = request {
-                                let _ = r.done.send(StopOutcome::NotRunning);
-                            }
-                            return;
+                match restart(&mut backoff, &mut stop_rx, || start_haproxy(&shared)).await {
+                    Ok(c) => {
+                        child = c;
+                        running_since = Instant::now();
+                    }
+                    Err(request) => {
+                        // Nothing is running (an unfinished start is
+                        // dropped, which kills it).
+                        if let Some(r) = request {
+                            let _ = r.done.send(StopOutcome::NotRunning);
                         }
-                        started = restart => match started {
-                            Ok(c) => {
-                                child = c;
-                                running_since = Instant::now();
-                                break;
-                            }
-                            Err(e) => tracing::error!(error = %e, "HAProxy restart failed"),
-                        }
+                        return;
                     }
                 }
             }
@@ -750,6 +738,35 @@ async fn monitor(shared: Arc<Shared>, mut child: Child, mut stop_rx: mpsc::Recei
                 if let Ok(procs) = shared.show_proc().await {
                     shared.update_old_workers(&procs);
                 }
+            }
+        }
+    }
+}
+
+/// After HAProxy died: wait `backoff`'s next delay and `start` it, again
+/// until a start succeeds. `Err` with the stop request (`None`: the
+/// supervisor was dropped) when one comes first.
+async fn restart<T, S, F>(
+    backoff: &mut Backoff,
+    stop_rx: &mut mpsc::Receiver<StopRequest>,
+    mut start: S,
+) -> Result<T, Option<StopRequest>>
+where
+    S: FnMut() -> F,
+    F: std::future::Future<Output = Result<T, HaproxyError>>,
+{
+    loop {
+        let delay = backoff.delay();
+        tracing::warn!(delay_ms = delay.as_millis() as u64, "restarting HAProxy");
+        let attempt = async {
+            tokio::time::sleep(delay).await;
+            start().await
+        };
+        tokio::select! {
+            request = stop_rx.recv() => return Err(request),
+            started = attempt => match started {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::error!(error = %e, "HAProxy restart failed"),
             }
         }
     }
@@ -831,6 +848,59 @@ async fn kill(shared: &Shared, child: &mut Child) -> StopOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn restarts_wait_one_two_four_seconds_until_a_start_succeeds() {
+        let (_stop_tx, mut stop_rx) = mpsc::channel(1);
+        let mut backoff = Backoff::new();
+        let t0 = tokio::time::Instant::now();
+        let mut attempts = Vec::new();
+        let started = restart(&mut backoff, &mut stop_rx, || {
+            attempts.push(t0.elapsed());
+            let n = attempts.len();
+            async move {
+                if n < 4 {
+                    Err(HaproxyError::StartFailed(format!("attempt {n}")))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(started.ok(), Some(4));
+        let secs: Vec<u64> = attempts.iter().map(|d| d.as_secs()).collect();
+        assert_eq!(secs, [1, 3, 7, 15], "1 s, then 2, 4, 8 s between attempts");
+        // The next death waits 16 s (the schedule goes on), 30 s at most.
+        assert_eq!(backoff.delay(), Duration::from_secs(16));
+        assert_eq!(backoff.delay(), MAX_RESTART_DELAY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_request_ends_the_restart_wait() {
+        let (stop_tx, mut stop_rx) = mpsc::channel(1);
+        let mut backoff = Backoff::new();
+        let (done, _) = oneshot::channel();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = stop_tx
+                .send(StopRequest {
+                    timeout: Duration::from_secs(1),
+                    done,
+                })
+                .await;
+        });
+        let t0 = tokio::time::Instant::now();
+        let result: Result<(), _> = restart(&mut backoff, &mut stop_rx, || async {
+            Err(HaproxyError::NotRunning)
+        })
+        .await;
+        assert!(matches!(result, Err(Some(_))));
+        assert_eq!(
+            t0.elapsed(),
+            Duration::from_millis(500),
+            "no start was attempted"
+        );
+    }
 
     #[test]
     fn backoff_doubles_to_the_cap_and_resets() {
