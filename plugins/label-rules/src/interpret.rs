@@ -17,7 +17,7 @@ use crate::servers::{calculate_server_id, server_name};
 
 /// Mesos states whose tasks get no traffic (all others, including
 /// `TASK_LOST`, `TASK_UNREACHABLE` and a missing state, are kept).
-const EXCLUDED_TASK_STATES: &[&str] = &[
+pub const EXCLUDED_TASK_STATES: &[&str] = &[
     "TASK_STAGING",
     "TASK_STARTING",
     "TASK_KILLING",

@@ -35,7 +35,7 @@ mod servers;
 mod timestamp;
 
 pub use independence::stands_alone;
-pub use interpret::{Output, interpret};
+pub use interpret::{EXCLUDED_TASK_STATES, Output, interpret};
 pub use labels::is_truthy;
 pub use reference::OVERRIDABLE_TEMPLATE_LABELS;
 pub use servers::{calculate_server_id, server_name};

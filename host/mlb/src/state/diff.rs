@@ -25,21 +25,8 @@ use mlb_model::App;
 
 use super::{MarathonState, StateOptions};
 
-/// Task states the label rules leave out (`EXCLUDED_TASK_STATES` of
-/// `plugins/label-rules/src/interpret.rs`; a test checks the two agree).
-pub(super) const UNROUTED_STATES: &[&str] = &[
-    "TASK_STAGING",
-    "TASK_STARTING",
-    "TASK_KILLING",
-    "TASK_FINISHED",
-    "TASK_FAILED",
-    "TASK_KILLED",
-    "TASK_ERROR",
-    "TASK_DROPPED",
-    "TASK_GONE",
-    "TASK_GONE_BY_OPERATOR",
-    "TASK_UNKNOWN",
-];
+/// Task states the label rules leave out.
+pub(super) use mlb_label_rules::EXCLUDED_TASK_STATES as UNROUTED_STATES;
 
 /// One difference between the state and a full document.
 #[derive(Debug, Clone, PartialEq, Eq)]
