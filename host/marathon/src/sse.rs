@@ -66,13 +66,15 @@ use super::{
 use crate::backoff::Backoff;
 
 /// Path and query of the event stream (server-side filtering, light plans).
-pub const EVENTS_PATH: &str = "/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event";
+pub const EVENTS_PATH: &str = "/v2/events?plan-format=light&event_type=api_post_event&event_type=health_status_changed_event&event_type=status_update_event&event_type=app_terminated_event";
 
-/// The event types that trigger a reset.
-pub const RELEVANT_EVENTS: [&str; 3] = [
+/// The event types that can change the config (marathon-lb's three, and
+/// `app_terminated_event`, which removes an app kept from events).
+pub const RELEVANT_EVENTS: [&str; 4] = [
     "api_post_event",
     "health_status_changed_event",
     "status_update_event",
+    "app_terminated_event",
 ];
 
 /// Most redirects followed per connection attempt.
@@ -101,6 +103,9 @@ pub enum StreamEvent {
         event_type: String,
         /// Whether it can change the config ([`is_relevant`]).
         relevant: bool,
+        /// The JSON document (`Null` when the data was not JSON); not
+        /// compared by `==`.
+        payload: Arc<serde_json::Value>,
     },
     /// Bytes arrived (keep-alives included): the stream is alive.
     Activity,
@@ -133,10 +138,12 @@ impl PartialEq for StreamEvent {
                 Event {
                     event_type: a,
                     relevant: ra,
+                    ..
                 },
                 Event {
                     event_type: b,
                     relevant: rb,
+                    ..
                 },
             ) => a == b && ra == rb,
             (Activity, Activity) => true,
@@ -594,6 +601,7 @@ impl Follower<'_> {
                     let event = StreamEvent::Event {
                         event_type: m.event_type,
                         relevant,
+                        payload: Arc::new(m.payload),
                     };
                     if !self.emit(event).await {
                         return End::Closed;

@@ -2,7 +2,8 @@
 //! waits a short debounce, and at least until `--min-reload-interval` has
 //! passed since the last reload; everything that arrives meanwhile joins
 //! the same reconcile, and a `Reset` beats a `Reload`. A burst of a thousand
-//! events during a deployment becomes a handful of reconciles.
+//! events during a deployment becomes a handful of reconciles. The Marathon
+//! events of a batch are kept, in order, for the state kept from events.
 
 use std::time::Duration;
 
@@ -10,18 +11,23 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::reconcile::Work;
-use crate::trigger::{Cause, Trigger};
+use crate::trigger::{Cause, Event, Trigger};
 
 /// How long the loop waits after a trigger for more to arrive.
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// One reconcile's worth of triggers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
-    /// Refetch if any trigger asked for it, else revalidate.
+    /// Refetch (a resync: with a drift check) if any trigger asked for
+    /// it, else revalidate, else apply the events.
     pub work: Work,
-    /// The first refetch's cause, else the first revalidation's.
+    /// The first refetch's cause, else the first revalidation's, else
+    /// [`Cause::Event`].
     pub cause: Cause,
+    /// A revalidation took the place of events: refetch after it (the
+    /// events are not applied; the full fetch covers them).
+    pub refetch_after: bool,
 }
 
 /// Waits for the next trigger, then for the debounce and until
@@ -38,23 +44,33 @@ pub async fn next_batch(
         ready = ready.max(last + min_interval);
     }
     tokio::time::sleep_until(ready).await;
-    let first_cause = match first {
-        Trigger::Reset(c) | Trigger::Reload(c) => c,
-    };
-    let mut refetch = None;
+    let (mut refetch, mut revalidate, mut events) = (None, None, Vec::<Event>::new());
     for trigger in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
-        if let Trigger::Reset(c) = trigger {
-            refetch = refetch.or(Some(c));
+        match trigger {
+            Trigger::Reset(c) => refetch = refetch.or(Some(c)),
+            Trigger::Reload(c) => revalidate = revalidate.or(Some(c)),
+            Trigger::Apply(e) => events.push(e),
         }
     }
-    Some(match refetch {
-        Some(cause) => Batch {
-            work: Work::Refetch,
+    Some(match (refetch, revalidate) {
+        (Some(cause), _) => Batch {
+            work: if cause == Cause::Resync {
+                Work::Resync
+            } else {
+                Work::Refetch
+            },
             cause,
+            refetch_after: false,
         },
-        None => Batch {
+        (None, Some(cause)) => Batch {
             work: Work::Revalidate,
-            cause: first_cause,
+            cause,
+            refetch_after: !events.is_empty(),
+        },
+        (None, None) => Batch {
+            work: Work::Apply(events),
+            cause: Cause::Event,
+            refetch_after: false,
         },
     })
 }
@@ -88,7 +104,8 @@ mod tests {
             batch,
             Batch {
                 work: Work::Refetch,
-                cause: Cause::Event
+                cause: Cause::Event,
+                refetch_after: false,
             }
         );
         assert_eq!(start.elapsed(), DEBOUNCE);
@@ -108,7 +125,8 @@ mod tests {
             batch,
             Batch {
                 work: Work::Refetch,
-                cause: Cause::Hup
+                cause: Cause::Hup,
+                refetch_after: false,
             }
         );
         send_at(&tx, &[(0, USR1)]);
@@ -131,6 +149,42 @@ mod tests {
         let before = Instant::now();
         next_batch(&mut rx, Some(last_reload), min).await.unwrap();
         assert_eq!(before.elapsed(), DEBOUNCE);
+    }
+
+    fn apply(n: u64) -> Trigger {
+        Trigger::Apply(Event {
+            event_type: "status_update_event".into(),
+            payload: std::sync::Arc::new(serde_json::json!({ "n": n })),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_are_applied_in_order_unless_a_reset_or_reload_comes_with_them() {
+        let (tx, mut rx) = mpsc::channel(16);
+        send_at(&tx, &[(0, apply(1)), (10, apply(2)), (20, apply(3))]);
+        let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        let Work::Apply(events) = &batch.work else {
+            panic!("{batch:?}");
+        };
+        let order: Vec<u64> = events
+            .iter()
+            .map(|e| e.payload["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(order, [1, 2, 3]);
+        assert_eq!(batch.cause, Cause::Event);
+        // A reset makes them moot: the full fetch covers them.
+        send_at(&tx, &[(0, apply(4)), (10, EVENT)]);
+        let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        assert_eq!(batch.work, Work::Refetch);
+        // A revalidation runs first, then a refetch covers the events.
+        send_at(&tx, &[(0, apply(5)), (10, USR1)]);
+        let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        assert_eq!(batch.work, Work::Revalidate);
+        assert!(batch.refetch_after);
+        // The periodic resync is a refetch with a drift check.
+        send_at(&tx, &[(0, Trigger::Reset(Cause::Resync))]);
+        let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        assert_eq!(batch.work, Work::Resync);
     }
 
     #[tokio::test(start_paused = true)]

@@ -23,10 +23,10 @@ use tracing::{Instrument, info_span};
 
 use crate::coalesce;
 use crate::metrics::Metrics;
-use crate::reconcile::{ReconcileReport, Reconciler, StartError};
+use crate::reconcile::{ReconcileReport, Reconciler, StartError, Work};
 use crate::report;
 use crate::settings::Settings;
-use crate::trigger::{Cause, Trigger};
+use crate::trigger::{Cause, Event, Trigger};
 
 /// After a failed reconcile the loop tries again after 1 s, doubling up to
 /// 30 s, until one succeeds (a certificate that appears, a Marathon that
@@ -67,6 +67,7 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
         config = report.config.map_or("-", |c| c.as_str()),
         haproxy = report.haproxy.map_or("-", |h| h.as_str()),
         reason = report.reload_reason,
+        fetch = report.fetched.map(|f| f.as_str()),
         reload_ms = report.haproxy.and_then(|h| match h {
             mlb_haproxy::Loaded::Reloaded(d) => Some(d.as_millis() as u64),
             _ => None,
@@ -126,6 +127,7 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), Start
             _ = &mut shutdown => break,
         };
         let span = info_span!("reconcile", trigger = batch.cause.as_str());
+        let refetched = batch.work != Work::Revalidate;
         let report = reconciler
             .reconcile(batch.work)
             .instrument(span.clone())
@@ -133,9 +135,12 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), Start
         if let Some(stats) = reconciler.haproxy().supervisor_stats() {
             let _ = metrics.supervisor.set(stats);
         }
-        // Only a refetch settles a pending retry: a SIGUSR1 revalidation in
-        // between leaves it to fire.
-        let refetched = batch.work == crate::reconcile::Work::Refetch;
+        if batch.refetch_after {
+            // Events came with the revalidation: a full fetch covers them.
+            let _ = tx.try_send(Trigger::Reset(Cause::Event));
+        }
+        // Only a refetch (or events applied) settles a pending retry: a
+        // SIGUSR1 revalidation in between leaves it to fire.
         if refetched && let Some(task) = retry.take() {
             task.abort();
         }
@@ -179,9 +184,8 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), Start
     Ok(())
 }
 
-/// The event stream's events → metrics, and a reset for every (re)connect
-/// and relevant event. Triggers are sent without waiting: when the channel
-/// is full a reset is already pending and the loop coalesces them.
+/// The event stream's events → metrics; a reset for every (re)connect, and
+/// every relevant event for the state kept from events.
 async fn forward_stream(
     mut events: mpsc::Receiver<StreamEvent>,
     tx: mpsc::Sender<Trigger>,
@@ -189,13 +193,31 @@ async fn forward_stream(
 ) {
     while let Some(event) = events.recv().await {
         metrics.stream(&event);
-        let cause = match event {
-            StreamEvent::Connected { .. } => Cause::StreamConnected,
-            StreamEvent::Event { relevant: true, .. } => Cause::Event,
-            _ => continue,
-        };
-        if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Trigger::Reset(cause)) {
-            return;
+        match event {
+            // Events may have been missed: refetch everything. Sent without
+            // waiting: when the channel is full a reset is already pending.
+            StreamEvent::Connected { .. } => {
+                let reset = Trigger::Reset(Cause::StreamConnected);
+                if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(reset) {
+                    return;
+                }
+            }
+            // Every relevant event counts, in order: waited for (the
+            // stream waits meanwhile).
+            StreamEvent::Event {
+                relevant: true,
+                event_type,
+                payload,
+            } => {
+                let apply = Trigger::Apply(Event {
+                    event_type,
+                    payload,
+                });
+                if tx.send(apply).await.is_err() {
+                    return;
+                }
+            }
+            _ => {}
         }
     }
 }

@@ -43,6 +43,14 @@ pub struct Metrics {
     /// time (`structure`, `backend`, `balance`, `cookie`, `server_id`,
     /// `maps`, `requested`, `runtime_failed`, ...).
     pub reloads_by_reason: Mutex<BTreeMap<String, u64>>,
+    /// Marathon fetches by kind: `full` (`/v2/apps`), `apps` (single apps),
+    /// `none` (the events proved the change).
+    pub fetches: Mutex<BTreeMap<String, u64>>,
+    /// Marathon events applied to the state kept from events.
+    pub events_applied: AtomicU64,
+    /// Differences the periodic resync found between the state kept from
+    /// events and Marathon's (each is a bug; they are logged).
+    pub resync_drift: AtomicU64,
     /// Membership changes applied through HAProxy's runtime API (no reload).
     pub runtime_updates: AtomicU64,
     /// Servers added / put in drain through the runtime API.
@@ -157,6 +165,15 @@ impl Metrics {
         {
             *m.entry(reason.to_owned()).or_default() += 1;
         }
+        if let Some(fetched) = report.fetched
+            && let Ok(mut m) = self.fetches.lock()
+        {
+            *m.entry(fetched.as_str().to_owned()).or_default() += 1;
+        }
+        self.events_applied
+            .fetch_add(report.events as u64, Ordering::Relaxed);
+        self.resync_drift
+            .fetch_add(report.drift as u64, Ordering::Relaxed);
         if let Some(mlb_haproxy::Loaded::Runtime(applied)) = &report.haproxy {
             self.runtime_updates.fetch_add(1, Ordering::Relaxed);
             self.runtime_servers_added
@@ -288,6 +305,18 @@ impl Metrics {
             geti(&self.last_apply),
         );
         counter(
+            "mlb_events_applied_total",
+            "Marathon events applied to the state kept from events.",
+            "counter",
+            get(&self.events_applied),
+        );
+        counter(
+            "mlb_resync_drift_total",
+            "Differences the periodic resync found between the state kept from events and Marathon's (bugs; logged).",
+            "counter",
+            get(&self.resync_drift),
+        );
+        counter(
             "mlb_runtime_updates_total",
             "Changes applied through HAProxy's runtime API, without a reload.",
             "counter",
@@ -314,6 +343,13 @@ impl Metrics {
                 let _ = writeln!(out, "mlb_reconciles_total{{trigger=\"{cause}\"}} {n}");
             }
         }
+        labelled(
+            &mut out,
+            "mlb_fetches_total",
+            "Marathon fetches by kind: full (/v2/apps), apps (single apps), none (the events proved the change).",
+            "kind",
+            &self.fetches,
+        );
         labelled(
             &mut out,
             "mlb_reloads_total",

@@ -21,14 +21,45 @@ use tokio::time::Instant;
 use crate::pipeline::{Generator, PipelineError, SetupError, Timings};
 use crate::report::Changes;
 use crate::settings::Settings;
+use crate::state::{Decision, MarathonState, StateOptions};
+use crate::trigger::Event;
 
 /// What a reconcile is asked to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
     /// Refetch the apps, regenerate, write if changed, load.
     Refetch,
+    /// The periodic resync: a refetch that also counts how the state kept
+    /// from events drifted from Marathon's (differences are bugs).
+    Resync,
+    /// Apply Marathon events to the state kept from events; fetch only
+    /// what they cannot prove (one app, or everything), regenerate from
+    /// the state, write if changed, load.
+    Apply(Vec<Event>),
     /// Validate the config file on disk and load it (SIGUSR1).
     Revalidate,
+}
+
+/// What was fetched from Marathon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetched {
+    /// Nothing: the events proved the change.
+    Nothing,
+    /// Single apps (`GET /v2/apps/{id}`).
+    Apps,
+    /// Everything (`GET /v2/apps`).
+    Everything,
+}
+
+impl Fetched {
+    /// A word for logs and the `mlb_fetches_total{kind}` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fetched::Nothing => "none",
+            Fetched::Apps => "apps",
+            Fetched::Everything => "full",
+        }
+    }
 }
 
 /// Why a reconcile failed. Retryable: the next trigger may succeed; the
@@ -142,6 +173,12 @@ pub struct ReconcileReport {
     pub reload_reason: Option<&'static str>,
     /// Whether a config was generated (apps to services below are set).
     pub generated: bool,
+    /// What was fetched from Marathon (`None`: nothing was tried).
+    pub fetched: Option<Fetched>,
+    /// Events applied to the state kept from events.
+    pub events: usize,
+    /// Resync: how the state kept from events differed from Marathon's.
+    pub drift: usize,
     /// Stage durations of the generation.
     pub timings: Timings,
     /// Wall time of the whole reconcile.
@@ -166,6 +203,9 @@ impl ReconcileReport {
             haproxy: None,
             reload_reason: None,
             generated: false,
+            fetched: None,
+            events: 0,
+            drift: 0,
             timings: Timings::default(),
             elapsed: Duration::ZERO,
             result: Ok(()),
@@ -205,6 +245,8 @@ pub struct Reconciler {
     stop: Option<watch::Receiver<bool>>,
     /// One-shot: the body is freed as soon as it is decoded.
     once: bool,
+    /// Long-running: Marathon's apps kept from the last fetch and events.
+    state: Option<MarathonState>,
 }
 
 impl Reconciler {
@@ -238,6 +280,11 @@ impl Reconciler {
             }),
             stop,
             once,
+            state: (!once).then(|| {
+                MarathonState::new(StateOptions {
+                    health_check: settings.interpret.health_check,
+                })
+            }),
         })
     }
 
@@ -249,9 +296,11 @@ impl Reconciler {
     /// Do `work` and report what happened.
     pub async fn reconcile(&mut self, work: Work) -> ReconcileReport {
         let started = Instant::now();
-        let mut report = ReconcileReport::new(work);
+        let mut report = ReconcileReport::new(work.clone());
         report.result = match work {
-            Work::Refetch => self.refetch(&mut report).await,
+            Work::Refetch => self.refetch(&mut report, false).await,
+            Work::Resync => self.refetch(&mut report, true).await,
+            Work::Apply(events) => self.apply(events, &mut report).await,
             Work::Revalidate => self.revalidate(&mut report).await,
         };
         report.elapsed = started.elapsed();
@@ -269,28 +318,114 @@ impl Reconciler {
         self.haproxy.stop().await;
     }
 
-    async fn fetch(&mut self) -> Result<Vec<u8>, ReconcileError> {
+    /// `GET /v2/apps` (`app`: `GET /v2/apps/{app}` with its tasks),
+    /// abandoned on shutdown.
+    async fn fetch(&mut self, app: Option<&str>) -> Result<Vec<u8>, ReconcileError> {
+        let path = app.map(|id| format!("/v2/apps/{}?embed=app.tasks", id.trim_start_matches('/')));
+        let client = &mut self.client;
+        let request = async move {
+            match &path {
+                Some(path) => client.request(reqwest::Method::GET, path, None).await,
+                None => client.fetch_apps().await,
+            }
+        };
         let Some(stop) = &self.stop else {
-            return Ok(self.client.fetch_apps().await?);
+            return Ok(request.await?);
         };
         let mut stop = stop.clone();
         tokio::select! {
-            body = self.client.fetch_apps() => Ok(body?),
+            body = request => Ok(body?),
             _ = stop.wait_for(|stopping| *stopping) => Err(MarathonError::Cancelled.into()),
         }
     }
 
-    async fn refetch(&mut self, report: &mut ReconcileReport) -> Result<(), ReconcileError> {
-        let body = self.fetch().await?;
+    /// Fetch everything, regenerate, write, load. `resync`: also count how
+    /// the state kept from events differs from what Marathon says.
+    async fn refetch(
+        &mut self,
+        report: &mut ReconcileReport,
+        resync: bool,
+    ) -> Result<(), ReconcileError> {
+        let body = self.fetch(None).await?;
+        report.fetched = Some(Fetched::Everything);
+        if let Some(state) = &mut self.state {
+            if resync && state.is_ready() {
+                let drift = tokio::task::block_in_place(|| state.diff(&body)).unwrap_or_default();
+                for d in &drift {
+                    tracing::warn!("the state kept from events differs from Marathon's: {d}");
+                }
+                report.drift = drift.len();
+            }
+            state.reset(&body);
+        }
         let once = self.once;
         let generator = &mut self.generator;
-        let mut generated = tokio::task::block_in_place(|| {
+        let generated = tokio::task::block_in_place(|| {
             if once {
                 generator.generate_owned(body)
             } else {
                 generator.generate(&body)
             }
         })?;
+        self.put_in_place(generated, report).await
+    }
+
+    /// Apply `events` to the state kept from events; fetch one app or
+    /// everything only where they prove nothing.
+    async fn apply(
+        &mut self,
+        events: Vec<Event>,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
+        report.events = events.len();
+        let Some(state) = &mut self.state else {
+            return self.refetch(report, false).await;
+        };
+        let mut apps = std::collections::BTreeSet::new();
+        let mut changed = false;
+        for event in &events {
+            match state.apply(&event.event_type, &event.payload) {
+                Decision::Applied { changed: c, .. } => changed |= c,
+                Decision::RefetchApp(id) => {
+                    apps.insert(id);
+                }
+                Decision::FullFetch(reason) => {
+                    tracing::debug!(%reason, event = %event.event_type, "full fetch");
+                    return self.refetch(report, false).await;
+                }
+                Decision::Ignored => {}
+            }
+        }
+        for id in &apps {
+            let body = self.fetch(Some(id)).await?;
+            report.fetched = Some(Fetched::Apps);
+            let held = self.state.as_mut().is_some_and(|s| s.replace_app(&body));
+            if !held {
+                tracing::debug!(app = %id, "app not held: full fetch");
+                return self.refetch(report, false).await;
+            }
+            changed = true;
+        }
+        report.fetched.get_or_insert(Fetched::Nothing);
+        if !changed {
+            report.config = Some(ConfigOutcome::Unchanged);
+            return Ok(());
+        }
+        let Some(state) = self.state.as_mut() else {
+            return self.refetch(report, false).await;
+        };
+        let generator = &mut self.generator;
+        let generated = tokio::task::block_in_place(|| generator.generate_state(state))?;
+        self.put_in_place(generated, report).await
+    }
+
+    /// Report what was generated, log new diagnostics, then print it
+    /// (`--dry`) or check the host, write and load it.
+    async fn put_in_place(
+        &mut self,
+        mut generated: crate::pipeline::Generated,
+        report: &mut ReconcileReport,
+    ) -> Result<(), ReconcileError> {
         report.generated = true;
         report.apps = generated.apps;
         report.services = generated.services;

@@ -2,7 +2,11 @@
 //!
 //! Triggers travel over one channel to the reconcile loop, which coalesces
 //! them: any number of `Reset`s while a reconcile runs cause one more
-//! reconcile; `Reset` beats `Reload` when both are pending.
+//! reconcile; `Reset` beats `Reload` when both are pending; the Marathon
+//! events of one batch (`Apply`) are applied in order to the state kept
+//! from events (a `Reset` in the same batch makes them moot).
+
+use std::sync::Arc;
 
 /// A request to the reconcile loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,6 +16,18 @@ pub enum Trigger {
     Reset(Cause),
     /// Re-validate the config file on disk and reload HAProxy (SIGUSR1).
     Reload(Cause),
+    /// Apply a relevant Marathon event to the state kept from events
+    /// (without a fetch when the event proves the change).
+    Apply(Event),
+}
+
+/// One relevant Marathon event, as the stream gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its `eventType`.
+    pub event_type: String,
+    /// The JSON document.
+    pub payload: Arc<serde_json::Value>,
 }
 
 /// Why a trigger was sent (a metrics label and a log field).

@@ -54,7 +54,8 @@ fn event_stream_and_rest_client_share_one_login() {
             next(&mut rx).await,
             StreamEvent::Event {
                 event_type: "status_update_event".into(),
-                relevant: true
+                relevant: true,
+                payload: Default::default(),
             }
         );
         drop(rx);

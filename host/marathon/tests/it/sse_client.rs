@@ -66,7 +66,8 @@ fn resets_on_connect_and_on_events() {
         assert_eq!(
             req.path,
             "/v2/events?plan-format=light&event_type=api_post_event\
-             &event_type=health_status_changed_event&event_type=status_update_event"
+             &event_type=health_status_changed_event&event_type=status_update_event\
+             &event_type=app_terminated_event"
         );
         assert_eq!(req.accept.as_deref(), Some("text/event-stream"));
         assert!(!req.auth);
