@@ -597,7 +597,9 @@ fn measure(
         .unwrap_or_default()
         .lines()
         .filter(|l| {
-            l.starts_with("mlb_reloads_total{") || l.starts_with("mlb_runtime_updates_total ")
+            l.starts_with("mlb_reloads_total{")
+                || l.starts_with("mlb_runtime_updates_total ")
+                || l.starts_with("mlb_fetches_total{")
         })
         .map(str::to_owned)
         .collect();
