@@ -243,9 +243,8 @@ pub struct Reconciler {
     dry: Option<DryPrint>,
     /// Turns `true` on shutdown: an in-flight Marathon request is abandoned.
     stop: Option<watch::Receiver<bool>>,
-    /// One-shot: the body is freed as soon as it is decoded.
-    once: bool,
-    /// Long-running: Marathon's apps kept from the last fetch and events.
+    /// Long-running: Marathon's apps kept from the last fetch and events
+    /// (`None`: one-shot).
     state: Option<MarathonState>,
 }
 
@@ -279,7 +278,6 @@ impl Reconciler {
                 DryPrint::Always
             }),
             stop,
-            once,
             state: (!once).then(|| {
                 MarathonState::new(StateOptions {
                     health_check: settings.interpret.health_check,
@@ -358,14 +356,14 @@ impl Reconciler {
             }
             state.reset(&body);
         }
-        let once = self.once;
         let generator = &mut self.generator;
-        let generated = tokio::task::block_in_place(|| {
-            if once {
-                generator.generate_owned(body)
-            } else {
-                generator.generate(&body)
-            }
+        let state = self.state.as_mut();
+        let generated = tokio::task::block_in_place(|| match state {
+            // Long-running: generate from the document just installed, so
+            // each app is read once here and kept for the events that follow.
+            Some(state) => generator.generate_state(state),
+            // One-shot: the body is freed as soon as it is decoded.
+            None => generator.generate_owned(body),
         })?;
         self.put_in_place(generated, report).await
     }
