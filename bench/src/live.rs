@@ -522,7 +522,6 @@ fn measure(
     std::thread::sleep(Duration::from_secs(1));
 
     let (mut served, mut drained) = (Vec::new(), Vec::new());
-    let mut next = tasks.len();
     for change in 0..changes {
         if change % 2 == 0 {
             let mut task = Task::start(epoch)?;
@@ -539,7 +538,6 @@ fn measure(
             }
             served.push(task.first_ms().saturating_sub(at));
             tasks.push(task);
-            next += 1;
         } else {
             let task = tasks.remove(0);
             let at = epoch.elapsed().as_millis() as u64;
@@ -566,7 +564,6 @@ fn measure(
         }
         std::thread::sleep(Duration::from_millis(1500));
     }
-    let _ = next;
     stop.store(true, Ordering::Relaxed);
     for c in clients {
         let _ = c.join();
