@@ -93,7 +93,7 @@ fn the_controller_runs_the_plugin_chain_on_every_reconcile() {
     let first = config();
     assert!(first.contains("backend shop_10001"), "{first}");
     assert!(!first.contains("rogue"), "{first}");
-    wait_for("a denial in the metrics", Duration::from_secs(5), || {
+    wait_for("a denial in the metrics", Duration::from_secs(20), || {
         denials(metrics) >= 1
     });
     let before = denials(metrics);
@@ -131,11 +131,11 @@ fn the_controller_runs_the_plugin_chain_on_every_reconcile() {
         .map(|v| v.as_object().unwrap().clone())
         .collect();
     sim.sim().replace_apps(apps, true);
-    wait_for("the new app", Duration::from_secs(10), || {
+    wait_for("the new app", Duration::from_secs(20), || {
         config().contains("backend shop2_10004")
     });
     assert!(!config().contains("rogue2"), "{}", config());
-    wait_for("more denials", Duration::from_secs(5), || {
+    wait_for("more denials", Duration::from_secs(20), || {
         denials(metrics) >= before + 2
     });
     assert!(
