@@ -14,10 +14,12 @@
 //! | reloader   | config unchanged          | config written  |
 //! |------------|---------------------------|-----------------|
 //! | command    | nothing                   | run the command |
+//! | command + admin socket | nothing      | runtime update or the command |
 //! | supervised, not started | start (if the file exists) | start |
 //! | supervised, running | nothing          | runtime update or reload |
 //!
-//! A running supervised HAProxy gets a change that only adds, removes or
+//! A running supervised HAProxy (or, with `--haproxy-admin-socket`, the
+//! one the command reloads) gets a change that only adds, removes or
 //! toggles `server` lines of existing backends through its runtime API
 //! ([`runtime`](crate::runtime)) instead of a reload: the config it runs is
 //! kept here (set at start and at every reload or runtime update) and
@@ -47,7 +49,12 @@ use crate::{HaproxyError, StopOutcome, Supervisor, SupervisorConfig, SupervisorS
 #[derive(Debug)]
 pub enum Reloader {
     /// Run `--command` (or the init system's reload) after a change.
-    Command,
+    Command {
+        /// `--haproxy-admin-socket`: an admin-level stats socket of the
+        /// HAProxy the command reloads; membership changes then go through
+        /// it instead of the command.
+        admin_socket: Option<PathBuf>,
+    },
     /// Run HAProxy as a supervised child.
     Supervised {
         /// Where it lives.
@@ -163,7 +170,7 @@ impl HaproxyControl {
         supervise: Option<SupervisorConfig>,
     ) -> Result<Self, ApplyError> {
         let reloader = match supervise {
-            None => Reloader::Command,
+            None => Reloader::Command { admin_socket: None },
             Some(cfg) => {
                 if let Some(dir) = &cfg.lua_dir {
                     crate::install_lua(dir).map_err(|error| ApplyError::Io {
@@ -190,9 +197,19 @@ impl HaproxyControl {
     }
 
     /// Turn membership changes through the runtime API off (every change
-    /// reloads) or on (the default; supervised mode only).
+    /// reloads: `--no-runtime-updates`) or on (the default).
     pub fn set_runtime_updates(&mut self, on: bool) {
         self.runtime_updates = on;
+    }
+
+    /// With the command reloader: membership changes go through the
+    /// admin-level stats socket `socket` (`--haproxy-admin-socket`) instead
+    /// of the command. What HAProxy runs is known only once the command has
+    /// run, so the first change after start runs the command.
+    pub fn set_admin_socket(&mut self, socket: PathBuf) {
+        if let Reloader::Command { admin_socket } = &mut self.reloader {
+            *admin_socket = Some(socket);
+        }
     }
 
     /// Why the last reload of the supervised HAProxy happened.
@@ -204,7 +221,7 @@ impl HaproxyControl {
     pub fn supervisor(&self) -> Option<&Supervisor> {
         match &self.reloader {
             Reloader::Supervised { running, .. } => running.as_ref(),
-            Reloader::Command => None,
+            Reloader::Command { .. } => None,
         }
     }
 
@@ -322,14 +339,7 @@ impl HaproxyControl {
     /// backends: ~30 ms instead of ~150 ms). `None`: not such a change, or
     /// the excerpt fails; the full check, with its cleanup, then decides.
     fn write_runtime_change(&self, rendered: &Rendered) -> Option<Result<Outcome, ApplyError>> {
-        let supervised = matches!(
-            self.reloader,
-            Reloader::Supervised {
-                running: Some(_),
-                ..
-            }
-        );
-        if self.options.skip_validation || !self.runtime_updates || !supervised {
+        if self.options.skip_validation || !self.runtime_updates || self.worker_cli().is_none() {
             return None;
         }
         let running = self.running.as_ref()?;
@@ -374,16 +384,16 @@ impl HaproxyControl {
     pub async fn load(&mut self, outcome: &Outcome) -> Result<Option<Loaded>, ControlError> {
         let changed = *outcome == Outcome::Written;
         match &self.reloader {
-            Reloader::Command if changed => self.run_command(),
+            Reloader::Command { admin_socket: None } if changed => self.run_command(),
             Reloader::Supervised { running: None, .. } => self.start().await,
-            Reloader::Supervised { .. } if changed => self.update().await,
+            _ if changed => self.update().await,
             _ => Ok(None),
         }
     }
 
-    /// A changed config for the running supervised HAProxy: through the
-    /// runtime API when only servers changed, else (or when that fails) a
-    /// reload.
+    /// A changed config for the running HAProxy (supervised, or reloaded by
+    /// the command with an admin socket): through the runtime API when only
+    /// servers changed, else (or when that fails) a reload.
     async fn update(&mut self) -> Result<Option<Loaded>, ControlError> {
         let files = self.read_files().ok();
         let decision = match (&self.running, &files) {
@@ -428,10 +438,18 @@ impl HaproxyControl {
         }
     }
 
+    /// The CLI of the HAProxy serving traffic, when the runtime path can
+    /// reach it.
     fn worker_cli(&self) -> Option<WorkerCli> {
         match &self.reloader {
-            Reloader::Supervised { cfg, .. } => Some(WorkerCli::new(cfg.master_socket())),
-            Reloader::Command => None,
+            Reloader::Supervised {
+                cfg,
+                running: Some(_),
+            } => Some(WorkerCli::master(cfg.master_socket())),
+            Reloader::Command {
+                admin_socket: Some(socket),
+            } => Some(WorkerCli::admin(socket.clone())),
+            _ => None,
         }
     }
 
@@ -467,9 +485,9 @@ impl HaproxyControl {
             apply::validate(&self.config)?;
         }
         match &self.reloader {
-            Reloader::Command => self.run_command(),
+            Reloader::Command { admin_socket: None } => self.run_command(),
             Reloader::Supervised { running: None, .. } => self.start().await,
-            Reloader::Supervised { .. } => {
+            _ => {
                 let files = self.read_files().ok();
                 self.reload_for(ReloadReason::Requested, files).await
             }
@@ -514,11 +532,12 @@ impl HaproxyControl {
     }
 
     async fn reload(&mut self) -> Result<Option<Loaded>, ControlError> {
-        let Reloader::Supervised {
-            running: Some(sup), ..
-        } = &self.reloader
-        else {
-            return Ok(None);
+        let sup = match &self.reloader {
+            Reloader::Supervised {
+                running: Some(sup), ..
+            } => sup,
+            Reloader::Supervised { running: None, .. } => return Ok(None),
+            Reloader::Command { .. } => return self.run_command(),
         };
         self.last_reload = Some(Instant::now());
         let report = sup.reload().await.map_err(ControlError::Reload)?;
@@ -537,7 +556,7 @@ impl HaproxyControl {
                 "the new config is written but HAProxy may not have loaded it"
             }
             Reloader::Supervised { .. } => "HAProxy keeps serving the running config",
-            Reloader::Command => "the config on disk is unchanged",
+            Reloader::Command { .. } => "the config on disk is unchanged",
         }
     }
 

@@ -170,6 +170,14 @@ pub struct Args {
     #[arg(long)]
     pub supervise_haproxy: bool,
 
+    /// With --command in SSE or poll mode: an admin-level stats socket of the HAProxy the command reloads (`stats socket PATH level admin` in the HEAD). Membership changes (servers added to, removed from or toggled in existing backends) then go through HAProxy's runtime API instead of the command; every other change still runs it. Off by default.
+    #[arg(long, env = "MLB_HAPROXY_ADMIN_SOCKET", value_name = "PATH", conflicts_with_all = ["supervise_haproxy", "no_runtime_updates"])]
+    pub haproxy_admin_socket: Option<PathBuf>,
+
+    /// Reload HAProxy for every change, membership changes included: never use HAProxy's runtime API.
+    #[arg(long)]
+    pub no_runtime_updates: bool,
+
     /// With --supervise-haproxy: directory of the master socket.
     #[arg(long, default_value = "/var/run/haproxy")]
     pub haproxy_run_dir: PathBuf,

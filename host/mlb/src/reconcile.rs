@@ -256,13 +256,17 @@ impl Reconciler {
         once: bool,
         stop: Option<watch::Receiver<bool>>,
     ) -> Result<Self, StartError> {
-        let haproxy = HaproxyControl::new(
+        let mut haproxy = HaproxyControl::new(
             settings.haproxy_config.clone(),
             settings.render.haproxy_map,
             settings.apply.clone(),
             settings.skip_config_cleanup,
             settings.supervise.clone(),
         )?;
+        haproxy.set_runtime_updates(settings.runtime_updates);
+        if let Some(socket) = &settings.admin_socket {
+            haproxy.set_admin_socket(socket.clone());
+        }
         if !settings.dry {
             haproxy.remove_stale_temps();
         }

@@ -37,6 +37,11 @@ pub struct Settings {
     pub plugin_cache_dir: Option<PathBuf>,
     /// Run HAProxy as a supervised child (`--supervise-haproxy`).
     pub supervise: Option<mlb_haproxy::SupervisorConfig>,
+    /// Membership changes through HAProxy's runtime API (not
+    /// `--no-runtime-updates`).
+    pub runtime_updates: bool,
+    /// `--haproxy-admin-socket`: the runtime path for the command reloader.
+    pub admin_socket: Option<PathBuf>,
 }
 
 /// `--plugin-cache-dir`, or the user's cache directory (`None` disables).
@@ -62,6 +67,11 @@ pub enum SettingsError {
         "--supervise-haproxy needs --sse or --poll-interval (a one-shot run cannot keep HAProxy running)"
     )]
     SuperviseNeedsSse,
+    /// `--haproxy-admin-socket` in a one-shot run.
+    #[error(
+        "--haproxy-admin-socket needs --sse or --poll-interval (a one-shot run does not know what HAProxy runs, so every change runs --command)"
+    )]
+    AdminSocketNeedsDaemon,
     /// `--group` missing.
     #[error("--group is required (use --group '*' to serve every app)")]
     NoGroup,
@@ -226,6 +236,9 @@ impl Settings {
         if args.supervise_haproxy && !args.sse && args.poll_interval.is_none() {
             return Err(SettingsError::SuperviseNeedsSse);
         }
+        if args.haproxy_admin_socket.is_some() && !args.sse && args.poll_interval.is_none() {
+            return Err(SettingsError::AdminSocketNeedsDaemon);
+        }
         for url in &args.marathon {
             let parsed = reqwest::Url::parse(url);
             if !parsed.is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host()) {
@@ -349,6 +362,8 @@ impl Settings {
                     state_file: args.server_state_file.clone(),
                     lua_dir: Some(args.lua_dir.clone()),
                 }),
+            runtime_updates: !args.no_runtime_updates,
+            admin_socket: args.haproxy_admin_socket.clone(),
         })
     }
 }

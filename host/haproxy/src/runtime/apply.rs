@@ -51,26 +51,42 @@ pub enum RuntimeError {
     },
 }
 
-/// The current worker's CLI, through the master socket.
+/// The CLI of the HAProxy process serving traffic: the current worker
+/// behind a master socket (supervised mode), or an admin-level stats socket
+/// of the process a `--command` reloads (`--haproxy-admin-socket`).
 #[derive(Debug, Clone)]
 pub struct WorkerCli {
     socket: PathBuf,
+    /// `@1 ` through the master (to the newest worker), nothing otherwise.
+    prefix: &'static str,
 }
 
 impl WorkerCli {
-    /// Talk to the master listening on `socket`.
-    pub fn new(socket: PathBuf) -> Self {
-        Self { socket }
+    /// The current worker of the master listening on `socket`.
+    pub fn master(socket: PathBuf) -> Self {
+        Self {
+            socket,
+            prefix: "@1 ",
+        }
     }
 
-    /// Send `command` to the current worker; its reply.
+    /// The process behind the admin-level stats socket `socket`.
+    pub fn admin(socket: PathBuf) -> Self {
+        Self { socket, prefix: "" }
+    }
+
+    /// Send `command` to the worker; its reply.
     pub async fn send(&self, command: &str) -> Result<String, RuntimeError> {
-        master::command(&self.socket, &format!("@1 {command}"), CLI_TIMEOUT)
-            .await
-            .map_err(|error| RuntimeError::Socket {
-                socket: self.socket.display().to_string(),
-                error,
-            })
+        master::command(
+            &self.socket,
+            &format!("{}{command}", self.prefix),
+            CLI_TIMEOUT,
+        )
+        .await
+        .map_err(|error| RuntimeError::Socket {
+            socket: self.socket.display().to_string(),
+            error,
+        })
     }
 
     /// Send `command`; an error unless it got its success reply.

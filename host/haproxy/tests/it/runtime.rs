@@ -412,6 +412,12 @@ fn guards_reload() {
             "{loaded:?}, {}",
             lb.reason()
         );
+        // `--no-runtime-updates`: the same kind of change reloads.
+        lb.ctl.set_runtime_updates(false);
+        last[3].servers.push(server(b, 2, ""));
+        let loaded = lb.load(&last).await;
+        assert!(matches!(loaded, Loaded::Reloaded(_)), "{loaded:?}");
+        assert_eq!(lb.reason(), "runtime_off");
         lb.ctl.stop().await;
     });
 }

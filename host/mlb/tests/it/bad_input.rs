@@ -680,7 +680,7 @@ fn help_keeps_the_strict_mode_text_whole() {
 #[test]
 fn bad_flags_fail_with_one_line_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &[&str]); 6] = [
+    let cases: [(&[&str], &[&str]); 7] = [
         (
             &["--marathon", "marathon.mesos:8080"],
             &[
@@ -717,6 +717,10 @@ fn bad_flags_fail_with_one_line_naming_the_flag() {
         (
             &["--plugin", "/nonexistent/x.wasm,memory-mib=lots"],
             &["--plugin", "memory-mib"],
+        ),
+        (
+            &["--haproxy-admin-socket", "/run/haproxy/admin.sock"],
+            &["--haproxy-admin-socket needs --sse or --poll-interval"],
         ),
     ];
     for (args, expected) in cases {

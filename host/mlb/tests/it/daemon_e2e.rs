@@ -860,21 +860,7 @@ impl Loopback {
             .arg(format!("127.0.0.1:{metrics}"))
             .args(extra)
             .env("HAPROXY_HEAD", &head)
-            .env(
-                "HAPROXY_HTTP_FRONTEND_HEAD",
-                format!("\nfrontend marathon_http_in\n  bind 127.0.0.1:{http_port}\n  mode http\n"),
-            )
-            .env(
-                "HAPROXY_HTTP_FRONTEND_APPID_HEAD",
-                format!(
-                    "\nfrontend marathon_http_appid_in\n  bind 127.0.0.1:{}\n  mode http\n",
-                    free_port()
-                ),
-            )
-            .env(
-                "HAPROXY_HTTPS_FRONTEND_HEAD",
-                format!("\nfrontend marathon_https_in\n  bind 127.0.0.1:{https} ssl {{sslCerts}}\n  mode http\n"),
-            )
+            .envs(loopback_frontends(http_port, https))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join("marathon-lb.log")).unwrap());
         Self {
@@ -913,6 +899,30 @@ fn one_new_line(lb: &Loopback, before: usize) -> String {
         .count();
     assert!(debug <= 4, "{log}");
     lines[0].to_owned()
+}
+
+/// The `:80`, `:443` and app-id frontend HEADs moved to loopback: HTTP on
+/// `http`, HTTPS (with `--ssl-certs`) on `https`, app-id on a free port.
+fn loopback_frontends(http: u16, https: u16) -> [(&'static str, String); 3] {
+    [
+        (
+            "HAPROXY_HTTP_FRONTEND_HEAD",
+            format!("\nfrontend marathon_http_in\n  bind 127.0.0.1:{http}\n  mode http\n"),
+        ),
+        (
+            "HAPROXY_HTTP_FRONTEND_APPID_HEAD",
+            format!(
+                "\nfrontend marathon_http_appid_in\n  bind 127.0.0.1:{}\n  mode http\n",
+                free_port()
+            ),
+        ),
+        (
+            "HAPROXY_HTTPS_FRONTEND_HEAD",
+            format!(
+                "\nfrontend marathon_https_in\n  bind 127.0.0.1:{https} ssl {{sslCerts}}\n  mode http\n"
+            ),
+        ),
+    ]
 }
 
 fn web_app(service: u16, task_port: u16) -> Value {
@@ -1107,5 +1117,153 @@ fn one_reload_logs_one_line() {
         1
     );
     drop(lb);
+    rt.block_on(sim.shutdown());
+}
+
+/// marathon-lb's own mode: `--command` starts and reloads an HAProxy the
+/// controller does not supervise. With `--haproxy-admin-socket` a
+/// membership change goes through that HAProxy's admin socket (the command
+/// does not run); a new app still runs the command.
+#[test]
+fn command_mode_with_an_admin_socket_applies_membership_without_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (a, b, c) = (
+        backend("backend-a"),
+        backend("backend-b"),
+        backend("backend-c"),
+    );
+    let (http_port, metrics, service) = (free_port(), free_port(), free_port());
+    let rt = support::runtime();
+    let sim = support::start_sim(&rt, web_app(service, a));
+    let (runs_file, pid_file, socket) =
+        (d.join("runs"), d.join("haproxy.pid"), d.join("admin.sock"));
+    // What marathon-lb's reload script does: start HAProxy, or replace the
+    // running one (-sf).
+    let script = d.join("reload.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "echo run >> {runs}\nold=$(cat {pid} 2>/dev/null)\nexec haproxy -f {d}/haproxy.cfg -p {pid} -D ${{old:+-sf $old}}\n",
+            runs = runs_file.display(),
+            pid = pid_file.display(),
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    /// Stops the HAProxy the command started (and shows the log when the
+    /// test failed).
+    struct Stop(std::path::PathBuf);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                let log = self.0.with_file_name("marathon-lb.log");
+                let config = self.0.with_file_name("haproxy.cfg");
+                for file in [log, config] {
+                    eprintln!("{}", std::fs::read_to_string(file).unwrap_or_default());
+                }
+            }
+            for pid in std::fs::read_to_string(&self.0)
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                let _ = Command::new("kill").arg(pid).status();
+            }
+        }
+    }
+    let _stop = Stop(pid_file.clone());
+    let head = format!(
+        "global\n  maxconn 200\n  stats socket {} mode 600 expose-fd listeners level admin\n\
+         defaults\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n  option redispatch\n",
+        socket.display()
+    );
+    let _daemon = Daemon(
+        support::command()
+            .current_dir(d)
+            .args(["--sse", "--group", "external", "--log-level", "INFO"])
+            .args(["--syslog-socket", "/dev/null", "--max-reload-retries", "0"])
+            .arg("--command")
+            .arg(format!("sh {}", script.display()))
+            .arg("--haproxy-admin-socket")
+            .arg(&socket)
+            .arg("--marathon")
+            .arg(sim.base_url())
+            .arg("--haproxy-config")
+            .arg(d.join("haproxy.cfg"))
+            .arg("--metrics-address")
+            .arg(format!("127.0.0.1:{metrics}"))
+            .env("HAPROXY_HEAD", &head)
+            .envs(loopback_frontends(http_port, free_port()))
+            .arg("--ssl-certs")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/loopback-cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("marathon-lb.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let log = || std::fs::read_to_string(d.join("marathon-lb.log")).unwrap_or_default();
+    let runs = || {
+        std::fs::read_to_string(&runs_file)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let serves = |host: &str, who: &str| {
+        http(http_port, host, "/").is_some_and(|(s, body)| s == 200 && body == who)
+    };
+    wait_for("HAProxy to serve backend-a", PATIENCE, || {
+        serves("web.e2e.test", "backend-a")
+    });
+    assert_eq!(runs(), 1, "{}", log());
+
+    // A new task: through the admin socket, not the command.
+    sim.sim()
+        .mutate(|list, ctx, out| marathon_sim::ops::add_task(list, "/e2e/web", task(b), ctx, out))
+        .unwrap();
+    wait_for("backend-b", PATIENCE, || {
+        serves("web.e2e.test", "backend-b")
+    });
+    // A task gone: set to maintenance through the socket at once.
+    sim.sim()
+        .mutate(|list, _, out| {
+            marathon_sim::ops::remove_task(list, "/e2e/web", "e2e_web.a", false, out)
+        })
+        .unwrap();
+    wait_for("backend-a to be gone", PATIENCE, || {
+        (0..6).all(|_| serves("web.e2e.test", "backend-b"))
+    });
+    assert_eq!(
+        runs(),
+        1,
+        "the command ran for a membership change\n{}",
+        log()
+    );
+    assert!(
+        metric(metrics, "mlb_runtime_updates_total") >= 2,
+        "{}",
+        log()
+    );
+    let on_disk = std::fs::read_to_string(d.join("haproxy.cfg")).unwrap();
+    assert!(
+        on_disk.contains(&format!("127.0.0.1:{b}")) && !on_disk.contains(&format!("127.0.0.1:{a}")),
+        "the file is right too:\n{on_disk}"
+    );
+
+    // A new app changes the sections: the command runs.
+    let mut web = web_app(free_port(), b)["apps"][0].clone();
+    web["portDefinitions"] = json!([{"port": service}]);
+    let other = json!({
+        "id": "/e2e/other", "instances": 1,
+        "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "other.e2e.test", "HAPROXY_0_BIND_ADDR": "127.0.0.1"},
+        "portDefinitions": [{"port": free_port()}],
+        "tasks": [{"id": "e2e_other.c", "host": "127.0.0.1", "ports": [c], "state": "TASK_RUNNING"}]
+    });
+    let apps = [web, other].map(|a| a.as_object().unwrap().clone());
+    sim.sim().replace_apps(apps.to_vec(), true);
+    wait_for("the new app", PATIENCE, || {
+        serves("other.e2e.test", "backend-c")
+    });
+    assert_eq!(runs(), 2, "{}", log());
+    assert!(serves("web.e2e.test", "backend-b"));
     rt.block_on(sim.shutdown());
 }
