@@ -1,9 +1,12 @@
 //! Coalescing triggers into reconciles: after the first trigger the loop
-//! waits a short debounce, and at least until `--min-reload-interval` has
-//! passed since the last reload; everything that arrives meanwhile joins
-//! the same reconcile, and a `Reset` beats a `Reload`. A burst of a thousand
-//! events during a deployment becomes a handful of reconciles. The Marathon
-//! events of a batch are kept, in order, for the state kept from events.
+//! waits a short debounce — none when it is a Marathon event, which is
+//! applied at once (membership changes should reach HAProxy in
+//! milliseconds) — and at least until `--min-reload-interval` has passed
+//! since the last reload; everything that arrives meanwhile (or while the
+//! previous reconcile ran) joins the same reconcile, and a `Reset` beats a
+//! `Reload`. A burst of a thousand events during a deployment becomes a
+//! handful of reconciles. The Marathon events of a batch are kept, in
+//! order, for the state kept from events.
 
 use std::time::Duration;
 
@@ -13,7 +16,9 @@ use tokio::time::Instant;
 use crate::reconcile::Work;
 use crate::trigger::{Cause, Event, Trigger};
 
-/// How long the loop waits after a trigger for more to arrive.
+/// How long the loop waits after a trigger other than an event for more to
+/// arrive (a refetch is costly: a stream reconnect and the events around
+/// it should share one).
 pub const DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// One reconcile's worth of triggers.
@@ -28,6 +33,9 @@ pub struct Batch {
     /// A revalidation took the place of events: refetch after it (the
     /// events are not applied; the full fetch covers them).
     pub refetch_after: bool,
+    /// When the events this batch applies (by themselves or by a refetch)
+    /// arrived.
+    pub events_received: Vec<Instant>,
 }
 
 /// Waits for the next trigger, then for the debounce and until
@@ -39,7 +47,11 @@ pub async fn next_batch(
     min_interval: Duration,
 ) -> Option<Batch> {
     let first = rx.recv().await?;
-    let mut ready = Instant::now() + DEBOUNCE;
+    let debounce = match first {
+        Trigger::Apply(_) => Duration::ZERO,
+        _ => DEBOUNCE,
+    };
+    let mut ready = Instant::now() + debounce;
     if let Some(last) = last_reload {
         ready = ready.max(last + min_interval);
     }
@@ -52,6 +64,7 @@ pub async fn next_batch(
             Trigger::Apply(e) => events.push(e),
         }
     }
+    let received: Vec<Instant> = events.iter().map(|e| e.received).collect();
     Some(match (refetch, revalidate) {
         (Some(cause), _) => Batch {
             work: if cause == Cause::Resync {
@@ -61,16 +74,19 @@ pub async fn next_batch(
             },
             cause,
             refetch_after: false,
+            events_received: received,
         },
         (None, Some(cause)) => Batch {
             work: Work::Revalidate,
             cause,
             refetch_after: !events.is_empty(),
+            events_received: Vec::new(),
         },
         (None, None) => Batch {
             work: Work::Apply(events),
             cause: Cause::Event,
             refetch_after: false,
+            events_received: received,
         },
     })
 }
@@ -106,6 +122,7 @@ mod tests {
                 work: Work::Refetch,
                 cause: Cause::Event,
                 refetch_after: false,
+                events_received: Vec::new(),
             }
         );
         assert_eq!(start.elapsed(), DEBOUNCE);
@@ -127,6 +144,7 @@ mod tests {
                 work: Work::Refetch,
                 cause: Cause::Hup,
                 refetch_after: false,
+                events_received: Vec::new(),
             }
         );
         send_at(&tx, &[(0, USR1)]);
@@ -155,14 +173,21 @@ mod tests {
         Trigger::Apply(Event {
             event_type: "status_update_event".into(),
             payload: std::sync::Arc::new(serde_json::json!({ "n": n })),
+            received: Instant::now(),
         })
     }
 
     #[tokio::test(start_paused = true)]
     async fn events_are_applied_in_order_unless_a_reset_or_reload_comes_with_them() {
         let (tx, mut rx) = mpsc::channel(16);
-        send_at(&tx, &[(0, apply(1)), (10, apply(2)), (20, apply(3))]);
+        // An event is applied at once, with what came before the loop
+        // looked (the reconcile before it was running).
+        let start = Instant::now();
+        for n in 1..=3 {
+            tx.send(apply(n)).await.unwrap();
+        }
         let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO, "no debounce for events");
         let Work::Apply(events) = &batch.work else {
             panic!("{batch:?}");
         };
@@ -172,12 +197,18 @@ mod tests {
             .collect();
         assert_eq!(order, [1, 2, 3]);
         assert_eq!(batch.cause, Cause::Event);
+        // Events that follow while it runs make the next batch.
+        send_at(&tx, &[(0, apply(4)), (0, apply(5))]);
+        let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        assert!(matches!(&batch.work, Work::Apply(e) if !e.is_empty()));
+        while rx.try_recv().is_ok() {}
         // A reset makes them moot: the full fetch covers them.
-        send_at(&tx, &[(0, apply(4)), (10, EVENT)]);
+        send_at(&tx, &[(0, EVENT), (10, apply(6))]);
         let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
         assert_eq!(batch.work, Work::Refetch);
+        assert_eq!(batch.events_received.len(), 1, "its latency still counts");
         // A revalidation runs first, then a refetch covers the events.
-        send_at(&tx, &[(0, apply(5)), (10, USR1)]);
+        send_at(&tx, &[(0, USR1), (10, apply(7))]);
         let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
         assert_eq!(batch.work, Work::Revalidate);
         assert!(batch.refetch_after);

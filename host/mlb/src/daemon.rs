@@ -147,6 +147,9 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), Start
         match &report.result {
             Ok(()) => {
                 metrics.record(batch.cause.as_str(), &report);
+                for at in &batch.events_received {
+                    metrics.event_to_applied.observe(at.elapsed());
+                }
                 if refetched {
                     retry_backoff.reset();
                 }
@@ -212,6 +215,7 @@ async fn forward_stream(
                 let apply = Trigger::Apply(Event {
                     event_type,
                     payload,
+                    received: Instant::now(),
                 });
                 if tx.send(apply).await.is_err() {
                     return;

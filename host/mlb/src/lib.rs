@@ -18,6 +18,7 @@
 //! - [`report`]: what a reconcile changed (its log line), new diagnostics.
 //! - [`metrics`]: the controller's own Prometheus metrics, recorded from
 //!   reports and stream events in one place each.
+//! - [`histogram`]: a lock-free Prometheus histogram of durations.
 //! - [`metrics_server`]: the bounded `--metrics-address` HTTP endpoint.
 //! - [`state`]: Marathon's apps kept in memory and updated by events
 //!   (which need no fetch, which need one app or everything).
@@ -35,6 +36,7 @@ pub mod cli;
 pub mod coalesce;
 pub mod daemon;
 pub mod health_cache;
+pub mod histogram;
 pub mod logging;
 pub mod longhelp;
 pub mod metrics;

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mlb_haproxy::SupervisorStats;
 use mlb_marathon::sse::StreamEvent;
 
+use crate::histogram::LatencyHistogram;
 use crate::reconcile::ReconcileReport;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
@@ -74,6 +75,9 @@ pub struct Metrics {
     pub servers: AtomicU64,
     /// Unix time (seconds) of the last successful apply.
     pub last_apply: AtomicI64,
+    /// From a Marathon event's arrival on the stream to the end of the
+    /// reconcile that applied it (HAProxy serving the change).
+    pub event_to_applied: LatencyHistogram,
 }
 
 /// The event types Marathon documents (1.x); any other `eventType` is
@@ -391,6 +395,11 @@ impl Metrics {
                 let _ = writeln!(out, "mlb_events_total{{type=\"{kind}\"}} {n}");
             }
         }
+        self.event_to_applied.render(
+            &mut out,
+            "mlb_event_to_applied_seconds",
+            "From a Marathon event's arrival to HAProxy serving the change (the end of the reconcile that applied it).",
+        );
         out
     }
 }

@@ -28,6 +28,8 @@ pub struct Event {
     pub event_type: String,
     /// The JSON document.
     pub payload: Arc<serde_json::Value>,
+    /// When the stream gave it (for `mlb_event_to_applied_seconds`).
+    pub received: tokio::time::Instant,
 }
 
 /// Why a trigger was sent (a metrics label and a log field).

@@ -151,6 +151,15 @@ fn sse_mode_follows_marathon_with_a_supervised_haproxy() {
         .unwrap();
     wait_for("backend-b", PATIENCE, || served("backend-b"));
     println!("event -> serving latency: {} ms", t0.elapsed().as_millis());
+    let waited = Instant::now();
+    while metric(metrics, "mlb_event_to_applied_seconds_count") == 0 {
+        assert!(
+            waited.elapsed() < PATIENCE,
+            "no latency recorded\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Scale down: the killed task is gone.
     sim.sim()
