@@ -58,6 +58,17 @@ pub struct DaemonSettings {
 /// Log the line of a successful reconcile.
 fn log_done(cause: Cause, report: &ReconcileReport) {
     let summary = report::summary(&report.changes);
+    if report.generated {
+        let us = |d: Duration| d.as_micros() as u64;
+        tracing::debug!(
+            parse_us = report.timings.parse_us as u64,
+            interpret_us = report.timings.interpret_us as u64,
+            render_us = report.timings.render_us as u64,
+            write_us = us(report.write),
+            load_us = us(report.load),
+            "reconcile stages"
+        );
+    }
     tracing::info!(
         trigger = cause.as_str(),
         apps = report.apps,

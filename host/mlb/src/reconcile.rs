@@ -181,6 +181,11 @@ pub struct ReconcileReport {
     pub drift: usize,
     /// Stage durations of the generation.
     pub timings: Timings,
+    /// Writing the files (with `haproxy -c`, or its excerpt for a runtime
+    /// change).
+    pub write: Duration,
+    /// Loading them into HAProxy (runtime API, reload, command).
+    pub load: Duration,
     /// Wall time of the whole reconcile.
     pub elapsed: Duration,
     /// Whether it succeeded.
@@ -207,6 +212,8 @@ impl ReconcileReport {
             events: 0,
             drift: 0,
             timings: Timings::default(),
+            write: Duration::ZERO,
+            load: Duration::ZERO,
             elapsed: Duration::ZERO,
             result: Ok(()),
         }
@@ -460,6 +467,7 @@ impl Reconciler {
         self.check_host()?;
         let haproxy = &self.haproxy;
         let (renderer, settings) = self.generator.renderer();
+        let written = Instant::now();
         let outcome = tokio::task::block_in_place(|| {
             haproxy.write(
                 &generated.rendered,
@@ -472,7 +480,10 @@ impl Reconciler {
             Outcome::Unchanged => ConfigOutcome::Unchanged,
             Outcome::Written => ConfigOutcome::Written,
         });
+        let loaded = Instant::now();
+        report.write = loaded - written;
         report.haproxy = self.haproxy.load(&outcome).await?;
+        report.load = loaded.elapsed();
         report.reload_reason = self.reload_reason(report.haproxy);
         let (mut served, snapshot) = self.changes.services(&generated.interpreted);
         self.changes.commit(snapshot);
