@@ -309,6 +309,10 @@ pub fn validate(file: &Path) -> Result<(), ApplyError> {
 }
 
 /// Keep the new content as `<target>.1`, shifting older copies up to `.N`.
+/// `<target>.1` is a hard link to the file just put in place (each write
+/// renames a new file over `target`, so the link keeps this version): no
+/// second copy of a config of megabytes is written; a copy only where
+/// links fail.
 fn archive(target: &Path, content: &str, versions: u32) -> Result<(), ApplyError> {
     if versions == 0 {
         return Ok(());
@@ -318,6 +322,10 @@ fn archive(target: &Path, content: &str, versions: u32) -> Result<(), ApplyError
         if numbered(n).exists() {
             fs::rename(numbered(n), numbered(n + 1)).map_err(io(target))?;
         }
+    }
+    let _ = fs::remove_file(numbered(1));
+    if fs::hard_link(target, numbered(1)).is_ok() {
+        return Ok(());
     }
     let tmp = temp_beside(&numbered(1), content)?;
     tmp.persist(numbered(1)).map_err(|e| ApplyError::Io {
