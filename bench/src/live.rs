@@ -439,10 +439,14 @@ pub fn run(apps: usize, changes: usize, mlb: &Path) -> anyhow::Result<()> {
         free_port()?,
     );
     let log = d.join("marathon-lb.log");
+    // `MLB_BENCH_LOG=PATH`: the controller logs at DEBUG (with its
+    // per-reconcile stage times) and the log is copied to PATH at the end.
+    let keep_log = std::env::var_os("MLB_BENCH_LOG").map(PathBuf::from);
+    let level = if keep_log.is_some() { "DEBUG" } else { "INFO" };
     let mut child: Child = Command::new(mlb)
         .current_dir(d)
         .args(["--sse", "--supervise-haproxy", "--group", "external"])
-        .args(["--syslog-socket", "/dev/null", "--log-level", "INFO"])
+        .args(["--syslog-socket", "/dev/null", "--log-level", level])
         .arg("--marathon")
         .arg(sim.base_url())
         .arg("--haproxy-config")
@@ -484,6 +488,10 @@ pub fn run(apps: usize, changes: usize, mlb: &Path) -> anyhow::Result<()> {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
     rt.block_on(sim.shutdown());
+    if let Some(path) = keep_log {
+        std::fs::copy(&log, &path)
+            .with_context(|| format!("copying the log to {}", path.display()))?;
+    }
     if result.is_err() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(30).collect();

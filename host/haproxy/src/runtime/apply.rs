@@ -388,15 +388,22 @@ async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
         .collect();
     for key in due {
         let (backend, name) = (&key.0, &key.1);
-        let (free, gone) = match cli.send(&commands::show_stat(backend)).await {
-            Ok(reply) => match commands::parse_sessions(&reply, name) {
-                Some(n) => (n == 0, false),
-                // A stats answer without it: gone (HAProxy restarted).
-                None => (false, reply.starts_with("# ")),
+        let (free, gone) = match cli.servers_state(backend).await {
+            Ok(state) => match state.iter().find(|s| &s.name == name) {
+                // Not in its backend any more (HAProxy restarted).
+                None => (false, true),
+                Some(s) => match cli.send(&commands::show_stat(s.backend_id, s.id)).await {
+                    Ok(reply) => match commands::parse_sessions(&reply, name) {
+                        Some(n) => (n == 0, false),
+                        None => (false, false),
+                    },
+                    Err(_) => (false, false),
+                },
             },
             Err(_) => (false, false),
         };
         let outcome = if gone {
+            tracing::debug!(server = %format!("{backend}/{name}"), "drained server no longer at run time");
             Some(true)
         } else if free {
             match cli.send(&commands::delete(backend, name).line).await {
@@ -413,7 +420,7 @@ async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
         };
         match outcome {
             Some(true) => {
-                tracing::trace!(server = %format!("{backend}/{name}"), "drained server deleted");
+                tracing::debug!(server = %format!("{backend}/{name}"), "drained server deleted");
                 draining.servers.remove(&key);
             }
             Some(false) => {

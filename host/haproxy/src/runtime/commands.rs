@@ -80,6 +80,8 @@ const ADMIN_DRAIN: u32 = 0x08 | 0x10;
 /// One server of `show servers state` (format 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerState {
+    /// `be_id`: the backend's numeric id.
+    pub backend_id: u32,
     /// `srv_id`.
     pub id: u32,
     /// `srv_name`.
@@ -126,6 +128,7 @@ pub fn parse_servers_state(text: &str) -> Option<Vec<ServerState>> {
             return None;
         }
         out.push(ServerState {
+            backend_id: f[0].parse().ok()?,
             id: f[2].parse().ok()?,
             name: f[3].to_owned(),
             addr: f[4].to_owned(),
@@ -136,9 +139,13 @@ pub fn parse_servers_state(text: &str) -> Option<Vec<ServerState>> {
     Some(out)
 }
 
-/// The command of [`parse_sessions`]: the servers' stats of one backend.
-pub fn show_stat(backend: &str) -> String {
-    format!("show stat {backend} 4 -1")
+/// The command of [`parse_sessions`]: the stats of one server, by the
+/// numeric ids `show servers state` gives. Not by name: `show stat <name>`
+/// takes the first proxy of that name, and marathon-lb names an app's
+/// frontend (which comes first) like its backend — the server would never
+/// be listed.
+pub fn show_stat(backend_id: u32, server_id: u32) -> String {
+    format!("show stat {backend_id} 4 {server_id}")
 }
 
 /// From `show stat` CSV: the current sessions plus queued requests of

@@ -95,16 +95,17 @@ struct Be<'a> {
     servers: Vec<String>,
 }
 
-/// marathon-lb's shape (HEAD's state-file lines, `backend` + `balance` +
-/// `mode`, `server <ip>_<port> <ip>:<port> id N …` lines), small timeouts.
+/// marathon-lb's shape (HEAD's state-file lines, the app's `frontend` named
+/// like its backend and before it, `backend` + `balance` + `mode`,
+/// `server <ip>_<port> <ip>:<port> id N …` lines), small timeouts.
 fn config(dir: &Path, port: u16, backends: &[Be<'_>]) -> String {
     let mut c = format!(
         "global\n  server-state-file global\n  server-state-base {}/\n\
          defaults\n  load-server-state-from-file global\n  mode http\n  retries 1\n\
          \x20 timeout connect 100ms\n  timeout client 10s\n  timeout server 10s\n\
-         \nfrontend f\n  bind 127.0.0.1:{port}\n  default_backend {}\n",
+         \nfrontend {name}\n  bind 127.0.0.1:{port}\n  default_backend {name}\n",
         dir.display(),
-        backends[0].name
+        name = backends[0].name
     );
     for b in backends {
         c.push_str(&format!(
