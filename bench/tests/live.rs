@@ -1,8 +1,9 @@
 //! The live scale test at CI size: `mlb-bench --live` with 200 other apps,
 //! four membership changes of the loaded app and a rolling restart of a
 //! 4-task app under load, through the real binary, a real HAProxy and the
-//! simulator. No request may fail; the figures are printed (the 5,000-app
-//! figures are in the README).
+//! simulator. No request may fail and no membership change may reload
+//! HAProxy; the figures are printed (the 5,000-app figures are in the
+//! README).
 
 use std::process::Command;
 
@@ -34,6 +35,11 @@ fn membership_changes_and_a_rolling_restart_fail_no_request() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(column(&text, "| 201 |", 6), "0", "failed requests:\n{text}");
+    assert_eq!(
+        column(&text, "| 201 |", 2),
+        "0",
+        "membership changes reloaded HAProxy:\n{text}"
+    );
     assert_ne!(
         column(&text, "| 201 |", 5),
         "0",
@@ -48,5 +54,10 @@ fn membership_changes_and_a_rolling_restart_fail_no_request() {
         column(&text, "| 4 tasks", 2),
         "0",
         "no request was made:\n{text}"
+    );
+    assert_eq!(
+        column(&text, "| 4 tasks", 4),
+        "0",
+        "the rolling restart reloaded HAProxy:\n{text}"
     );
 }
