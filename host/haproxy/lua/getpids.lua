@@ -1,9 +1,14 @@
 -- marathon-lb HAProxy service `lua.getpids` (GET /_haproxy_getpids).
 --
--- Answers the PIDs of every running haproxy process, separated by single
--- spaces (zdd and other tools compare them to see that a reload finished).
--- The list comes from `pidof haproxy`; if that gives nothing (no pidof in the
--- image), the answer is at least this worker's own PID from /proc/self/stat.
+-- Answers the PIDs of this HAProxy's processes, separated by single spaces
+-- (zdd and other tools compare them to see that a reload finished: more than
+-- a master and one worker means an old worker is still finishing its
+-- sessions). The list comes from `pidof haproxy`; in master-worker mode
+-- (marathon-lb --supervise-haproxy) it keeps only this worker's master and
+-- the master's workers, so other HAProxies on the host (and `haproxy -c`
+-- checks) do not show up. Otherwise (no master) it is every haproxy process,
+-- as marathon-lb answers; if pidof gives nothing (no pidof in the image), the
+-- answer is at least this worker's own PID from /proc/self/stat.
 --
 -- Divergence from marathon-lb: the answer is cached for CACHE_SECONDS, so a
 -- flood of requests costs at most one `pidof` process per second instead of
@@ -34,14 +39,48 @@ local function pidof_haproxy()
   return trim_pids(out)
 end
 
-local function own_pid()
-  local f = io.open("/proc/self/stat", "r")
+-- pid, comm and parent pid of a process, from /proc/<pid>/stat
+-- ("pid (comm) state ppid ..."; comm may hold spaces and parentheses).
+local function stat(pid)
+  local f = io.open("/proc/" .. pid .. "/stat", "r")
   if not f then
-    return ""
+    return nil
   end
-  local stat = f:read("l")
+  local line = f:read("l")
   f:close()
-  return string.match(stat or "", "^(%d+)") or ""
+  local id, comm, rest = string.match(line or "", "^(%d+) %((.*)%) (.*)$")
+  if not rest then
+    return nil
+  end
+  return id, comm, string.match(rest, "^%S+ (%d+)")
+end
+
+local function own_pid()
+  return (stat("self")) or ""
+end
+
+-- In master-worker mode, the PIDs of `pids` (a space-separated list) that
+-- are this worker's master or its children; otherwise `pids` unchanged.
+local function this_instance(pids)
+  local _, comm, master = stat("self")
+  if not master then
+    return pids
+  end
+  local _, master_comm = stat(master)
+  if master_comm ~= comm then
+    return pids
+  end
+  local kept = {}
+  for pid in string.gmatch(pids, "%d+") do
+    local _, _, parent = stat(pid)
+    if pid == master or parent == master then
+      kept[#kept + 1] = pid
+    end
+  end
+  if #kept == 0 then
+    return pids
+  end
+  return table.concat(kept, " ")
 end
 
 local function reply(applet, status, body)
@@ -60,7 +99,7 @@ end
 local function current_pids()
   local t = now()
   if cached_pids == nil or t - cached_at >= CACHE_SECONDS or t < cached_at then
-    local pids = pidof_haproxy()
+    local pids = this_instance(pidof_haproxy())
     if pids == "" then
       pids = own_pid()
     end

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::api::Api;
 use super::error::ZddError;
 use super::labels::{backend_name, instances};
-use super::lbs::{LbView, Lbs};
+use super::lbs::{LbView, Lbs, Settle};
 use super::progress::{Progress, State};
 use super::pyjson;
 use super::stats::{Row, servers};
@@ -130,7 +130,7 @@ pub async fn swap(
     new_id: &str,
     old_id: &str,
 ) -> Result<Ended, ZddError> {
-    let mut last_pids: Vec<Option<Vec<String>>> = vec![None; lbs.urls.len()];
+    let mut settle: Vec<Settle> = vec![Settle::default(); lbs.urls.len()];
     let mut lb_failures = vec![0u32; lbs.urls.len()];
     let mut drain_wait_since: Option<Instant> = None;
     loop {
@@ -148,10 +148,7 @@ pub async fn swap(
             match v {
                 Ok(view) => {
                     lb_failures[i] = 0;
-                    if last_pids[i].as_ref() != Some(&view.pids) {
-                        settled = false;
-                        last_pids[i] = Some(view.pids.clone());
-                    }
+                    settled &= settle[i].observe(&view.pids, view.read_at);
                 }
                 Err(e) => {
                     lb_failures[i] += 1;
@@ -251,8 +248,9 @@ pub async fn swap(
                     progress.event(&format!("scaling {new_id} to {n} instances"));
                     api.scale(new_id, n, false).await?;
                 }
-                // New state: wait for the instances to reload before judging.
-                last_pids.iter_mut().for_each(|p| *p = None);
+                // New state: the instances must show settled PIDs again.
+                let now = Instant::now();
+                settle.iter_mut().for_each(|p| p.restart(now));
                 pause(s.step_delay, s.deadline, "the next step").await?;
             }
         }
