@@ -124,7 +124,10 @@ pub async fn rollback(
             .unwrap_or_default()
             .to_owned();
         progress.event(&format!("rollback: removing new task {id}"));
-        api.kill(std::slice::from_ref(&id), true).await?;
+        if !api.kill(std::slice::from_ref(&id), true).await? {
+            progress.event(&format!("rollback: new task {id} is gone already"));
+            continue;
+        }
         if let Some(backend) = &backend {
             wait_for_lbs(lbs, backend, r, deadline, Some(&task), progress).await?;
         }

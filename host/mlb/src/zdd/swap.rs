@@ -242,7 +242,11 @@ pub async fn swap(
                     if !s.force && !confirm("Continue?") {
                         return Ok(Ended::Declined);
                     }
-                    api.kill(&kill, false).await?;
+                    if !api.kill(&kill, false).await? {
+                        // One of them died meanwhile: nothing was killed;
+                        // the next round sees what Marathon did about it.
+                        progress.event("an old task is gone already; nothing killed");
+                    }
                 }
                 if let Some(n) = scale {
                     progress.event(&format!("scaling {new_id} to {n} instances"));
