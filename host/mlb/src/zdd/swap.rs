@@ -1,6 +1,7 @@
 //! The swap loop: every `--step-delay`, read both apps from Marathon and
-//! every marathon-lb instance, wait for HAProxy reloads to settle (the PID
-//! list unchanged since the last round), let [`step::decide`] choose, then
+//! every marathon-lb instance, wait for HAProxy reloads to settle (at most a
+//! master and one worker, the PID list unchanged for
+//! [`super::lbs::PIDS_STABLE`]: see [`Settle`]), let [`step::decide`] choose, then
 //! run the pre-kill hook, kill, scale — until the old app can be deleted.
 //! Every wait is bounded by `--deadline`; an instance that stays
 //! unreachable for three rounds stops the deployment.
