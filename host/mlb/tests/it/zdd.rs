@@ -1127,12 +1127,21 @@ fn an_interrupted_deploy_is_resumed() {
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(env.dir.join("zdd-interrupted.log")).unwrap())
         .spawn()
         .unwrap();
-    wait_for("the green app", Duration::from_secs(30), || {
-        env.app("/web-green").is_some()
-    });
+    let t = Instant::now();
+    while env.app("/web-green").is_none() {
+        let exited = child.try_wait().unwrap();
+        assert!(
+            exited.is_none() && t.elapsed() < Duration::from_secs(30),
+            "no green app after {:?} (zdd exited: {exited:?})\nzdd:\n{}\nmarathon-lb logs:\n{}",
+            t.elapsed(),
+            std::fs::read_to_string(env.dir.join("zdd-interrupted.log")).unwrap_or_default(),
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // zdd dies between steps: two apps in the group.
     child.kill().unwrap();
     child.wait().unwrap();
