@@ -133,17 +133,23 @@ impl Api {
     }
 
     /// `POST /v2/tasks/delete?scale=true` with `{"ids": [...]}` (`force`:
-    /// also while the app deploys; rollback only).
-    pub async fn kill(&mut self, ids: &[String], force: bool) -> Result<(), ZddError> {
+    /// also while the app deploys; rollback only). `Ok(false)` when Marathon
+    /// answers 404: a task is gone already (it failed or finished between
+    /// the read and the kill; Marathon kills none of the list then).
+    pub async fn kill(&mut self, ids: &[String], force: bool) -> Result<bool, ZddError> {
         let path = if force {
             "/v2/tasks/delete?scale=true&force=true"
         } else {
             "/v2/tasks/delete?scale=true"
         };
-        self.call(Method::POST, path, Some(&json!({ "ids": ids })))
+        match self
+            .call(Method::POST, path, Some(&json!({ "ids": ids })))
             .await
-            .map(drop)
-            .map_err(|e| ZddError::Scale(format!("killing {ids:?}: {e}")))
+        {
+            Ok(_) => Ok(true),
+            Err(MarathonError::Status { status: 404, .. }) => Ok(false),
+            Err(e) => Err(ZddError::Scale(format!("killing {ids:?}: {e}"))),
+        }
     }
 
     /// `DELETE /v2/apps/{id}` (`force` cancels its running deployment).

@@ -139,3 +139,147 @@ impl std::fmt::Debug for ZddArgs {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// zdd.py's defaults, then every one of its flags in long form and
+    /// every short form it has, each parsed into its field.
+    #[test]
+    fn every_zdd_py_flag_parses_with_its_default() {
+        let d = ZddArgs::try_parse_from(["zdd"]).unwrap();
+        assert_eq!(
+            (
+                d.step_delay,
+                d.initial_instances,
+                d.linear_increase,
+                d.max_wait,
+                d.new_instances
+            ),
+            (5.0, 1, 0, 300.0, 0)
+        );
+        assert_eq!(d.syslog_socket, PathBuf::from("/dev/log"));
+        assert_eq!(d.log_format, "%(asctime)-15s %(name)s: %(message)s");
+        assert_eq!(d.log_level, "DEBUG");
+        assert!(
+            !(d.longhelp || d.dry_run || d.force || d.resume || d.complete_cur || d.complete_prev)
+        );
+
+        let long = ZddArgs::try_parse_from([
+            "zdd",
+            "--longhelp",
+            "--marathon",
+            "http://m1:8080",
+            "http://m2:8080",
+            "--marathon-lb",
+            "http://lb:9090",
+            "--json",
+            "app.json",
+            "--dry-run",
+            "--force",
+            "--step-delay",
+            "0.5",
+            "--initial-instances",
+            "2",
+            "--linear-increase",
+            "3",
+            "--resume",
+            "--max-wait",
+            "7",
+            "--new-instances",
+            "4",
+            "--complete-cur",
+            "--complete-prev",
+            "--pre-kill-hook",
+            "/bin/hook",
+            "--syslog-socket",
+            "/dev/null",
+            "--log-format",
+            "%(message)s",
+            "--log-level",
+            "info",
+            "--marathon-auth-credential-file",
+            "/c",
+            "--auth-credentials",
+            "u:p",
+            "--dcos-auth-credentials",
+            "{}",
+            "--marathon-ca-cert",
+            "/ca.pem",
+        ])
+        .unwrap();
+        assert!(long.longhelp && long.dry_run && long.force && long.resume);
+        assert!(long.complete_cur && long.complete_prev);
+        assert_eq!(long.marathon, ["http://m1:8080", "http://m2:8080"]);
+        assert_eq!(long.marathon_lb, ["http://lb:9090"]);
+        assert_eq!(long.json, Some(PathBuf::from("app.json")));
+        assert_eq!(
+            (
+                long.step_delay,
+                long.initial_instances,
+                long.linear_increase,
+                long.max_wait,
+                long.new_instances
+            ),
+            (0.5, 2, 3, 7.0, 4)
+        );
+        assert_eq!(long.pre_kill_hook, Some(PathBuf::from("/bin/hook")));
+        assert_eq!(long.syslog_socket, PathBuf::from("/dev/null"));
+        assert_eq!(
+            (long.log_format.as_str(), long.log_level.as_str()),
+            ("%(message)s", "info")
+        );
+        assert_eq!(
+            long.marathon_auth_credential_file,
+            Some(PathBuf::from("/c"))
+        );
+        assert_eq!(long.auth_credentials.as_deref(), Some("u:p"));
+        assert_eq!(long.dcos_auth_credentials.as_deref(), Some("{}"));
+        assert_eq!(long.marathon_ca_cert, Some(PathBuf::from("/ca.pem")));
+
+        let short = ZddArgs::try_parse_from([
+            "zdd",
+            "-m",
+            "http://m:8080",
+            "-l",
+            "http://lb:9090",
+            "-j",
+            "a.json",
+            "-d",
+            "-f",
+            "-s",
+            "2",
+            "-i",
+            "3",
+            "-r",
+            "-w",
+            "9",
+            "-n",
+            "1",
+            "-c",
+            "-p",
+        ])
+        .unwrap();
+        assert_eq!(short.marathon, ["http://m:8080"]);
+        assert_eq!(short.marathon_lb, ["http://lb:9090"]);
+        assert_eq!(short.json, Some(PathBuf::from("a.json")));
+        assert!(
+            short.dry_run
+                && short.force
+                && short.resume
+                && short.complete_cur
+                && short.complete_prev
+        );
+        assert_eq!(
+            (
+                short.step_delay,
+                short.initial_instances,
+                short.max_wait,
+                short.new_instances
+            ),
+            (2.0, 3, 9.0, 1)
+        );
+    }
+}

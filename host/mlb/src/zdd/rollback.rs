@@ -38,6 +38,43 @@ fn task_ids(app: &serde_json::Value) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// Waits until every reachable instance routes no traffic to `gone` (its
+/// server row is absent or in maintenance) and has at least the target
+/// number of servers UP, so the old servers are back in rotation before the
+/// next new task goes.
+async fn wait_for_lbs(
+    lbs: &Lbs,
+    backend: &str,
+    r: &Rollback<'_>,
+    deadline: Instant,
+    gone: Option<&serde_json::Value>,
+    progress: &mut Progress,
+) -> Result<(), ZddError> {
+    let mut said = None;
+    loop {
+        let mut waiting = Vec::new();
+        for (url, view) in lbs.urls.iter().zip(lbs.views().await) {
+            let Ok(view) = view else { continue };
+            let rows = servers(&view.rows, backend);
+            let up = rows.iter().filter(|r| r.is_up()).count() as u64;
+            if gone.is_some_and(|t| task_row(&rows, t).is_some_and(|row| !row.is_maint())) {
+                waiting.push(format!("{url} to take the removed task out"));
+            } else if up < r.target.min(rows.len() as u64) {
+                waiting.push(format!("{url} to have {} servers UP (has {up})", r.target));
+            }
+        }
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let what = waiting.join(", ");
+        if said.as_ref() != Some(&what) {
+            progress.event(&format!("rollback: waiting for {what}"));
+            said = Some(what.clone());
+        }
+        pause(r.step_delay, deadline, &what).await?;
+    }
+}
+
 /// Run the rollback. `Err` leaves both apps in place.
 pub async fn rollback(
     api: &mut Api,
@@ -71,26 +108,28 @@ pub async fn rollback(
         let Some(new) = api.app(r.new_id).await? else {
             break;
         };
-        let Some(task) = task_ids(&new).into_iter().next() else {
+        // Tasks already killed (TASK_KILLING) are left to their grace period.
+        let Some(task) = task_ids(&new)
+            .into_iter()
+            .find(|t| t.get("state").and_then(|s| s.as_str()) != Some("TASK_KILLING"))
+        else {
             break;
         };
+        if let Some(backend) = &backend {
+            wait_for_lbs(lbs, backend, r, deadline, None, progress).await?;
+        }
         let id = task
             .get("id")
             .and_then(|i| i.as_str())
             .unwrap_or_default()
             .to_owned();
         progress.event(&format!("rollback: removing new task {id}"));
-        api.kill(std::slice::from_ref(&id), true).await?;
-        // Wait until every reachable instance has dropped it.
-        while let Some(backend) = &backend {
-            let listed = lbs.views().await.iter().flatten().any(|v| {
-                let rows = servers(&v.rows, backend);
-                task_row(&rows, &task).is_some()
-            });
-            if !listed {
-                break;
-            }
-            pause(r.step_delay, deadline, "marathon-lb to drop a new task").await?;
+        if !api.kill(std::slice::from_ref(&id), true).await? {
+            progress.event(&format!("rollback: new task {id} is gone already"));
+            continue;
+        }
+        if let Some(backend) = &backend {
+            wait_for_lbs(lbs, backend, r, deadline, Some(&task), progress).await?;
         }
     }
     progress.event(&format!("rollback: deleting {}", r.new_id));

@@ -82,6 +82,40 @@ fn id(task: &Value) -> String {
         .to_owned()
 }
 
+/// Whether marathon-lb routes to the task: it leaves out staging, killing
+/// and terminal tasks (`mlb_label_rules::EXCLUDED_TASK_STATES`). A killed
+/// task stays listed as `TASK_KILLING` for its kill grace period; its
+/// server goes to maintenance on every instance and may stay listed there
+/// until its last session ends.
+pub fn routable(task: &Value) -> bool {
+    !mlb_label_rules::EXCLUDED_TASK_STATES.contains(&state(task))
+}
+
+/// Why instance `rows` has not caught up with Marathon, if it has not:
+/// a routable task of either app without a server row, or a server row
+/// taking traffic (not in maintenance) that belongs to no routable task
+/// (a killed task the instance has not taken out yet). Rows of removed
+/// servers in maintenance are fine: marathon-lb keeps them until their
+/// sessions end.
+fn behind(rows: &[&Row], live: &[&Value]) -> Option<String> {
+    let missing = live.iter().filter(|t| task_row(rows, t).is_none()).count();
+    let stale = rows
+        .iter()
+        .filter(|r| !r.is_maint())
+        .filter(|r| {
+            !live
+                .iter()
+                .any(|t| task_row(std::slice::from_ref(*r), t).is_some())
+        })
+        .count();
+    (missing > 0 || stale > 0).then(|| {
+        format!(
+            "{missing} of {} running task(s) not listed, {stale} server(s) of gone tasks still taking traffic",
+            live.len()
+        )
+    })
+}
+
 fn has_checks(app: &Value) -> bool {
     app.get("healthChecks")
         .and_then(Value::as_array)
@@ -186,15 +220,18 @@ pub fn decide(view: &View<'_>) -> Decision {
             labels::app_id(new)
         ));
     }
-    let (old_tasks, new_tasks) = (tasks(old), tasks(new));
-    let expected = instances(old) + instances(new);
+    // Killed (TASK_KILLING) and staging tasks are left out: marathon-lb
+    // routes to neither, and a killed one is not killed twice.
+    let old_tasks: Vec<&Value> = tasks(old).into_iter().filter(|t| routable(t)).collect();
+    let new_tasks = tasks(new);
+    let live: Vec<&Value> = old_tasks
+        .iter()
+        .chain(new_tasks.iter().filter(|t| routable(t)))
+        .copied()
+        .collect();
     for (i, rows) in view.lbs.iter().enumerate() {
-        if rows.len() as u64 != expected {
-            return Decision::Wait(format!(
-                "marathon-lb #{} to list all {expected} tasks (lists {})",
-                i + 1,
-                rows.len()
-            ));
+        if let Some(why) = behind(rows, &live) {
+            return Decision::Wait(format!("marathon-lb #{} to catch up ({why})", i + 1));
         }
     }
     let new_ready = |t: &&&Value| {
@@ -214,7 +251,7 @@ pub fn decide(view: &View<'_>) -> Decision {
     let target = target_instances(new);
     for (i, rows) in view.lbs.iter().enumerate() {
         let up = rows.iter().filter(|r| r.is_up()).count() as u64;
-        if up < target.min(expected) {
+        if up < target.min(live.len() as u64) {
             return Decision::Wait(format!(
                 "marathon-lb #{} to have {target} servers UP (has {up})",
                 i + 1
@@ -241,7 +278,7 @@ pub fn decide(view: &View<'_>) -> Decision {
         if instances(new) == new_count && instances(old) == target.saturating_sub(new_count) {
             return Decision::Complete;
         }
-    } else if instances(new) == target && drained.len() as u64 == instances(old) {
+    } else if instances(new) == target && drained.len() == old_tasks.len() {
         return Decision::Complete;
     }
     let candidates = if view.drain_timed_out { maint } else { drained };
@@ -346,7 +383,58 @@ mod tests {
         let short = vec![row(1, "MAINT", 0), row(2, "UP", 0)];
         let d = decide_with(&old, &new, &[lb("MAINT", 0), short], false);
         assert!(
-            matches!(d, Decision::Wait(ref w) if w.contains("list all")),
+            matches!(d, Decision::Wait(ref w) if w.contains("catch up")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn a_killed_task_is_neither_expected_nor_killed_again() {
+        // b1 was killed: Marathon lists it TASK_KILLING for its grace
+        // period; marathon-lb keeps its server in maintenance until its
+        // sessions end.
+        let mut b1 = task("b1", 1, true);
+        b1["state"] = json!("TASK_KILLING");
+        let old = app("/b", 1, vec![b1, task("b2", 2, true)], json!({}));
+        let new = app(
+            "/g",
+            2,
+            vec![task("g1", 3, true), task("g2", 4, true)],
+            labels(2, 0),
+        );
+        let lb = |b1: Option<&str>, b2: &str| {
+            let mut rows = vec![row(2, b2, 0), row(3, "UP", 0), row(4, "UP", 0)];
+            rows.extend(b1.map(|s| row(1, s, 0)));
+            rows
+        };
+        // Listed in maintenance, or gone: b2 drained everywhere → complete.
+        let d = decide_with(
+            &old,
+            &new,
+            &[lb(Some("MAINT"), "MAINT"), lb(None, "MAINT")],
+            false,
+        );
+        assert_eq!(d, Decision::Complete);
+        // b2 still up: wait for it, never kill b1 again.
+        let d = decide_with(
+            &old,
+            &new,
+            &[lb(Some("MAINT"), "UP"), lb(None, "UP")],
+            false,
+        );
+        assert!(
+            matches!(d, Decision::Wait(ref w) if w.contains("drain")),
+            "{d:?}"
+        );
+        // An instance still sending traffic to the killed task: it is behind.
+        let d = decide_with(
+            &old,
+            &new,
+            &[lb(Some("UP"), "MAINT"), lb(None, "MAINT")],
+            false,
+        );
+        assert!(
+            matches!(d, Decision::Wait(ref w) if w.contains("#1 to catch up") && w.contains("1 server(s) of gone tasks")),
             "{d:?}"
         );
     }

@@ -1,6 +1,7 @@
 //! The swap loop: every `--step-delay`, read both apps from Marathon and
-//! every marathon-lb instance, wait for HAProxy reloads to settle (the PID
-//! list unchanged since the last round), let [`step::decide`] choose, then
+//! every marathon-lb instance, wait for HAProxy reloads to settle (at most a
+//! master and one worker, the PID list unchanged for
+//! [`super::lbs::PIDS_STABLE`]: see [`Settle`]), let [`step::decide`] choose, then
 //! run the pre-kill hook, kill, scale — until the old app can be deleted.
 //! Every wait is bounded by `--deadline`; an instance that stays
 //! unreachable for three rounds stops the deployment.
@@ -13,7 +14,7 @@ use serde_json::Value;
 use super::api::Api;
 use super::error::ZddError;
 use super::labels::{backend_name, instances};
-use super::lbs::{LbView, Lbs};
+use super::lbs::{LbView, Lbs, Settle};
 use super::progress::{Progress, State};
 use super::pyjson;
 use super::stats::{Row, servers};
@@ -130,7 +131,7 @@ pub async fn swap(
     new_id: &str,
     old_id: &str,
 ) -> Result<Ended, ZddError> {
-    let mut last_pids: Vec<Option<Vec<String>>> = vec![None; lbs.urls.len()];
+    let mut settle: Vec<Settle> = vec![Settle::default(); lbs.urls.len()];
     let mut lb_failures = vec![0u32; lbs.urls.len()];
     let mut drain_wait_since: Option<Instant> = None;
     loop {
@@ -148,10 +149,7 @@ pub async fn swap(
             match v {
                 Ok(view) => {
                     lb_failures[i] = 0;
-                    if last_pids[i].as_ref() != Some(&view.pids) {
-                        settled = false;
-                        last_pids[i] = Some(view.pids.clone());
-                    }
+                    settled &= settle[i].observe(&view.pids, view.read_at);
                 }
                 Err(e) => {
                     lb_failures[i] += 1;
@@ -245,14 +243,19 @@ pub async fn swap(
                     if !s.force && !confirm("Continue?") {
                         return Ok(Ended::Declined);
                     }
-                    api.kill(&kill, false).await?;
+                    if !api.kill(&kill, false).await? {
+                        // One of them died meanwhile: nothing was killed;
+                        // the next round sees what Marathon did about it.
+                        progress.event("an old task is gone already; nothing killed");
+                    }
                 }
                 if let Some(n) = scale {
                     progress.event(&format!("scaling {new_id} to {n} instances"));
                     api.scale(new_id, n, false).await?;
                 }
-                // New state: wait for the instances to reload before judging.
-                last_pids.iter_mut().for_each(|p| *p = None);
+                // New state: the instances must show settled PIDs again.
+                let now = Instant::now();
+                settle.iter_mut().for_each(|p| p.restart(now));
                 pause(s.step_delay, s.deadline, "the next step").await?;
             }
         }
