@@ -611,7 +611,7 @@ mod tests {
         let mut doc = String::from(r#"{"apps": ["#);
         for i in 0..40 {
             let app = match i % 8 {
-                0 => format!(r#"{{"labels": {{}}, "tasks": []}}"#),
+                0 => r#"{"labels": {}, "tasks": []}"#.to_owned(),
                 1 => format!(r#"{{"id": "/bad{i}", "labels": {{"A": 1}}, "tasks": []}}"#),
                 2 => format!(r#"{{"id": "/nohost{i}", "labels": {{}}, "tasks": [{{"id": "t"}}]}}"#),
                 3 => format!(r#"{{"id": "/utf{i}", "labels": {{"A": "x?y"}}, "tasks": []}}"#),
@@ -629,9 +629,9 @@ mod tests {
         }
         doc.push_str("]}");
         let mut doc = doc.into_bytes();
-        for at in 0..doc.len() {
-            if doc[at] == b'?' {
-                doc[at] = 0xff;
+        for byte in &mut doc {
+            if *byte == b'?' {
+                *byte = 0xff;
             }
         }
         let run = |parallel_from| {
