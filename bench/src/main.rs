@@ -6,6 +6,7 @@
 //! mlb-bench --emit 1000 > apps.json      # just print a synthetic document
 //! mlb-bench --plugins [--apps 10000]      # plugin load and per-app costs
 //! mlb-bench --oneshot --apps 1000,10000,20000  # the real binary, whole run
+//! mlb-bench --oneshot --input apps.json...     # the same, on given documents
 //! mlb-bench --serve 10000 [--port 8080]   # only serve the document (profilers)
 //! mlb-bench --live --apps 5000 [--changes 10]  # membership changes under load
 //! ```
@@ -199,10 +200,18 @@ fn main() -> anyhow::Result<()> {
     }
     if args.oneshot {
         let mlb = oneshot::find_marathon_lb(args.mlb.as_deref())?;
-        print!(
-            "{}",
-            oneshot::run(&args.apps, args.iterations, args.seed, &mlb)?
-        );
+        let documents = if args.input.is_empty() {
+            args.apps
+                .iter()
+                .map(|&n| oneshot::Document::synthetic(n, args.seed))
+                .collect()
+        } else {
+            args.input
+                .iter()
+                .map(|p| oneshot::Document::file(p))
+                .collect::<anyhow::Result<Vec<_>>>()?
+        };
+        print!("{}", oneshot::run(documents, args.iterations, &mlb)?);
         return Ok(());
     }
     if args.plugins {

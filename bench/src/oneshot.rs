@@ -215,8 +215,39 @@ fn measure(program: &[String], url: &str, cache: &Path, iterations: usize) -> an
     })
 }
 
-/// Measure every size; the markdown report.
-pub fn run(sizes: &[usize], iterations: usize, seed: u64, mlb: &Path) -> anyhow::Result<String> {
+/// One document to serve: its apps and its bytes.
+#[derive(Debug)]
+pub struct Document {
+    /// Apps in it.
+    pub apps: usize,
+    /// The `/v2/apps?embed=apps.tasks` body.
+    pub body: Vec<u8>,
+}
+
+impl Document {
+    /// The synthetic document of `apps` apps.
+    pub fn synthetic(apps: usize, seed: u64) -> Self {
+        let (body, _) = synth::generate(apps, seed);
+        Self { apps, body }
+    }
+
+    /// A document read from `path` (e.g. `gen_apps.py`'s output).
+    pub fn file(path: &Path) -> anyhow::Result<Self> {
+        #[derive(serde::Deserialize)]
+        struct Apps {
+            apps: Vec<serde::de::IgnoredAny>,
+        }
+        let body = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let apps = serde_json::from_slice::<Apps>(&body)
+            .with_context(|| format!("{} is not a Marathon apps document", path.display()))?
+            .apps
+            .len();
+        Ok(Self { apps, body })
+    }
+}
+
+/// Measure every document; the markdown report.
+pub fn run(documents: Vec<Document>, iterations: usize, mlb: &Path) -> anyhow::Result<String> {
     let iterations = iterations.max(1);
     let reference = reference_command();
     if reference.is_none() {
@@ -227,9 +258,8 @@ pub fn run(sizes: &[usize], iterations: usize, seed: u64, mlb: &Path) -> anyhow:
     }
     let cache = tempfile::tempdir().context("creating the plugin cache directory")?;
     let ours = vec![mlb.display().to_string()];
-    let mut rows = Vec::with_capacity(sizes.len());
-    for &n in sizes {
-        let (body, _) = synth::generate(n, seed);
+    let mut rows = Vec::with_capacity(documents.len());
+    for Document { apps: n, body } in documents {
         let json_bytes = body.len();
         let server = FakeMarathon::start(body, 0).context("starting the fake Marathon")?;
         eprintln!("one-shot, {n} apps ({iterations} runs + 1 warm-up)...");

@@ -166,7 +166,16 @@ fn shown(id: &str) -> String {
 /// address (the caller does the DNS; `None` when it cannot be resolved).
 pub fn normalize_apps(
     body: &[u8],
+    resolve: impl FnMut(&str) -> Option<String>,
+) -> Result<Normalized, NormalizeError> {
+    normalize_with(body, resolve, PARALLEL_APPS)
+}
+
+/// [`normalize_apps`], on two threads from `parallel_from` apps on.
+fn normalize_with(
+    body: &[u8],
     mut resolve: impl FnMut(&str) -> Option<String>,
+    parallel_from: usize,
 ) -> Result<Normalized, NormalizeError> {
     let repaired;
     let (body, bad_bytes) = match std::str::from_utf8(body) {
@@ -178,52 +187,106 @@ pub fn normalize_apps(
         }
     };
     let doc: Document<'_> = serde_json::from_slice(body)?;
+    // Apps decode independently: the later half on a second core (the
+    // agent-host resolution, which may do I/O through `resolve`, stays on
+    // this thread, in document order).
+    let decode = |first: usize, raws: &[&RawValue]| -> Vec<Decoded> {
+        raws.iter()
+            .enumerate()
+            .map(|(i, raw)| decode_app(first + i, raw, body, &bad_bytes))
+            .collect()
+    };
+    let mid = if doc.apps.len() >= parallel_from.max(2) {
+        doc.apps.len() / 2
+    } else {
+        doc.apps.len()
+    };
+    let (first, later) = doc.apps.split_at(mid);
+    let (mut decoded, later) = std::thread::scope(|scope| {
+        let helper = (!later.is_empty()).then(|| scope.spawn(|| decode(mid, later)));
+        let decoded = decode(0, first);
+        let later = helper.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (decoded, later)
+    });
+    decoded.extend(later.into_iter().flatten());
+    drop(doc);
     let mut out = Normalized {
-        apps: Vec::with_capacity(doc.apps.len()),
+        apps: Vec::with_capacity(decoded.len()),
         diagnostics: Vec::new(),
     };
-    for (position, raw) in doc.apps.iter().enumerate() {
-        let id_of = || {
-            serde_json::from_str::<IdOnly>(raw.get())
-                .ok()
-                .and_then(|i| i.id)
-                .map_or_else(|| format!("#{position}"), |id| shown(&id))
-        };
-        let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
-        let span = start..start + raw.get().len();
-        if let Some(at) = bad_bytes.iter().find(|b| span.contains(b)) {
-            out.diagnostics.push(Diagnostic::error(
-                &id_of(),
-                None,
-                format!(
-                    "app definition holds bytes that are not UTF-8 (at byte {at} of the \
-                     response); app left out until Marathon sends valid text"
-                ),
-            ));
-            continue;
-        }
-        match serde_json::from_str::<RawApp>(raw.get()) {
-            Ok(app) => match convert_app(app, &mut resolve, &mut out.diagnostics) {
-                Ok(app) => out.apps.push(app),
-                Err(diag) => out.diagnostics.push(diag),
-            },
-            Err(err) => {
-                out.diagnostics.push(Diagnostic::error(
-                    &id_of(),
-                    None,
-                    format!("app definition cannot be read ({err}); app left out"),
-                ));
+    for one in decoded {
+        out.diagnostics.extend(one.diagnostics);
+        if let Some(mut app) = one.app {
+            for task in &mut app.tasks {
+                if !task.host.is_empty() {
+                    task.host_ip = resolve(&task.host);
+                }
             }
+            out.apps.push(app);
         }
     }
     Ok(out)
 }
 
-fn convert_app(
-    raw: RawApp,
-    resolve: &mut impl FnMut(&str) -> Option<String>,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Result<App, Diagnostic> {
+/// Documents with at least this many apps decode on two threads.
+const PARALLEL_APPS: usize = 512;
+
+/// One app decoded (its tasks' `host_ip` not resolved yet), and what was
+/// wrong with it or its tasks.
+struct Decoded {
+    app: Option<App>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Decode the app at `position` of the document `body` (`bad_bytes`: the
+/// offsets that were not UTF-8).
+fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize]) -> Decoded {
+    let id_of = || {
+        serde_json::from_str::<IdOnly>(raw.get())
+            .ok()
+            .and_then(|i| i.id)
+            .map_or_else(|| format!("#{position}"), |id| shown(&id))
+    };
+    let mut diagnostics = Vec::new();
+    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+    let span = start..start + raw.get().len();
+    if let Some(at) = bad_bytes.iter().find(|b| span.contains(b)) {
+        diagnostics.push(Diagnostic::error(
+            &id_of(),
+            None,
+            format!(
+                "app definition holds bytes that are not UTF-8 (at byte {at} of the \
+                 response); app left out until Marathon sends valid text"
+            ),
+        ));
+        return Decoded {
+            app: None,
+            diagnostics,
+        };
+    }
+    let app = match serde_json::from_str::<RawApp>(raw.get()) {
+        Ok(app) => match convert_app(app, &mut diagnostics) {
+            Ok(app) => Some(app),
+            Err(diag) => {
+                diagnostics.push(diag);
+                None
+            }
+        },
+        Err(err) => {
+            diagnostics.push(Diagnostic::error(
+                &id_of(),
+                None,
+                format!("app definition cannot be read ({err}); app left out"),
+            ));
+            None
+        }
+    };
+    Decoded { app, diagnostics }
+}
+
+/// `raw` as an [`App`]; its tasks' `host_ip` are left for the caller to
+/// resolve.
+fn convert_app(raw: RawApp, diagnostics: &mut Vec<Diagnostic>) -> Result<App, Diagnostic> {
     let Some(id) = raw.id else {
         return Err(Diagnostic::error(
             "(no id)",
@@ -316,15 +379,10 @@ fn convert_app(
             ));
             continue;
         }
-        let host_ip = if host.is_empty() {
-            None
-        } else {
-            resolve(&host)
-        };
         tasks.push(Task {
             id: task_id,
             host,
-            host_ip,
+            host_ip: None,
             state: t.state,
             ip_addresses: t
                 .ip_addresses
@@ -546,5 +604,52 @@ mod tests {
         let n = normalize_apps(doc, ip).unwrap();
         assert_eq!(n.apps[0].docker_network.as_deref(), Some("BRIDGE"));
         assert_eq!(n.apps[0].port_mappings[0].service_port, Some(10000));
+    }
+
+    #[test]
+    fn two_threads_decode_exactly_what_one_does() {
+        let mut doc = String::from(r#"{"apps": ["#);
+        for i in 0..40 {
+            let app = match i % 8 {
+                0 => r#"{"labels": {}, "tasks": []}"#.to_owned(),
+                1 => format!(r#"{{"id": "/bad{i}", "labels": {{"A": 1}}, "tasks": []}}"#),
+                2 => format!(r#"{{"id": "/nohost{i}", "labels": {{}}, "tasks": [{{"id": "t"}}]}}"#),
+                3 => format!(r#"{{"id": "/utf{i}", "labels": {{"A": "x?y"}}, "tasks": []}}"#),
+                _ => format!(
+                    r#"{{"id": "/a{i}", "labels": {{"HAPROXY_GROUP": "external"}}, "tasks": [
+                        {{"id": "t{i}", "host": "agent{}", "ports": [{}]}}, {{"id": "u{i}", "host": ""}}]}}"#,
+                    i % 3,
+                    31000 + i
+                ),
+            };
+            if i > 0 {
+                doc.push(',');
+            }
+            doc.push_str(&app);
+        }
+        doc.push_str("]}");
+        let mut doc = doc.into_bytes();
+        for byte in &mut doc {
+            if *byte == b'?' {
+                *byte = 0xff;
+            }
+        }
+        let run = |parallel_from| {
+            let mut asked = Vec::new();
+            let n = normalize_with(
+                &doc,
+                |h: &str| {
+                    asked.push(h.to_owned());
+                    Some(format!("ip-of-{h}"))
+                },
+                parallel_from,
+            )
+            .unwrap();
+            (n.apps, n.diagnostics, asked)
+        };
+        let one = run(usize::MAX);
+        assert_eq!(one.0.len(), 25);
+        assert!(one.1.len() >= 20, "{:?}", one.1);
+        assert_eq!(run(2), one);
     }
 }

@@ -208,8 +208,7 @@ fn decode(
     Ok(normalized)
 }
 
-/// Apps → services → config. The apps are freed (on another thread) before
-/// rendering.
+/// Apps → services → config. The apps are freed before rendering.
 fn finish(
     mut normalized: mlb_core::normalize::Normalized,
     t0: Instant,
@@ -221,7 +220,11 @@ fn finish(
     let t1 = Instant::now();
     let interpretation = interpreter.interpret(&normalized.apps, options)?;
     let apps = normalized.apps.len();
-    mlb_plugin_host::drop_elsewhere(std::mem::take(&mut normalized.apps));
+    // Freed here, before rendering, not on a helper thread: the renderer's
+    // own helper thread would otherwise often start while that one still
+    // holds the allocator arena the apps' memory went back to, and take a
+    // fresh arena (+11 MB peak RSS at 10,000 apps).
+    drop(std::mem::take(&mut normalized.apps));
     let t2 = Instant::now();
     let rendered = renderer.render(&interpretation.services, settings);
     if let Some(fatal) = rendered.fatal.clone() {

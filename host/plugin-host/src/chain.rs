@@ -691,9 +691,7 @@ impl LabelInterpreter for PluginSet {
         // One order whatever the default rules reused or recomputed, so that
         // what a plugin sees (and which duplicate it keeps) never depends on
         // the history of changes.
-        out.services.sort_by(|a, b| {
-            (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
-        });
+        sort_services(&mut out.services);
         if self.labels.is_empty() && self.policies.is_empty() {
             return Ok(out.finish(&mut self.report));
         }
@@ -707,5 +705,55 @@ impl LabelInterpreter for PluginSet {
             out.services = stage.run(apps, &owner, services, &mut out);
         }
         Ok(out.finish(&mut self.report))
+    }
+}
+
+/// Sort by app id, service port and backend, stably: through an index, so
+/// that neither the ~0.6 KB records are moved about by the sort nor a
+/// scratch copy of them is made (at 10,000 apps that copy is ~7 MB).
+fn sort_services(services: &mut [Service]) {
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&services[a], &services[b]);
+        (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
+    });
+    // Apply the permutation in place, one cycle at a time: position `i`
+    // takes the record at `order[i]`.
+    for start in 0..order.len() {
+        let mut i = start;
+        while order[i] != start {
+            let next = order[i];
+            services.swap(i, next);
+            order[i] = i;
+            i = next;
+        }
+        order[i] = i;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_sort_is_the_stable_sort() {
+        // Duplicates of (app id, port, backend) that differ elsewhere show
+        // whether the order among equals is kept.
+        let services: Vec<Service> = (0..200u32)
+            .map(|i| Service {
+                app_id: format!("/app{}", (i * 7919) % 13),
+                service_port: i64::from((i * 31) % 5),
+                backend: format!("b{}", (i * 17) % 3),
+                port_index: i,
+                ..Service::default()
+            })
+            .collect();
+        let mut expected = services.clone();
+        expected.sort_by(|a, b| {
+            (&a.app_id, a.service_port, &a.backend).cmp(&(&b.app_id, b.service_port, &b.backend))
+        });
+        let mut sorted = services;
+        sort_services(&mut sorted);
+        assert_eq!(sorted, expected);
     }
 }

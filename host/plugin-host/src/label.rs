@@ -283,6 +283,14 @@ impl WasmLabelPlugin {
             });
         results.sort_by_key(|(key, _)| *key);
         let mut out = Interpretation::default();
+        // Exactly the room needed: a service record is ~0.6 KB, and growing
+        // by doubling would leave up to half of 10,000 of them unused.
+        let services = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok())
+            .map(|part| part.services.len())
+            .sum();
+        out.services.reserve_exact(services);
         for (_, result) in results {
             let part = result?;
             out.services.extend(part.services);

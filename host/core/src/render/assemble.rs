@@ -11,9 +11,9 @@ use crate::engine::Vars;
 use crate::templates::TemplateName;
 use mlb_model::{Diagnostic, Service};
 
-use super::cache;
 use super::parts::{GroupedVhost, Parts, Shared};
 use super::{RenderSettings, Rendered, Renderer, TemplateFailure, sanitize};
+use super::{ahead, cache};
 
 /// Render a global template. A failure there cannot be blamed on one app
 /// and would leave a config that parses but routes wrongly: it is reported
@@ -106,7 +106,6 @@ pub(super) fn render(
             .join(" ")
     };
 
-    let mut config = r.templates.get(TemplateName::HEAD).to_owned();
     let mut http_frontends = r.templates.get(TemplateName::HTTP_FRONTEND_HEAD).to_owned();
     let mut https_frontends = if settings.group_https_by_vhost {
         r.templates
@@ -122,82 +121,111 @@ pub(super) fn render(
             &mut fatal,
         )
     };
-    let mut appid_frontends = r
-        .templates
-        .get(TemplateName::HTTP_FRONTEND_APPID_HEAD)
-        .to_owned();
-    let mut userlists = String::new();
-    let mut frontends = String::new();
-    let mut backends = String::new();
     // (weight, index in `kept`) of the services with vhost routing.
     let mut http_list: Vec<(i64, usize)> = Vec::new();
     let mut grouped: BTreeMap<String, GroupedVhost> = BTreeMap::new();
     let mut shared = Shared::default();
     let mut names = Vec::with_capacity(order.len());
 
+    // The later services render on a second core meanwhile (not with
+    // plugin filters, which may not be pure, nor on top of a warm cache).
+    let cache_cold = r.cache.as_ref().is_none_or(|c| c.is_empty());
+    let split = ahead::split_point(order.len(), r.ahead_from).filter(|_| !r.filters && cache_cold);
+    let templates = split.map(|_| r.templates.clone());
     // The parts of every rendered service, in order (shared with the cache).
-    let mut kept: Vec<Arc<Parts>> = Vec::with_capacity(order.len());
-    for service in order {
-        let context = cache::Context::of(service, &shared);
-        // Only services that passed the checks and rendered are cached.
-        let hit = match &mut r.cache {
-            Some(c) if caching => c.get(service, context),
-            _ => None,
+    let kept: Vec<Arc<Parts>> = std::thread::scope(|scope| {
+        let helper = split.zip(templates).map(|(mid, templates)| {
+            let expected = ahead::expected_after(&order[..mid], settings);
+            let later = &order[mid..];
+            (
+                mid,
+                scope.spawn(move || ahead::render(templates, later, settings, expected)),
+            )
+        });
+        let (mid, mut helper) = match helper {
+            Some((mid, handle)) => (mid, Some(handle)),
+            None => (usize::MAX, None),
         };
-        let parts = match hit {
-            Some(parts) => parts,
-            None => {
-                if let Err(fault) = crate::validate::check_service(service) {
-                    diagnostics.push(Diagnostic::error(
-                        &service.app_id.escape_debug().to_string(),
-                        Some(&fault.source(service.port_index)),
-                        format!(
-                            "service port {}: {fault}; fix the value (the service is left out meanwhile)",
-                            service.service_port
-                        ),
-                    ));
-                    continue;
-                }
-                match r.render_service(service, settings, &shared) {
-                    Ok(parts) => {
-                        let parts = Arc::new(parts);
-                        if let Some(c) = r.cache.as_mut().filter(|_| caching) {
-                            c.put(service, context, Arc::clone(&parts));
-                        }
-                        parts
+        let mut ahead: Vec<ahead::Rendered> = Vec::new();
+        let mut kept: Vec<Arc<Parts>> = Vec::with_capacity(order.len());
+        for (i, service) in order.iter().copied().enumerate() {
+            if i == mid {
+                // A panicking helper only costs time: everything renders here.
+                ahead = helper
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_default();
+            }
+            let context = cache::Context::of(service, &shared);
+            // Only services that passed the checks and rendered are cached.
+            let hit = match &mut r.cache {
+                Some(c) if caching => c.get(service, context),
+                _ => None,
+            };
+            let pre = i
+                .checked_sub(mid)
+                .and_then(|j| ahead.get_mut(j))
+                .and_then(Option::take)
+                .filter(|(rendered_in, _)| *rendered_in == context)
+                .map(|(_, parts)| parts);
+            let parts = match (hit, pre) {
+                (Some(parts), _) => parts,
+                (None, Some(parts)) => {
+                    if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+                        c.put(service, context, Arc::clone(&parts));
                     }
-                    Err(f) => {
-                        if !f.from_label && is_text_error(&f.error, &plugin_vars) {
-                            fatal.get_or_insert(format!(
-                                "global template HAPROXY_{} cannot be rendered: {}",
-                                f.template, f.error
-                            ));
-                        }
-                        diagnostics.push(failure_diagnostic(service, f));
+                    parts
+                }
+                (None, None) => {
+                    if let Err(fault) = crate::validate::check_service(service) {
+                        diagnostics.push(Diagnostic::error(
+                            &service.app_id.escape_debug().to_string(),
+                            Some(&fault.source(service.port_index)),
+                            format!(
+                                "service port {}: {fault}; fix the value (the service is left out meanwhile)",
+                                service.service_port
+                            ),
+                        ));
                         continue;
                     }
+                    match r.render_service(service, settings, &shared) {
+                        Ok(parts) => {
+                            let parts = Arc::new(parts);
+                            if let Some(c) = r.cache.as_mut().filter(|_| caching) {
+                                c.put(service, context, Arc::clone(&parts));
+                            }
+                            parts
+                        }
+                        Err(f) => {
+                            if !f.from_label && is_text_error(&f.error, &plugin_vars) {
+                                fatal.get_or_insert(format!(
+                                    "global template HAPROXY_{} cannot be rendered: {}",
+                                    f.template, f.error
+                                ));
+                            }
+                            diagnostics.push(failure_diagnostic(service, f));
+                            continue;
+                        }
+                    }
+                }
+            };
+            shared.commit(&parts);
+            names.push(service.backend.clone());
+            if let Some(v) = &parts.vhost {
+                http_list.push((v.weight, kept.len()));
+                if settings.group_https_by_vhost {
+                    for (vhost, g) in &v.grouped {
+                        let entry = grouped.entry(vhost.clone()).or_default();
+                        entry.chunks.extend(g.chunks.iter().cloned());
+                        entry.certs.extend(g.certs.iter().cloned());
+                        entry.bind_options.extend(g.bind_options.iter().cloned());
+                    }
                 }
             }
-        };
-        shared.commit(&parts);
-        names.push(service.backend.clone());
-        userlists.push_str(&parts.userlist);
-        frontends.push_str(&parts.frontend);
-        backends.push_str(&parts.backend);
-        appid_frontends.push_str(&parts.appid_acl);
-        if let Some(v) = &parts.vhost {
-            http_list.push((v.weight, kept.len()));
-            if settings.group_https_by_vhost {
-                for (vhost, g) in &v.grouped {
-                    let entry = grouped.entry(vhost.clone()).or_default();
-                    entry.chunks.extend(g.chunks.iter().cloned());
-                    entry.certs.extend(g.certs.iter().cloned());
-                    entry.bind_options.extend(g.bind_options.iter().cloned());
-                }
-            }
+            kept.push(parts);
         }
-        kept.push(parts);
-    }
+        kept
+    });
     let vhost = |i: usize| {
         kept[i]
             .vhost
@@ -229,11 +257,26 @@ pub(super) fn render(
         }
     }
 
-    config.push_str(&userlists);
+    // The file is written once, into a buffer of its final size (give or
+    // take the grouped :443 sections), straight from the services' parts.
+    let head = r.templates.get(TemplateName::HEAD);
+    let appid_head = r.templates.get(TemplateName::HTTP_FRONTEND_APPID_HEAD);
+    let size = head.len()
+        + http_frontends.len()
+        + appid_head.len()
+        + https_frontends.len()
+        + kept
+            .iter()
+            .map(|p| p.userlist.len() + p.appid_acl.len() + p.frontend.len() + p.backend.len())
+            .sum::<usize>();
+    let mut config = String::with_capacity(size);
+    config.push_str(head);
+    kept.iter().for_each(|p| config.push_str(&p.userlist));
     if settings.bind_http_https {
         config.push_str(&http_frontends);
     }
-    config.push_str(&appid_frontends);
+    config.push_str(appid_head);
+    kept.iter().for_each(|p| config.push_str(&p.appid_acl));
     if settings.bind_http_https {
         config.push_str(&https_frontends);
         if settings.group_https_by_vhost {
@@ -282,8 +325,8 @@ pub(super) fn render(
             }
         }
     }
-    config.push_str(&frontends);
-    config.push_str(&backends);
+    kept.iter().for_each(|p| config.push_str(&p.frontend));
+    kept.iter().for_each(|p| config.push_str(&p.backend));
 
     if let Some(c) = r.cache.as_mut().filter(|_| caching) {
         c.finish();

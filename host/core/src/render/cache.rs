@@ -79,6 +79,12 @@ impl PartsCache {
         self.misses = 0;
     }
 
+    /// Nothing is cached (the first render, or after a change of settings
+    /// is seen).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// The parts of `service` rendered in `context` before, if any.
     pub(crate) fn get(&mut self, service: &Service, context: Context) -> Option<Arc<Parts>> {
         let epoch = self.epoch;

@@ -261,3 +261,52 @@ fn entries_unused_for_a_while_are_dropped() {
         "dropped after KEEP renders without it"
     );
 }
+
+/// Services for the render-ahead test: repeated app ids, vhosts, map
+/// claims, and some services whose label template fails.
+fn many_services(seeds: &[(usize, i64, Option<usize>, u8, u8)]) -> Vec<Service> {
+    seeds
+        .iter()
+        .enumerate()
+        .map(|(i, &(a, p, v, f, s))| {
+            let mut s = service(a + i % 7, p + i as i64, v, f, s);
+            s.app_id = format!("{}{}", s.app_id, i % 5);
+            s.backend = format!("b{i}_{}", s.service_port);
+            if f % 31 == 0 {
+                s.templates = vec![("BACKEND_HEAD".into(), "\nbackend {nope}\n".into())];
+            }
+            s
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Rendering the later half on a second thread (from the shared state
+    /// the first half is expected to leave, re-rendering where that guess
+    /// was wrong) gives exactly what one thread gives, in every mode.
+    #[test]
+    fn a_render_ahead_on_a_second_thread_equals_one_thread(
+        seeds in proptest::collection::vec(
+            (0..4usize, 10000..10004i64, proptest::option::of(0..3usize), any::<u8>(), 0..3u8),
+            2..40,
+        ),
+        map in any::<bool>(),
+        grouped in any::<bool>(),
+        bind in any::<bool>(),
+    ) {
+        let services = many_services(&seeds);
+        let settings = RenderSettings {
+            haproxy_map: map,
+            group_https_by_vhost: grouped,
+            bind_http_https: bind,
+            ..RenderSettings::default()
+        };
+        let mut one = Renderer::new(Templates::defaults());
+        one.ahead_from = usize::MAX;
+        let mut two = Renderer::new(Templates::defaults());
+        two.ahead_from = 2;
+        prop_assert_eq!(two.render(&services, &settings), one.render(&services, &settings));
+    }
+}

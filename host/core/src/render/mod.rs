@@ -12,11 +12,14 @@
 //! - `vhost`: renders that plan into the :80/:443 ACL blocks of one service.
 //! - `parts`: the pieces of one service and the shared state they update.
 //! - `assemble`: merging parts into the final file, in marathon-lb's order.
+//! - `ahead`: the later services rendered on a second core meanwhile, taken
+//!   where the shared state they were rendered in turns out right.
 //! - `http_options`: options added to every HTTP-mode frontend and listen
 //!   section (supervised mode's `idle-close-on-response`).
 //! - `cache`: one service's parts reused across renders while it and what
 //!   it reads are unchanged ([`Renderer::enable_cache`]).
 
+mod ahead;
 mod assemble;
 mod cache;
 mod http_options;
@@ -103,6 +106,8 @@ pub struct Renderer {
     cache: Option<cache::PartsCache>,
     /// A plugin filter is registered (its output may not be pure).
     filters: bool,
+    /// Renders of at least this many services use a second thread.
+    ahead_from: usize,
 }
 
 impl Renderer {
@@ -113,6 +118,7 @@ impl Renderer {
             engine: Engine::new(),
             cache: None,
             filters: false,
+            ahead_from: ahead::MIN_SERVICES,
         }
     }
 
