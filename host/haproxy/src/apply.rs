@@ -352,7 +352,9 @@ fn stage(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<Staged
     } else {
         None
     };
-    let checked = match &maps {
+    // Borrowed unless the map paths are rewritten (no copy of a config of
+    // megabytes in the common case).
+    let checked: std::borrow::Cow<'_, str> = match &maps {
         Some((d, a)) => rendered
             .config
             .replace(
@@ -362,8 +364,9 @@ fn stage(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<Staged
             .replace(
                 &app_path.display().to_string(),
                 &a.path().display().to_string(),
-            ),
-        None => rendered.config.clone(),
+            )
+            .into(),
+        None => rendered.config.as_str().into(),
     };
     Ok(Staged {
         maps,
