@@ -893,6 +893,15 @@ impl Loopback {
 /// straggling line (an old worker's output) had time to arrive; at most
 /// five DEBUG lines beside it.
 fn one_new_line(lb: &Loopback, before: usize) -> String {
+    let new_lines = |log: &str| {
+        log.lines()
+            .skip(before)
+            .filter(|l| !l.contains(" DEBUG "))
+            .count()
+    };
+    // The reconcile line follows the change HAProxy serves (however loaded
+    // the machine), then stragglers get a second.
+    wait_for("the reconcile line", PATIENCE, || new_lines(&lb.log()) >= 1);
     std::thread::sleep(Duration::from_millis(1000));
     let log = lb.log();
     let lines: Vec<&str> = log
@@ -900,7 +909,12 @@ fn one_new_line(lb: &Loopback, before: usize) -> String {
         .skip(before)
         .filter(|l| !l.contains(" DEBUG "))
         .collect();
-    assert_eq!(lines.len(), 1, "{}", lines.join("\n"));
+    assert_eq!(
+        lines.len(),
+        1,
+        "{}",
+        log.lines().skip(before).collect::<Vec<_>>().join("\n")
+    );
     let debug = log
         .lines()
         .skip(before)
