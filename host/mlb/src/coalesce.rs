@@ -1,7 +1,7 @@
 //! Coalescing triggers into reconciles: after the first trigger the loop
-//! waits a short debounce — none when it is a Marathon event, which is
-//! applied at once (membership changes should reach HAProxy in
-//! milliseconds) — and at least until `--min-reload-interval` has passed
+//! waits a short debounce — 10 ms when it is a Marathon event (membership
+//! changes should reach HAProxy in milliseconds; the other events of the
+//! same Marathon operation join it), 50 ms otherwise — and at least until `--min-reload-interval` has passed
 //! since the last reload; everything that arrives meanwhile (or while the
 //! previous reconcile ran) joins the same reconcile, and a `Reset` beats a
 //! `Reload`. A burst of a thousand events during a deployment becomes a
@@ -15,6 +15,11 @@ use tokio::time::Instant;
 
 use crate::reconcile::Work;
 use crate::trigger::{Cause, Event, Trigger};
+
+/// How long the loop waits after a Marathon event for the others of the
+/// same operation (a deleted app's last `status_update_event` and its
+/// `app_terminated_event` come milliseconds apart).
+pub const EVENT_DEBOUNCE: Duration = Duration::from_millis(10);
 
 /// How long the loop waits after a trigger other than an event for more to
 /// arrive (a refetch is costly: a stream reconnect and the events around
@@ -48,7 +53,7 @@ pub async fn next_batch(
 ) -> Option<Batch> {
     let first = rx.recv().await?;
     let debounce = match first {
-        Trigger::Apply(_) => Duration::ZERO,
+        Trigger::Apply(_) => EVENT_DEBOUNCE,
         _ => DEBOUNCE,
     };
     let mut ready = Instant::now() + debounce;
@@ -187,7 +192,11 @@ mod tests {
             tx.send(apply(n)).await.unwrap();
         }
         let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
-        assert_eq!(start.elapsed(), Duration::ZERO, "no debounce for events");
+        assert_eq!(
+            start.elapsed(),
+            EVENT_DEBOUNCE,
+            "a short debounce for events"
+        );
         let Work::Apply(events) = &batch.work else {
             panic!("{batch:?}");
         };
@@ -197,11 +206,19 @@ mod tests {
             .collect();
         assert_eq!(order, [1, 2, 3]);
         assert_eq!(batch.cause, Cause::Event);
-        // Events that follow while it runs make the next batch.
-        send_at(&tx, &[(0, apply(4)), (0, apply(5))]);
+        // Events within the event debounce join; a later one makes the
+        // next batch.
+        send_at(&tx, &[(0, apply(4)), (5, apply(5)), (30, apply(8))]);
         let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
-        assert!(matches!(&batch.work, Work::Apply(e) if !e.is_empty()));
-        while rx.try_recv().is_ok() {}
+        assert!(
+            matches!(&batch.work, Work::Apply(e) if e.len() == 2),
+            "{batch:?}"
+        );
+        let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();
+        assert!(
+            matches!(&batch.work, Work::Apply(e) if e.len() == 1),
+            "{batch:?}"
+        );
         // A reset makes them moot: the full fetch covers them.
         send_at(&tx, &[(0, EVENT), (10, apply(6))]);
         let batch = next_batch(&mut rx, None, Duration::ZERO).await.unwrap();

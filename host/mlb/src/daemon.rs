@@ -69,23 +69,41 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
             "reconcile stages"
         );
     }
-    tracing::info!(
-        trigger = cause.as_str(),
-        apps = report.apps,
-        services = report.services,
-        servers = report.servers,
-        rejected = report.rejected,
-        config = report.config.map_or("-", |c| c.as_str()),
-        haproxy = report.haproxy.map_or("-", |h| h.as_str()),
-        reason = report.reload_reason,
-        fetch = report.fetched.map(|f| f.as_str()),
-        reload_ms = report.haproxy.and_then(|h| match h {
-            mlb_haproxy::Loaded::Reloaded(d) => Some(d.as_millis() as u64),
-            _ => None,
-        }),
-        elapsed_ms = report.elapsed.as_millis() as u64,
-        "reconcile: {summary}"
-    );
+    // The line, at INFO when something changed (services, the files,
+    // HAProxy), else at DEBUG: events that change nothing are common.
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                trigger = cause.as_str(),
+                apps = report.apps,
+                services = report.services,
+                servers = report.servers,
+                rejected = report.rejected,
+                config = report.config.map_or("-", |c| c.as_str()),
+                haproxy = report.haproxy.map_or("-", |h| h.as_str()),
+                reason = report.reload_reason,
+                fetch = report.fetched.map(|f| f.as_str()),
+                reload_ms = report.haproxy.and_then(|h| match h {
+                    mlb_haproxy::Loaded::Reloaded(d) => Some(d.as_millis() as u64),
+                    _ => None,
+                }),
+                elapsed_ms = report.elapsed.as_millis() as u64,
+                "reconcile: {summary}"
+            )
+        };
+    }
+    let nothing_changed = report.changes.is_empty()
+        && report.haproxy.is_none()
+        && !matches!(
+            report.config,
+            Some(crate::reconcile::ConfigOutcome::Written)
+        );
+    if nothing_changed {
+        line!(tracing::Level::DEBUG);
+    } else {
+        line!(tracing::Level::INFO);
+    }
 }
 
 /// Run until SIGTERM/SIGINT.
