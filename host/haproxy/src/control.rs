@@ -401,9 +401,6 @@ impl HaproxyControl {
     /// decision (see the module documentation). `None`: nothing to do.
     pub async fn load(&mut self, outcome: &Outcome) -> Result<Option<Loaded>, ControlError> {
         let changed = *outcome == Outcome::Written;
-        if !changed {
-            self.take_prepared();
-        }
         match &self.reloader {
             Reloader::Command { admin_socket: None } if changed => self.run_command(),
             Reloader::Supervised { running: None, .. } => self.start().await,

@@ -1,8 +1,8 @@
 //! Coalescing triggers into reconciles: after the first trigger the loop
 //! waits a short debounce — 10 ms when it is a Marathon event (membership
 //! changes should reach HAProxy in milliseconds; the other events of the
-//! same Marathon operation join it), 50 ms otherwise — and at least until `--min-reload-interval` has passed
-//! since the last reload; everything that arrives meanwhile (or while the
+//! same Marathon operation join it), 50 ms otherwise — and at least until
+//! `--min-reload-interval` has passed since the last reload; everything that arrives meanwhile (or while the
 //! previous reconcile ran) joins the same reconcile, and a `Reset` beats a
 //! `Reload`. A burst of a thousand events during a deployment becomes a
 //! handful of reconciles. The Marathon events of a batch are kept, in
@@ -185,8 +185,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn events_are_applied_in_order_unless_a_reset_or_reload_comes_with_them() {
         let (tx, mut rx) = mpsc::channel(16);
-        // An event is applied at once, with what came before the loop
-        // looked (the reconcile before it was running).
+        // An event waits only the event debounce, and takes what came
+        // before the loop looked (the reconcile before it was running).
         let start = Instant::now();
         for n in 1..=3 {
             tx.send(apply(n)).await.unwrap();
