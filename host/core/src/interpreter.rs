@@ -36,4 +36,21 @@ pub trait LabelInterpreter {
         apps: &[App],
         options: &InterpretOptions,
     ) -> Result<Interpretation, InterpretError>;
+
+    /// Interpret only `apps`, apps of the last call's batch that changed
+    /// since, for an interpreter that remembers that call (the plugin
+    /// host's memo): their services and diagnostics, which replace theirs
+    /// in the last result; every other app's stay valid. The apps keep
+    /// their ids. `None`: this interpreter cannot tell that the others stay
+    /// valid (it does not remember, the options changed, an app's result
+    /// depends on other apps); call [`interpret`](Self::interpret) with
+    /// every app instead.
+    fn interpret_changed(
+        &mut self,
+        apps: &[App],
+        options: &InterpretOptions,
+    ) -> Option<Result<Interpretation, InterpretError>> {
+        let _ = (apps, options);
+        None
+    }
 }

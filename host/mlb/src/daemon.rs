@@ -64,6 +64,7 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
             parse_us = report.timings.parse_us as u64,
             interpret_us = report.timings.interpret_us as u64,
             render_us = report.timings.render_us as u64,
+            changed_only = report.timings.changed_only,
             write_us = us(report.write),
             load_us = us(report.load),
             "reconcile stages"

@@ -38,8 +38,10 @@ impl HealthCache {
     }
 
     /// Record the verdicts of tasks that have results, and give tasks
-    /// without results (of apps with health checks) their cached verdict.
-    pub fn apply(&mut self, apps: &mut [App]) {
+    /// without results (of apps with health checks) their cached verdict;
+    /// how many tasks got one.
+    pub fn apply(&mut self, apps: &mut [App]) -> usize {
+        let mut cached = 0;
         for app in apps.iter_mut().filter(|a| !a.health_checks.is_empty()) {
             for task in &mut app.tasks {
                 match &task.health_results {
@@ -50,11 +52,13 @@ impl HealthCache {
                     None => {
                         if let Some(alive) = self.verdicts.get(&task.id) {
                             task.health_results = Some(vec![*alive]);
+                            cached += 1;
                         }
                     }
                 }
             }
         }
+        cached
     }
 }
 

@@ -4,7 +4,15 @@
 //! DNS and health caches, the plugin set, the renderer), built once from the
 //! settings; [`generate`] is the same path for callers that bring their own
 //! parts (benchmarks, plugin tests).
+//!
+//! # Layout
+//! - this file: [`Generator`], [`generate`] and their result.
+//! - `incremental`: a generation from the apps changed since the last one
+//!   alone, when that provably gives the same.
 
+mod incremental;
+
+use std::sync::Arc;
 use std::time::Instant;
 
 use mlb_core::normalize::normalize_apps;
@@ -36,6 +44,8 @@ pub struct Generator {
     renderer: Renderer,
     interpret: InterpretOptions,
     render: RenderSettings,
+    /// What the last generation from a state left to build on.
+    last: Option<incremental::Last>,
 }
 
 impl Generator {
@@ -59,6 +69,7 @@ impl Generator {
             renderer,
             interpret: settings.interpret.clone(),
             render: settings.render.clone(),
+            last: None,
         })
     }
 
@@ -81,18 +92,30 @@ impl Generator {
 
     /// One generation from a [`MarathonState`](crate::state::MarathonState):
     /// the same as [`generate`](Self::generate) of its document, but only
-    /// the apps changed since the last call are read again.
+    /// the apps changed since the last call are read again — and only they
+    /// are interpreted and rendered again when nothing but their backend
+    /// sections changes (see `incremental`; [`Timings::changed_only`]).
     pub fn generate_state(
         &mut self,
         state: &mut crate::state::MarathonState,
     ) -> Result<Generated, PipelineError> {
         let t0 = Instant::now();
+        if let Some(generated) = incremental::changed(self, state, t0) {
+            return Ok(generated);
+        }
         let resolver = &mut self.resolver;
         let mut normalized = state.normalized(|host| resolver.resolve(host))?;
-        if self.interpret.health_check {
-            self.health.apply(&mut normalized.apps);
-        }
-        self.finish(normalized, t0)
+        let health_cached =
+            self.interpret.health_check && self.health.apply(&mut normalized.apps) > 0;
+        let generated = self.finish(normalized, t0)?;
+        self.last = self.renderer.last_render().map(|render| incremental::Last {
+            services: Arc::clone(&generated.interpreted),
+            diagnostics: generated.diagnostics.clone(),
+            apps: generated.apps,
+            health_cached,
+            render,
+        });
+        Ok(generated)
     }
 
     fn finish(
@@ -154,6 +177,9 @@ pub struct Timings {
     pub interpret_us: u128,
     /// Template rendering.
     pub render_us: u128,
+    /// Only the apps changed since the last generation were interpreted
+    /// and rendered.
+    pub changed_only: bool,
 }
 
 /// The result of one generation.
@@ -161,8 +187,9 @@ pub struct Timings {
 pub struct Generated {
     /// Config and map files.
     pub rendered: Rendered,
-    /// The services that were rendered from (for the config cleanup).
-    pub interpreted: Vec<mlb_model::Service>,
+    /// The services that were rendered from (for the config cleanup);
+    /// shared with the generator, which builds the next generation on them.
+    pub interpreted: Arc<Vec<mlb_model::Service>>,
     /// Every diagnostic of every stage.
     pub diagnostics: Vec<Diagnostic>,
     /// Services denied by policy plugins: (policy, backend). Filled by
@@ -238,7 +265,7 @@ fn finish(
         apps,
         services: rendered.backends.len(),
         rendered,
-        interpreted: interpretation.services,
+        interpreted: Arc::new(interpretation.services),
         diagnostics,
         denied: Vec::new(),
         plugin_failures: Vec::new(),
@@ -246,6 +273,7 @@ fn finish(
             parse_us: (t1 - t0).as_micros(),
             interpret_us: (t2 - t1).as_micros(),
             render_us: (t3 - t2).as_micros(),
+            changed_only: false,
         },
     })
 }

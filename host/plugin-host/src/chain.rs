@@ -706,6 +706,26 @@ impl LabelInterpreter for PluginSet {
         }
         Ok(out.finish(&mut self.report))
     }
+
+    /// Only without custom label plugins and policies (which see every
+    /// app and may relate them): the default rules' memo decides.
+    fn interpret_changed(
+        &mut self,
+        apps: &[App],
+        options: &InterpretOptions,
+    ) -> Option<Result<Interpretation, InterpretError>> {
+        if !self.labels.is_empty() || !self.policies.is_empty() {
+            return None;
+        }
+        Some(
+            self.default
+                .interpret_changed(apps, options)?
+                .map(|mut first| {
+                    sort_services(&mut first.services);
+                    first
+                }),
+        )
+    }
 }
 
 /// Sort by app id, service port and backend, stably: through an index, so

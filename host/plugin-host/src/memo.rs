@@ -30,6 +30,8 @@ pub struct Memoized<L> {
     inner: L,
     options: Option<InterpretOptions>,
     entries: HashMap<String, Entry>,
+    /// The deployment-group ids of the last call's apps.
+    group_ids: HashSet<String>,
     /// Apps sent to the inner interpreter by the last call.
     last_sent: usize,
 }
@@ -41,6 +43,7 @@ impl<L> Memoized<L> {
             inner,
             options: None,
             entries: HashMap::new(),
+            group_ids: HashSet::new(),
             last_sent: 0,
         }
     }
@@ -141,6 +144,61 @@ impl<L: LabelInterpreter> LabelInterpreter for Memoized<L> {
         self.entries
             .retain(|id, _| present.contains(id.as_str()) && alone.contains(id.as_str()));
         self.entries.extend(new_entries);
+        self.group_ids = group_ids;
         Ok(out)
+    }
+
+    /// Only apps that stood alone in the last call and still do (no
+    /// deployment group, no assigned ports, not named by a group) are
+    /// interpreted; the last call's group ids stay those of the batch, as
+    /// no such app adds or removes one.
+    fn interpret_changed(
+        &mut self,
+        apps: &[App],
+        options: &InterpretOptions,
+    ) -> Option<Result<Interpretation, InterpretError>> {
+        if self.options.as_ref() != Some(options) {
+            return None;
+        }
+        let alone = |app: &App| {
+            stands_alone(app)
+                && !self.group_ids.contains(&app.id)
+                && self.entries.contains_key(&app.id)
+        };
+        if !apps.iter().all(alone) {
+            return None;
+        }
+        self.last_sent = apps.len();
+        let fresh = match self.inner.interpret(apps, options) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                // The memo no longer matches these apps' last results.
+                for app in apps {
+                    self.entries.remove(&app.id);
+                }
+                return Some(Err(e));
+            }
+        };
+        for app in apps {
+            self.entries.insert(
+                app.id.clone(),
+                Entry {
+                    app: app.clone(),
+                    services: fresh
+                        .services
+                        .iter()
+                        .filter(|s| s.app_id == app.id)
+                        .cloned()
+                        .collect(),
+                    diagnostics: fresh
+                        .diagnostics
+                        .iter()
+                        .filter(|d| d.app_id == app.id)
+                        .cloned()
+                        .collect(),
+                },
+            );
+        }
+        Some(Ok(fresh))
     }
 }

@@ -70,11 +70,18 @@ fn by_weight_desc<T>(list: &mut [(i64, T)]) {
     list.sort_by_key(|entry| std::cmp::Reverse(entry.0));
 }
 
+/// The rendered services' parts and the contexts they were rendered in,
+/// in output order (one per name of [`Rendered::backends`]).
+pub(super) struct Layout {
+    pub(super) kept: Vec<Arc<Parts>>,
+    pub(super) contexts: Vec<cache::Context>,
+}
+
 pub(super) fn render(
     r: &mut Renderer,
     services: &[Service],
     settings: &RenderSettings,
-) -> Rendered {
+) -> (Rendered, Layout) {
     let mut diagnostics = Vec::new();
     let mut fatal = None;
     // A render without services (the global part alone) leaves the cache be.
@@ -133,7 +140,7 @@ pub(super) fn render(
     let split = ahead::split_point(order.len(), r.ahead_from).filter(|_| !r.filters && cache_cold);
     let templates = split.map(|_| r.templates.clone());
     // The parts of every rendered service, in order (shared with the cache).
-    let kept: Vec<Arc<Parts>> = std::thread::scope(|scope| {
+    let (kept, contexts) = std::thread::scope(|scope| {
         let helper = split.zip(templates).map(|(mid, templates)| {
             let expected = ahead::expected_after(&order[..mid], settings);
             let later = &order[mid..];
@@ -148,6 +155,7 @@ pub(super) fn render(
         };
         let mut ahead: Vec<ahead::Rendered> = Vec::new();
         let mut kept: Vec<Arc<Parts>> = Vec::with_capacity(order.len());
+        let mut contexts: Vec<cache::Context> = Vec::with_capacity(order.len());
         for (i, service) in order.iter().copied().enumerate() {
             if i == mid {
                 // A panicking helper only costs time: everything renders here.
@@ -223,8 +231,9 @@ pub(super) fn render(
                 }
             }
             kept.push(parts);
+            contexts.push(context);
         }
-        kept
+        (kept, contexts)
     });
     let vhost = |i: usize| {
         kept[i]
@@ -336,12 +345,13 @@ pub(super) fn render(
     } else {
         (String::new(), String::new())
     };
-    Rendered {
+    let rendered = Rendered {
         config,
         domain_map,
         app_map,
         diagnostics,
         backends: names,
         fatal,
-    }
+    };
+    (rendered, Layout { kept, contexts })
 }

@@ -46,6 +46,21 @@ impl Context {
             map_appid_done: shared.map_appid_done,
         }
     }
+
+    /// A shared state that `service` reads as this context (what it
+    /// renders from is the same as in the full state).
+    pub(crate) fn shared_for(self, service: &Service) -> Shared {
+        let mut shared = Shared {
+            map_http_done: self.map_http_done,
+            map_https_done: self.map_https_done,
+            map_appid_done: self.map_appid_done,
+            ..Shared::default()
+        };
+        if self.appid_done {
+            shared.appids.insert(service.app_id.clone());
+        }
+        shared
+    }
 }
 
 #[derive(Debug)]

@@ -18,6 +18,8 @@
 //!   section (supervised mode's `idle-close-on-response`).
 //! - `cache`: one service's parts reused across renders while it and what
 //!   it reads are unchanged ([`Renderer::enable_cache`]).
+//! - `splice`: services of which only the backend section changed, put
+//!   into the last full render's text ([`Renderer::rerender`]).
 
 mod ahead;
 mod assemble;
@@ -25,6 +27,7 @@ mod cache;
 mod http_options;
 mod parts;
 mod service;
+mod splice;
 mod vhost;
 mod vhost_plan;
 
@@ -108,6 +111,10 @@ pub struct Renderer {
     filters: bool,
     /// Renders of at least this many services use a second thread.
     ahead_from: usize,
+    /// Full renders of services so far, while caching.
+    renders: u64,
+    /// The last of them, to splice changed backends into.
+    last: Option<splice::LastRender>,
 }
 
 impl Renderer {
@@ -119,6 +126,8 @@ impl Renderer {
             cache: None,
             filters: false,
             ahead_from: ahead::MIN_SERVICES,
+            renders: 0,
+            last: None,
         }
     }
 
@@ -157,7 +166,48 @@ impl Renderer {
 
     /// Render `services` (in any order: they are sorted by app id and port).
     pub fn render(&mut self, services: &[Service], settings: &RenderSettings) -> Rendered {
-        let mut rendered = assemble::render(self, services, settings);
+        let (rendered, layout) = assemble::render(self, services, settings);
+        let rendered = self.add_http_options(rendered, settings);
+        // A render of the global part alone (no service) is not one to
+        // build on, nor does it replace the one kept.
+        if self.caching() && !services.is_empty() {
+            self.renders += 1;
+            self.last = splice::LastRender::new(self.renders, settings, &rendered, layout);
+        }
+        rendered
+    }
+
+    /// Which full render [`rerender`](Self::rerender) builds on (`None`:
+    /// none can be, e.g. not caching); every full render of services
+    /// changes it.
+    pub fn last_render(&self) -> Option<u64> {
+        self.last.as_ref().map(|l| l.id)
+    }
+
+    /// The last full render (see [`last_render`](Self::last_render)) with
+    /// `changes` — pairs of a service it rendered and the same service
+    /// (backend, app id, service port) changed — as a full render of its
+    /// services with those replaced would give it, byte for byte; that
+    /// result becomes the one built on next. `None` (nothing changes) when
+    /// a changed service adds anything but its backend section
+    /// differently (a frontend, an ACL, a map entry), fails to render, or
+    /// when the settings are not the last render's: render fully instead.
+    pub fn rerender(
+        &mut self,
+        changes: &[(&Service, &Service)],
+        settings: &RenderSettings,
+    ) -> Option<Rendered> {
+        if !self.caching() {
+            return None;
+        }
+        let mut last = self.last.take()?;
+        let rendered = splice::rerender(self, &mut last, changes, settings);
+        self.last = Some(last);
+        rendered
+    }
+
+    /// Supervised mode's options added to every HTTP-mode frontend.
+    fn add_http_options(&self, mut rendered: Rendered, settings: &RenderSettings) -> Rendered {
         if !settings.http_frontend_options.is_empty() {
             let (config, added) =
                 http_options::add(&rendered.config, &settings.http_frontend_options);

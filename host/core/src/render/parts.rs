@@ -50,7 +50,7 @@ pub(crate) struct Shared {
 }
 
 /// One vhost's share of the `--group-https-by-vhost` frontends.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct GroupedVhost {
     pub(crate) chunks: Vec<(i64, String)>,
     pub(crate) certs: BTreeSet<String>,
@@ -58,7 +58,7 @@ pub(crate) struct GroupedVhost {
 }
 
 /// The vhost routing pieces of one service.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct VhostParts {
     pub(crate) weight: i64,
     pub(crate) http: String,
@@ -80,6 +80,36 @@ pub(crate) struct Parts {
     pub(crate) appid: Option<String>,
     pub(crate) domain_entries: Vec<(String, String)>,
     pub(crate) app_entries: Vec<(String, String)>,
+}
+
+impl Parts {
+    /// Whether `other` adds the same to the config as this except, maybe,
+    /// its backend section.
+    pub(crate) fn same_but_backend(&self, other: &Parts) -> bool {
+        let Parts {
+            userlist,
+            frontend,
+            backend: _,
+            vhost,
+            appid_acl,
+            claims_map_http,
+            claims_map_https,
+            claims_map_appid,
+            appid,
+            domain_entries,
+            app_entries,
+        } = self;
+        *userlist == other.userlist
+            && *frontend == other.frontend
+            && *vhost == other.vhost
+            && *appid_acl == other.appid_acl
+            && *claims_map_http == other.claims_map_http
+            && *claims_map_https == other.claims_map_https
+            && *claims_map_appid == other.claims_map_appid
+            && *appid == other.appid
+            && *domain_entries == other.domain_entries
+            && *app_entries == other.app_entries
+    }
 }
 
 impl Shared {

@@ -176,6 +176,10 @@ impl Marathon {
                 let old = self.apps.clone();
                 if let Some(app) = self.apps.get_mut(a) {
                     let n = app["labels"].as_object().map_or(0, Map::len);
+                    if n % 2 == 0 {
+                        // Routing changes (the frontends, ACLs and maps).
+                        app["labels"]["HAPROXY_0_VHOST"] = json!(format!("v{n}.example.test"));
+                    }
                     app["labels"][format!("X{n}")] = json!("y");
                     app["version"] = json!(marathon_sim::clock::now());
                     ops::diff(&old, &self.apps, &mut out);
@@ -342,35 +346,84 @@ proptest! {
 
 /// Issue 10, item 2, end to end: a long-running generator fed from the
 /// state (apps re-read only when changed, the plugin memo, the render
-/// cache) writes exactly the config and maps that another one makes from
-/// Marathon's full document, after every step of a random sequence.
+/// cache, backend sections spliced into the last text) writes exactly the
+/// config and maps that another one makes from Marathon's full document,
+/// after every step of a random sequence.
 #[test]
 fn incremental_generation_equals_full_generation() {
-    use crate::pipeline::Generator;
+    generate_both_ways(&["--haproxy-map"], false);
+}
+
+/// The same without map files, with health checks and with supervised
+/// mode's frontend options (which the splice must leave where they are).
+#[test]
+fn incremental_generation_equals_full_generation_without_maps() {
+    generate_both_ways(&["--health-check", "--sse", "--supervise-haproxy"], true);
+}
+
+/// A long-running controller's settings with `flags`.
+fn settings(flags: &[&str]) -> crate::settings::Settings {
     use clap::Parser as _;
-    let args = crate::cli::Args::try_parse_from([
+    let mut argv = vec![
         "marathon-lb",
         "--group",
         "external",
         "--marathon",
         "http://127.0.0.1:1",
-        "--haproxy-map",
         "--plugin-cache-dir",
         "",
-    ])
-    .expect("args");
-    let settings = crate::settings::Settings::from_args(&args, &[]).expect("settings");
+    ];
+    argv.extend_from_slice(flags);
+    let args = crate::cli::Args::try_parse_from(argv).expect("args");
+    crate::settings::Settings::from_args(&args, &[]).expect("settings")
+}
+
+/// A changed app whose routing changes too (its vhost: the :80 and :443
+/// ACLs), not only its servers, is generated fully; one whose servers
+/// alone change is not; both equal a full generation.
+#[test]
+fn only_server_changes_are_generated_from_the_changed_apps_alone() {
+    use crate::pipeline::Generator;
+    let settings = settings(&["--sse", "--supervise-haproxy"]);
+    let mut apps = initial();
+    let mut state = MarathonState::new(StateOptions::default());
+    state.reset(&doc(&apps));
+    let mut g = Generator::new(&settings, false).expect("generator");
+    let first = g.generate_state(&mut state).expect("first");
+    assert!(!first.timings.changed_only);
+    let mut check = |apps: &[SimApp], changed_only: bool| {
+        assert!(state.replace_app(&one(apps, "/web").expect("web")));
+        let b = g.generate_state(&mut state).expect("from the state");
+        let mut fresh = Generator::new(&settings, false).expect("generator");
+        let a = fresh.generate(&doc(apps)).expect("full");
+        assert_eq!(b.rendered, a.rendered);
+        assert_eq!(b.timings.changed_only, changed_only);
+    };
+    let mut task = apps[0]["tasks"][0].clone();
+    task["id"] = json!("web.instance-1._app.1");
+    task["ports"] = json!([41000]);
+    apps[0]["tasks"].as_array_mut().expect("tasks").push(task);
+    check(&apps, true);
+    apps[0]["labels"]["HAPROXY_0_VHOST"] = json!("elsewhere.example.com");
+    check(&apps, false);
+    apps[0]["tasks"].as_array_mut().expect("tasks").pop();
+    check(&apps, true);
+}
+
+fn generate_both_ways(flags: &[&str], health_check: bool) {
+    use crate::pipeline::Generator;
+    let settings = settings(flags);
     let mut full = Generator::new(&settings, false).expect("generator");
     let mut incremental = Generator::new(&settings, false).expect("generator");
     let ops_strategy = proptest::collection::vec(op(), 60);
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let ops =
         proptest::strategy::ValueTree::current(&ops_strategy.new_tree(&mut runner).expect("ops"));
-    let (mut checked, mut servers) = (0, 0);
+    let (mut checked, mut servers, mut changed_only) = (0, 0, 0);
     let counts = follow(
         &ops,
         &[0, 1, 0, 2],
-        StateOptions::default(),
+        StateOptions { health_check },
         |state, now, k| {
             let a = full.generate(now).expect("full");
             let b = incremental.generate_state(state).expect("incremental");
@@ -386,12 +439,21 @@ fn incremental_generation_equals_full_generation() {
             prop_assert_eq!(&b.diagnostics, &a.diagnostics);
             servers += a.rendered.config.matches("\n  server ").count();
             checked += 1;
+            changed_only += usize::from(b.timings.changed_only);
             Ok(())
         },
     )
     .expect("follow");
-    eprintln!("{checked} checks, {servers} server lines compared, {counts:?}");
+    eprintln!(
+        "{checked} checks ({changed_only} from changed apps alone), {servers} server lines \
+         compared, {counts:?}"
+    );
     assert!(checked > 20 && servers > checked && counts.applied > 10);
+    // The generation from the changed apps alone was taken (and checked).
+    assert!(
+        changed_only > 5,
+        "{changed_only} generations from changed apps alone"
+    );
 }
 
 /// Printed figures (debug build unless run with `--release`), not

@@ -123,9 +123,27 @@ struct Entry {
     id: String,
     /// The app's JSON object, as fetched or as the events left it.
     json: String,
-    /// `json` normalised (the app, or `None` if it is left out, and its
-    /// diagnostics); `None` until asked for and after each change.
-    normalized: Option<(Option<App>, Vec<Diagnostic>)>,
+    /// `json` normalised; `None` until asked for and after each change.
+    normalized: Option<OneApp>,
+    /// What `normalized` was at the last normalisation, while `json` has
+    /// changed since.
+    previous: Option<OneApp>,
+}
+
+/// One app normalised: the app (`None` if it is left out) and its
+/// diagnostics.
+pub type OneApp = (Option<App>, Vec<Diagnostic>);
+
+/// An app of the document changed since the last normalisation (see
+/// [`MarathonState::normalized_changes`]).
+#[derive(Debug, Clone)]
+pub struct ChangedApp {
+    /// Its id.
+    pub id: String,
+    /// What it was at the last normalisation.
+    pub before: OneApp,
+    /// What it is now.
+    pub after: OneApp,
 }
 
 impl Entry {
@@ -134,13 +152,26 @@ impl Entry {
             id,
             json,
             normalized: None,
+            previous: None,
         }
     }
 
     fn set(&mut self, json: String) {
         self.json = json;
-        self.normalized = None;
+        if let Some(last) = self.normalized.take() {
+            self.previous = Some(last);
+        }
     }
+}
+
+/// One app's JSON object normalised, as in a document of its own.
+fn normalize_one(
+    json: &str,
+    resolve: impl FnMut(&str) -> Option<String>,
+) -> Result<OneApp, NormalizeError> {
+    let doc = format!("{{\"apps\":[{json}]}}");
+    let mut one = mlb_core::normalize_apps(doc.as_bytes(), resolve)?;
+    Ok((one.apps.pop(), one.diagnostics))
 }
 
 #[derive(Debug, Clone)]
@@ -159,6 +190,9 @@ enum Doc {
 pub struct MarathonState {
     doc: Option<Doc>,
     options: StateOptions,
+    /// Apps were added or removed (or a document installed) since the last
+    /// normalisation of every app.
+    reshaped: bool,
 }
 
 /// The field a `{"apps": [...]}` document is split on.
@@ -176,11 +210,16 @@ struct IdOnly {
 impl MarathonState {
     /// An empty state (every event asks for the full fetch).
     pub fn new(options: StateOptions) -> Self {
-        Self { doc: None, options }
+        Self {
+            doc: None,
+            options,
+            reshaped: true,
+        }
     }
 
     /// Install a full `/v2/apps?embed=apps.tasks` body.
     pub fn reset(&mut self, body: &[u8]) {
+        self.reshaped = true;
         self.doc = Some(split(body).unwrap_or_else(|| Doc::Opaque(body.to_vec())));
     }
 
@@ -260,6 +299,7 @@ impl MarathonState {
             diagnostics: Vec::new(),
         };
         for entry in apps.iter_mut() {
+            entry.previous = None;
             match &mut entry.normalized {
                 Some((app, diagnostics)) => {
                     if let Some(app) = app {
@@ -275,16 +315,63 @@ impl MarathonState {
                     out.diagnostics.extend(diagnostics.iter().cloned());
                 }
                 None => {
-                    let doc = format!("{{\"apps\":[{}]}}", entry.json);
-                    let mut one = mlb_core::normalize_apps(doc.as_bytes(), &mut resolve)?;
-                    let app = one.apps.pop();
+                    let (app, diagnostics) = normalize_one(&entry.json, &mut resolve)?;
                     out.apps.extend(app.iter().cloned());
-                    out.diagnostics.extend(one.diagnostics.iter().cloned());
-                    entry.normalized = Some((app, one.diagnostics));
+                    out.diagnostics.extend(diagnostics.iter().cloned());
+                    entry.normalized = Some((app, diagnostics));
                 }
             }
         }
+        self.reshaped = false;
         Ok(out)
+    }
+
+    /// The apps changed since the last normalisation, each as it was then
+    /// and as it is now, in document order, normalised as
+    /// [`normalized`](Self::normalized) does; the other apps are as they
+    /// were (their tasks' hosts are asked again, in the same order).
+    /// `None` when that cannot be told: apps were added or removed, or no
+    /// normalisation of every app was done since the document was
+    /// installed, or a task host of an unchanged app now resolves
+    /// differently. Call [`normalized`](Self::normalized) then.
+    pub fn normalized_changes(
+        &mut self,
+        mut resolve: impl FnMut(&str) -> Option<String>,
+    ) -> Option<Vec<ChangedApp>> {
+        if self.reshaped {
+            return None;
+        }
+        let Some(Doc::Apps { apps, .. }) = &mut self.doc else {
+            return None;
+        };
+        let mut changed = Vec::new();
+        let mut moved = false;
+        for entry in apps.iter_mut() {
+            match &mut entry.normalized {
+                Some((app, _)) => {
+                    for task in app.iter_mut().flat_map(|a| a.tasks.iter_mut()) {
+                        let ip = if task.host.is_empty() {
+                            None
+                        } else {
+                            resolve(&task.host)
+                        };
+                        moved |= ip != task.host_ip;
+                        task.host_ip = ip;
+                    }
+                }
+                None => {
+                    let after = normalize_one(&entry.json, &mut resolve).ok()?;
+                    entry.normalized = Some(after.clone());
+                    let before = entry.previous.take()?;
+                    changed.push(ChangedApp {
+                        id: entry.id.clone(),
+                        before,
+                        after,
+                    });
+                }
+            }
+        }
+        (!moved).then_some(changed)
     }
 
     /// Apply one Marathon event (`eventType` and its JSON payload).
@@ -308,10 +395,12 @@ impl MarathonState {
         match event {
             AppEvent::Terminated(id) => {
                 let changed = remove(apps, index, std::slice::from_ref(&id));
+                self.reshaped |= changed;
                 Decision::Applied { app: id, changed }
             }
             AppEvent::Stopped(ids) => {
                 let changed = remove(apps, index, &ids);
+                self.reshaped |= changed;
                 Decision::Applied {
                     app: ids.join(","),
                     changed,

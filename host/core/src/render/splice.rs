@@ -1,0 +1,166 @@
+//! Re-rendering services of which only the backend section changes (issue
+//! 10, item 2). The common change at scale — a task of an app starting or
+//! going away — changes the `server` lines of one backend and nothing else,
+//! and marathon-lb's order puts every backend section, one per service, at
+//! the end of the file. [`LastRender`] keeps the last full render's text,
+//! the services' parts and the contexts they were rendered in; a service
+//! rendered again in its context whose parts differ from the last ones in
+//! the backend section alone replaces that section in the text. The result
+//! equals a full render of the services with the change byte for byte: the
+//! other services render from the same values in the same contexts, the
+//! shared sections (frontends, maps) are built from parts that did not
+//! change, and only backend sections, which the supervised-mode frontend
+//! options never touch, are spliced (checked when the last render is kept,
+//! and for every new section).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use mlb_model::Service;
+
+use super::assemble::Layout;
+use super::cache::Context;
+use super::parts::Parts;
+use super::{RenderSettings, Rendered, Renderer};
+
+/// The last full render of services, as [`Renderer::rerender`] builds on.
+#[derive(Debug)]
+pub(super) struct LastRender {
+    /// Which render this was (see [`Renderer::last_render`]).
+    pub(super) id: u64,
+    settings: RenderSettings,
+    rendered: Rendered,
+    /// Where the backend sections start in `rendered.config`.
+    backends_at: usize,
+    kept: Vec<Arc<Parts>>,
+    contexts: Vec<Context>,
+    /// Index in `kept` by backend name; [`TWICE`] for a name rendered twice.
+    position: HashMap<String, usize>,
+}
+
+/// A backend name more than one rendered service has.
+const TWICE: usize = usize::MAX;
+
+impl LastRender {
+    /// Keep `rendered` (with its parts) unless its text does not end with
+    /// the services' backend sections exactly (then nothing can be spliced).
+    pub(super) fn new(
+        id: u64,
+        settings: &RenderSettings,
+        rendered: &Rendered,
+        layout: Layout,
+    ) -> Option<Self> {
+        if rendered.fatal.is_some() || layout.kept.len() != rendered.backends.len() {
+            return None;
+        }
+        let total: usize = layout.kept.iter().map(|p| p.backend.len()).sum();
+        let backends_at = rendered.config.len().checked_sub(total)?;
+        let bytes = rendered.config.as_bytes();
+        let mut at = backends_at;
+        for parts in &layout.kept {
+            let end = at + parts.backend.len();
+            if bytes[at..end] != *parts.backend.as_bytes() || !only_backends(&parts.backend) {
+                return None;
+            }
+            at = end;
+        }
+        let mut position = HashMap::with_capacity(rendered.backends.len());
+        for (i, name) in rendered.backends.iter().enumerate() {
+            match position.entry(name.clone()) {
+                Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+                Entry::Occupied(mut o) => {
+                    o.insert(TWICE);
+                }
+            }
+        }
+        Some(Self {
+            id,
+            settings: settings.clone(),
+            rendered: rendered.clone(),
+            backends_at,
+            kept: layout.kept,
+            contexts: layout.contexts,
+            position,
+        })
+    }
+}
+
+/// Whether every section `text` opens is a `backend` (the frontend options
+/// of supervised mode go into `frontend` and `listen` sections only).
+fn only_backends(text: &str) -> bool {
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(char::is_whitespace) && !l.starts_with('#'))
+        .all(|l| l.split_whitespace().next() == Some("backend"))
+}
+
+/// [`Renderer::rerender`]: `changes` against `last`, which is updated only
+/// when every change can be spliced.
+pub(super) fn rerender(
+    r: &mut Renderer,
+    last: &mut LastRender,
+    changes: &[(&Service, &Service)],
+    settings: &RenderSettings,
+) -> Option<Rendered> {
+    if last.settings != *settings {
+        return None;
+    }
+    let mut fresh: HashMap<usize, (Arc<Parts>, Context, &Service)> = HashMap::new();
+    for &(old, new) in changes {
+        if old.backend != new.backend
+            || old.app_id != new.app_id
+            || old.service_port != new.service_port
+        {
+            return None;
+        }
+        let at = *last.position.get(&new.backend).filter(|&&i| i != TWICE)?;
+        let context = last.contexts[at];
+        crate::validate::check_service(new).ok()?;
+        let parts = r
+            .render_service(new, settings, &context.shared_for(new))
+            .ok()?;
+        if !parts.same_but_backend(&last.kept[at]) || !only_backends(&parts.backend) {
+            return None;
+        }
+        if fresh.insert(at, (Arc::new(parts), context, new)).is_some() {
+            return None;
+        }
+    }
+    let size = last.backends_at
+        + last
+            .kept
+            .iter()
+            .enumerate()
+            .map(|(i, p)| fresh.get(&i).map_or(p.backend.len(), |f| f.0.backend.len()))
+            .sum::<usize>();
+    let mut config = String::with_capacity(size);
+    config.push_str(&last.rendered.config[..last.backends_at]);
+    for (i, parts) in last.kept.iter_mut().enumerate() {
+        if let Some((new, context, service)) = fresh.remove(&i) {
+            if let Some(cache) = r.cache.as_mut() {
+                cache.put(service, context, Arc::clone(&new));
+            }
+            *parts = new;
+        }
+        config.push_str(&parts.backend);
+    }
+    last.rendered.config = config;
+    Some(last.rendered.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::only_backends;
+
+    #[test]
+    fn only_backend_sections_are_spliced() {
+        assert!(only_backends("\nbackend a\n  server x 127.0.0.1:1\n"));
+        assert!(only_backends(
+            "\nbackend a\n# note\nbackend b\n  mode http\n"
+        ));
+        assert!(!only_backends("\nlisten a\n  bind :1\n"));
+        assert!(!only_backends("\nbackend a\nfrontend b\n"));
+    }
+}
