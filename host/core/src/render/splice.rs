@@ -5,7 +5,8 @@
 //! the end of the file. [`LastRender`] keeps the last full render's text,
 //! the services' parts and the contexts they were rendered in; a service
 //! rendered again in its context whose parts differ from the last ones in
-//! the backend section alone replaces that section in the text. The result
+//! the backend section alone replaces that section in the text (the part
+//! before the backend sections is kept, the sections are the parts'). The result
 //! equals a full render of the services with the change byte for byte: the
 //! other services render from the same values in the same contexts, the
 //! shared sections (frontends, maps) are built from parts that did not
@@ -30,9 +31,10 @@ pub(super) struct LastRender {
     /// Which render this was (see [`Renderer::last_render`]).
     pub(super) id: u64,
     settings: RenderSettings,
+    /// The render without its text (`config` is empty).
     rendered: Rendered,
-    /// Where the backend sections start in `rendered.config`.
-    backends_at: usize,
+    /// The text before the backend sections.
+    head: String,
     kept: Vec<Arc<Parts>>,
     contexts: Vec<Context>,
     /// Index in `kept` by backend name; [`TWICE`] for a name rendered twice.
@@ -65,6 +67,15 @@ impl LastRender {
             }
             at = end;
         }
+        let head = rendered.config[..backends_at].to_owned();
+        let rendered = Rendered {
+            config: String::new(),
+            domain_map: rendered.domain_map.clone(),
+            app_map: rendered.app_map.clone(),
+            diagnostics: rendered.diagnostics.clone(),
+            backends: rendered.backends.clone(),
+            fatal: None,
+        };
         let mut position = HashMap::with_capacity(rendered.backends.len());
         for (i, name) in rendered.backends.iter().enumerate() {
             match position.entry(name.clone()) {
@@ -79,8 +90,8 @@ impl LastRender {
         Some(Self {
             id,
             settings: settings.clone(),
-            rendered: rendered.clone(),
-            backends_at,
+            rendered,
+            head,
             kept: layout.kept,
             contexts: layout.contexts,
             position,
@@ -128,7 +139,7 @@ pub(super) fn rerender(
             return None;
         }
     }
-    let size = last.backends_at
+    let size = last.head.len()
         + last
             .kept
             .iter()
@@ -136,7 +147,7 @@ pub(super) fn rerender(
             .map(|(i, p)| fresh.get(&i).map_or(p.backend.len(), |f| f.0.backend.len()))
             .sum::<usize>();
     let mut config = String::with_capacity(size);
-    config.push_str(&last.rendered.config[..last.backends_at]);
+    config.push_str(&last.head);
     for (i, parts) in last.kept.iter_mut().enumerate() {
         if let Some((new, context, service)) = fresh.remove(&i) {
             if let Some(cache) = r.cache.as_mut() {
@@ -146,8 +157,10 @@ pub(super) fn rerender(
         }
         config.push_str(&parts.backend);
     }
-    last.rendered.config = config;
-    Some(last.rendered.clone())
+    Some(Rendered {
+        config,
+        ..last.rendered.clone()
+    })
 }
 
 #[cfg(test)]
