@@ -88,21 +88,25 @@ fn one_line(field: &str, value: &str) -> Result<(), ServiceFault> {
 pub fn opens_section(line: &str) -> Option<String> {
     // HAProxy splits words where C's isspace() holds (this runs on every
     // rendered line: no Unicode decoding).
-    const SPACE: [char; 6] = [' ', '\t', '\n', '\u{b}', '\u{c}', '\r'];
-    let line = line.trim_start_matches(SPACE);
-    let token = &line[..line.find(SPACE).unwrap_or(line.len())];
-    if token.is_empty() {
-        return None;
-    }
-    let first: std::borrow::Cow<'_, str> = if token.contains(['"', '\'', '\\']) {
-        token
-            .chars()
-            .filter(|c| !matches!(c, '"' | '\'' | '\\'))
-            .collect::<String>()
-            .into()
-    } else {
-        token.into()
-    };
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
+    let bytes = line.as_bytes();
+    let start = bytes.iter().position(|b| !space(b))?;
+    let len = bytes[start..]
+        .iter()
+        .position(space)
+        .unwrap_or(bytes.len() - start);
+    // Spaces are ASCII: both ends are character boundaries.
+    let token = &line[start..start + len];
+    let first: std::borrow::Cow<'_, str> =
+        if token.bytes().any(|b| matches!(b, b'"' | b'\'' | b'\\')) {
+            token
+                .chars()
+                .filter(|c| !matches!(c, '"' | '\'' | '\\'))
+                .collect::<String>()
+                .into()
+        } else {
+            token.into()
+        };
     (first.starts_with('.') || SECTION_KEYWORDS.contains(&first.as_ref()))
         .then(|| first.into_owned())
 }
