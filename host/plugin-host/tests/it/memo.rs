@@ -83,18 +83,7 @@ fn reuse_equals_full_interpretation_on_the_corpus() {
             // The same input again: only inter-dependent apps are sent.
             memo.interpret(&apps, &opts).unwrap();
             memo.interpret(&apps, &opts).unwrap();
-            let groups: Vec<String> = apps
-                .iter()
-                .flat_map(|a| a.labels.iter())
-                .filter(|(k, _)| k == "HAPROXY_DEPLOYMENT_GROUP")
-                .map(|(_, g)| {
-                    if g.starts_with('/') {
-                        g.clone()
-                    } else {
-                        format!("/{g}")
-                    }
-                })
-                .collect();
+            let groups: Vec<String> = apps.iter().filter_map(group).collect();
             let dependent = apps
                 .iter()
                 .filter(|a| !mlb_label_rules::stands_alone(a) || groups.contains(&a.id))
@@ -136,4 +125,93 @@ fn batches_two_at_a_time_equal_one_call_on_the_corpus() {
         }
     }
     assert!(split_inputs >= 20, "only {split_inputs} inputs were split");
+}
+
+/// `interpret_changed` with one app changed gives that app's share of a
+/// full interpretation of the changed batch, and the memo stays right for
+/// the next full call; it declines (`None`) exactly where the app's result
+/// may depend on other apps, and when the options changed.
+#[test]
+fn changed_apps_alone_equal_their_share_of_a_full_interpretation() {
+    let (mut answered, mut declined) = (0, 0);
+    for (path, apps) in corpus() {
+        let opts = options(&["*"]);
+        for i in 0..apps.len() {
+            let mut memo = Memoized::new(NativeLabelRules);
+            memo.interpret(&apps, &opts).unwrap();
+            let mut changed = apps[i].clone();
+            changed
+                .tasks
+                .truncate(changed.tasks.len().saturating_sub(1));
+            let mut now = apps.clone();
+            now[i] = changed.clone();
+            let full = NativeLabelRules.interpret(&now, &opts).unwrap();
+            let groups: Vec<String> = apps.iter().filter_map(group).collect();
+            let alone = |a: &App| mlb_label_rules::stands_alone(a) && !groups.contains(&a.id);
+            match memo.interpret_changed(std::slice::from_ref(&changed), &opts) {
+                Some(result) => {
+                    assert!(
+                        alone(&apps[i]),
+                        "{}: app {} depends on others",
+                        path.display(),
+                        apps[i].id
+                    );
+                    let share = Interpretation {
+                        services: full
+                            .services
+                            .iter()
+                            .filter(|s| s.app_id == changed.id)
+                            .cloned()
+                            .collect(),
+                        diagnostics: full
+                            .diagnostics
+                            .iter()
+                            .filter(|d| d.app_id == changed.id)
+                            .cloned()
+                            .collect(),
+                    };
+                    assert_eq!(
+                        canonical(result.unwrap()),
+                        canonical(share),
+                        "{}",
+                        path.display()
+                    );
+                    answered += 1;
+                }
+                None => {
+                    assert!(
+                        !alone(&apps[i]),
+                        "{}: app {} declined",
+                        path.display(),
+                        apps[i].id
+                    );
+                    declined += 1;
+                }
+            }
+            // The memo's next full answer is still the full interpretation.
+            let reused = canonical(memo.interpret(&now, &opts).unwrap());
+            assert_eq!(reused, canonical(full), "{}", path.display());
+            assert!(
+                memo.interpret_changed(&now[..1], &options(&["external"]))
+                    .is_none()
+            );
+        }
+    }
+    assert!(
+        answered > 50 && declined > 5,
+        "{answered} answered, {declined} declined"
+    );
+}
+
+/// The id an app's services carry in a deployment group.
+fn group(app: &App) -> Option<String> {
+    let (_, g) = app
+        .labels
+        .iter()
+        .find(|(k, _)| k == "HAPROXY_DEPLOYMENT_GROUP")?;
+    Some(if g.starts_with('/') {
+        g.clone()
+    } else {
+        format!("/{g}")
+    })
 }
