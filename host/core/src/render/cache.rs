@@ -132,6 +132,33 @@ impl PartsCache {
             });
     }
 
+    /// Entries held (every context of every backend).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.values().map(Vec::len).sum()
+    }
+
+    /// `new`'s parts in `context` replace `old`'s (same backend) outside a
+    /// render ([`Renderer::rerender`](super::Renderer::rerender)), which
+    /// does not age entries: without the replacement every change would
+    /// add one until the next full render.
+    pub(crate) fn replace(
+        &mut self,
+        old: &Service,
+        new: &Service,
+        context: Context,
+        parts: Arc<Parts>,
+    ) {
+        let list = self.entries.entry(new.backend.clone()).or_default();
+        list.retain(|e| !(e.context == context && e.service == *old));
+        list.push(Entry {
+            service: new.clone(),
+            context,
+            parts,
+            used: self.epoch,
+        });
+    }
+
     /// End a render: drop what has not been used lately.
     pub(crate) fn finish(&mut self) {
         let epoch = self.epoch;

@@ -310,3 +310,77 @@ proptest! {
         prop_assert_eq!(two.render(&services, &settings), one.render(&services, &settings));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A service's changed servers spliced into the last render give what a
+    /// full render of the changed services gives; a change of its routing
+    /// (its vhost) is declined, and the caller's full render follows.
+    #[test]
+    fn a_spliced_render_equals_a_full_render(
+        seeds in proptest::collection::vec(
+            (0..4usize, 10000..10004i64, proptest::option::of(0..3usize), any::<u8>(), 0..3u8),
+            1..12,
+        ),
+        changes in proptest::collection::vec((0..12usize, 0..4u8, any::<bool>()), 1..10),
+        map in any::<bool>(),
+        grouped in any::<bool>(),
+        options in any::<bool>(),
+    ) {
+        let mut services = many_services(&seeds);
+        let settings = RenderSettings {
+            haproxy_map: map,
+            group_https_by_vhost: grouped,
+            http_frontend_options: if options {
+                vec!["idle-close-on-response".into()]
+            } else {
+                Vec::new()
+            },
+            ..RenderSettings::default()
+        };
+        let mut r = Renderer::new(Templates::defaults());
+        r.enable_cache();
+        r.render(&services, &settings);
+        for (i, servers, reroute) in changes {
+            let i = i % services.len();
+            let old = services[i].clone();
+            let mut new = old.clone();
+            new.servers = service(0, 10000, None, 0, servers).servers;
+            if reroute {
+                new.hostname = Some("moved.test".into());
+            }
+            let spliced = r.rerender(&[(&old, &new)], &settings);
+            services[i] = new;
+            let full = Renderer::new(Templates::defaults()).render(&services, &settings);
+            match spliced {
+                Some(spliced) => {
+                    prop_assert!(!reroute || old.hostname.as_deref() == Some("moved.test") || old.mode != "http");
+                    prop_assert_eq!(spliced, full);
+                }
+                None => {
+                    prop_assert_eq!(r.render(&services, &settings), full);
+                }
+            }
+        }
+    }
+}
+
+/// Splicing replaces the service's cache entry instead of adding one: a
+/// long run of membership changes between full renders keeps the cache at
+/// one entry per service.
+#[test]
+fn splicing_does_not_grow_the_cache() {
+    let mut r = Renderer::new(Templates::defaults());
+    r.enable_cache();
+    let settings = RenderSettings::default();
+    let mut current = service(0, 10000, Some(0), 0, 1);
+    r.render(std::slice::from_ref(&current), &settings);
+    for k in 0..100u8 {
+        let mut next = current.clone();
+        next.servers = service(0, 10000, Some(0), 0, 1 + k % 2).servers;
+        assert!(r.rerender(&[(&current, &next)], &settings).is_some());
+        current = next;
+    }
+    assert_eq!(r.cache.as_ref().map(|c| c.len()), Some(1));
+}

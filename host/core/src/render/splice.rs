@@ -118,7 +118,8 @@ pub(super) fn rerender(
     if last.settings != *settings {
         return None;
     }
-    let mut fresh: HashMap<usize, (Arc<Parts>, Context, &Service)> = HashMap::new();
+    type Fresh<'s> = (Arc<Parts>, Context, &'s Service, &'s Service);
+    let mut fresh: HashMap<usize, Fresh<'_>> = HashMap::new();
     for &(old, new) in changes {
         if old.backend != new.backend
             || old.app_id != new.app_id
@@ -135,7 +136,10 @@ pub(super) fn rerender(
         if !parts.same_but_backend(&last.kept[at]) || !only_backends(&parts.backend) {
             return None;
         }
-        if fresh.insert(at, (Arc::new(parts), context, new)).is_some() {
+        if fresh
+            .insert(at, (Arc::new(parts), context, old, new))
+            .is_some()
+        {
             return None;
         }
     }
@@ -144,14 +148,14 @@ pub(super) fn rerender(
             .kept
             .iter()
             .enumerate()
-            .map(|(i, p)| fresh.get(&i).map_or(p.backend.len(), |f| f.0.backend.len()))
+            .map(|(i, p)| fresh.get(&i).map_or(&p.backend, |f| &f.0.backend).len())
             .sum::<usize>();
     let mut config = String::with_capacity(size);
     config.push_str(&last.head);
     for (i, parts) in last.kept.iter_mut().enumerate() {
-        if let Some((new, context, service)) = fresh.remove(&i) {
+        if let Some((new, context, old, service)) = fresh.remove(&i) {
             if let Some(cache) = r.cache.as_mut() {
-                cache.put(service, context, Arc::clone(&new));
+                cache.replace(old, service, context, Arc::clone(&new));
             }
             *parts = new;
         }
