@@ -164,6 +164,26 @@ impl Entry {
     }
 }
 
+/// Ask `resolve` for a task's host address again (a failed lookup is not
+/// cached, so an answer may change); whether it changed. A host that is an
+/// address in its canonical form is its own answer, whatever the resolver
+/// (literals never reach DNS nor its cache): not asked.
+fn ask_again(task: &mut mlb_model::Task, resolve: &mut impl FnMut(&str) -> Option<String>) -> bool {
+    if task.host_ip.as_deref() == Some(task.host.as_str())
+        && task.host.parse::<std::net::IpAddr>().is_ok()
+    {
+        return false;
+    }
+    let ip = if task.host.is_empty() {
+        None
+    } else {
+        resolve(&task.host)
+    };
+    let moved = ip != task.host_ip;
+    task.host_ip = ip;
+    moved
+}
+
 /// One app's JSON object normalised, as in a document of its own.
 fn normalize_one(
     json: &str,
@@ -302,14 +322,8 @@ impl MarathonState {
             entry.previous = None;
             match &mut entry.normalized {
                 Some((app, diagnostics)) => {
-                    if let Some(app) = app {
-                        for task in &mut app.tasks {
-                            task.host_ip = if task.host.is_empty() {
-                                None
-                            } else {
-                                resolve(&task.host)
-                            };
-                        }
+                    for task in app.iter_mut().flat_map(|a| a.tasks.iter_mut()) {
+                        ask_again(task, &mut resolve);
                     }
                     out.apps.extend(app.iter().cloned());
                     out.diagnostics.extend(diagnostics.iter().cloned());
@@ -350,13 +364,7 @@ impl MarathonState {
             match &mut entry.normalized {
                 Some((app, _)) => {
                     for task in app.iter_mut().flat_map(|a| a.tasks.iter_mut()) {
-                        let ip = if task.host.is_empty() {
-                            None
-                        } else {
-                            resolve(&task.host)
-                        };
-                        moved |= ip != task.host_ip;
-                        task.host_ip = ip;
+                        moved |= ask_again(task, &mut resolve);
                     }
                 }
                 None => {
