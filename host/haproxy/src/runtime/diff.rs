@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::config::{Section, ServerLine, parse_time, sections};
+use super::config::{Section, ServerLine, header_of, parse_time, section_texts};
 
 /// More operations than this in one change: reload instead (one reload is
 /// cheaper than thousands of round trips, and a change that large is rarely
@@ -332,33 +332,47 @@ pub fn decide<'p>(old: &str, new: &str, pending: impl Fn(&str) -> Vec<&'p Server
     }
 }
 
+/// The sections are compared as texts ([`section_texts`]: one scan for the
+/// opening lines, no per-line vectors); only the sections whose texts
+/// differ are cut into lines and looked at, so the cost follows what
+/// changed, not the size of the config. Equal texts make equal sections,
+/// and differing texts go through the line-by-line comparison, so the
+/// decisions are those of comparing every section line by line.
 fn plan<'p>(
     old: &str,
     new: &str,
     pending: impl Fn(&str) -> Vec<&'p ServerLine>,
 ) -> Result<Plan, ReloadReason> {
-    let (old, new) = (sections(old), sections(new));
+    let (old, new) = (section_texts(old), section_texts(new));
     let mut plan = Plan::default();
-    let mut defaults: Option<&Section> = None;
+    let mut defaults: Option<Section> = None;
     for i in 0..old.len().max(new.len()) {
-        let (Some(o), Some(n)) = (old.get(i), new.get(i)) else {
-            let section = new.get(i).or(old.get(i)).map_or("", |s| s.header);
+        let first = i == 0;
+        let (Some(&o), Some(&n)) = (old.get(i), new.get(i)) else {
+            let section = new.get(i).or(old.get(i)).map_or("", |t| header_of(t, first));
             return Err(ReloadReason::Structure {
                 section: section.to_owned(),
             });
         };
-        let structure = || ReloadReason::Structure {
-            section: n.header.to_owned(),
-        };
-        if o.header != n.header {
-            return Err(structure());
+        let header = header_of(n, first);
+        if header_of(o, first) != header {
+            return Err(ReloadReason::Structure {
+                section: header.to_owned(),
+            });
         }
-        if n.keyword() == "defaults" {
-            defaults = Some(n);
+        let keyword = header.split_whitespace().next().unwrap_or_default();
+        if keyword == "defaults" {
+            defaults = Some(Section::parse(n, first));
         }
-        if n.keyword() != "backend" {
+        if o == n {
+            continue;
+        }
+        let (o, n) = (Section::parse(o, first), Section::parse(n, first));
+        if keyword != "backend" {
             if o.lines != n.lines {
-                return Err(structure());
+                return Err(ReloadReason::Structure {
+                    section: header.to_owned(),
+                });
             }
             continue;
         }
@@ -366,12 +380,12 @@ fn plan<'p>(
             continue;
         }
         let backend = n.name().unwrap_or_default();
-        if !other_lines(o).eq(other_lines(n)) {
+        if !other_lines(&o).eq(other_lines(&n)) {
             return Err(ReloadReason::Backend {
                 backend: backend.to_owned(),
             });
         }
-        if let Some(p) = backend_plan(backend, o, n, defaults, &pending(backend))? {
+        if let Some(p) = backend_plan(backend, &o, &n, defaults.as_ref(), &pending(backend))? {
             plan.backends.push(p);
         }
     }

@@ -379,3 +379,25 @@ fn too_many_operations_reload() {
         &config("roundrobin", &refs[..100]),
     );
 }
+
+#[test]
+fn texts_that_differ_only_where_lines_do_not_look_are_unchanged() {
+    // Sections are compared as texts first; texts that differ only in line
+    // endings or a header's trailing blanks still make the same lines, and
+    // the decision is the line-by-line one.
+    let old = config("roundrobin", &[A, B]);
+    let crlf = old.replace("id 5678\n", "id 5678\r\n");
+    let blank = old.replace("backend other_10001\n", "backend other_10001 \t\n");
+    for new in [crlf, blank] {
+        assert_ne!(old, new);
+        assert_eq!(decide(&old, &new, none), Decision::Unchanged, "{new:?}");
+    }
+    // A change in the last section still counts.
+    let tail = old.replace("id 99\n", "id 99\n  timeout server 1s\n");
+    assert_eq!(
+        reload(&old, &tail),
+        ReloadReason::Backend {
+            backend: "other_10001".into()
+        }
+    );
+}
