@@ -66,6 +66,7 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
             render_us = report.timings.render_us as u64,
             write_us = us(report.write),
             load_us = us(report.load),
+            compare_us = us(report.compare),
             "reconcile stages"
         );
     }

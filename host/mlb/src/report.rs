@@ -6,33 +6,79 @@
 //! - [`Changes`]: the state carried from one reconcile to the next.
 //! - [`summary`]: the change list as one short phrase.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mlb_model::{Diagnostic, Service};
 
 /// How many changes the line names before "… and N more".
 const SHOWN: usize = 6;
 
-/// Backends and their servers (address, port).
-pub type Snapshot = BTreeMap<String, BTreeSet<(String, i64)>>;
+/// Backends and their servers (address, port), sorted, without repeats.
+type Servers = HashMap<String, Vec<(String, i64)>>;
+
+/// What [`Changes::services`] found, for [`Changes::commit`]: only the
+/// backends that changed (`None`: gone), so a reconcile that moves one
+/// server copies one backend, not 5,000.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The first snapshot: every backend.
+    first: bool,
+    changed: Vec<(String, Option<Vec<(String, i64)>>)>,
+}
 
 /// Backends, their servers and the diagnostics of the last reconcile.
 #[derive(Debug, Default)]
 pub struct Changes {
-    backends: Option<Snapshot>,
+    backends: Option<Servers>,
+    /// The diagnostics of the last call, as given (most reconciles give
+    /// the same ones again: then nothing else is looked at).
+    last: Vec<Diagnostic>,
     diagnostics: BTreeMap<(String, Option<String>), String>,
     /// The apps with at least one error (warnings alone reject nothing).
     rejected: BTreeSet<String>,
 }
 
-fn servers_of(services: &[Service]) -> Snapshot {
-    let mut out = Snapshot::new();
+/// The servers of `services` by backend, borrowed: sorted, no repeats.
+fn servers_of(services: &[Service]) -> HashMap<&str, Vec<(&str, i64)>> {
+    let mut out: HashMap<&str, Vec<(&str, i64)>> = HashMap::with_capacity(services.len());
     for s in services {
-        out.entry(s.backend.clone())
+        out.entry(s.backend.as_str())
             .or_default()
-            .extend(s.servers.iter().map(|v| (v.ip.clone(), v.port)));
+            .extend(s.servers.iter().map(|v| (v.ip.as_str(), v.port)));
+    }
+    for servers in out.values_mut() {
+        servers.sort_unstable();
+        servers.dedup();
     }
     out
+}
+
+/// How many of the sorted `a` are not in the sorted `b`.
+fn missing_from<T: Ord>(a: &[T], b: &[T]) -> usize {
+    let mut rest = b;
+    let mut n = 0;
+    for x in a {
+        while rest.first().is_some_and(|y| y < x) {
+            rest = &rest[1..];
+        }
+        if rest.first() == Some(x) {
+            rest = &rest[1..];
+        } else {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Whether the kept servers of a backend are the ones seen now.
+fn same(kept: &[(String, i64)], seen: &[(&str, i64)]) -> bool {
+    kept.len() == seen.len() && kept.iter().zip(seen).all(|(k, s)| k.0 == s.0 && k.1 == s.1)
+}
+
+/// (servers `seen` not `kept`, `kept` not seen), both sorted.
+fn difference(kept: &[(String, i64)], seen: &[(&str, i64)]) -> (usize, usize) {
+    let kept: Vec<(&str, i64)> = kept.iter().map(|(ip, port)| (ip.as_str(), *port)).collect();
+    (missing_from(seen, &kept), missing_from(&kept, seen))
 }
 
 fn plural(n: usize, one: &str) -> String {
@@ -46,62 +92,108 @@ fn plural(n: usize, one: &str) -> String {
 impl Changes {
     /// The changes from the last [`commit`](Self::commit)ted snapshot to
     /// `services`: backends added or removed, servers added or removed per
-    /// backend (the first time: the backends found), and the new snapshot.
+    /// backend (the first time: the backends found), and what to commit.
+    /// Each backend is compared where it is: the servers of the backends
+    /// that did not change are neither copied nor kept twice.
     pub fn services(&self, services: &[Service]) -> (Vec<String>, Snapshot) {
         let now = servers_of(services);
-        let changes = self.describe(&now);
-        (changes, now)
-    }
-
-    /// Take `snapshot` as what HAProxy now serves.
-    pub fn commit(&mut self, snapshot: Snapshot) {
-        self.backends = Some(snapshot);
-    }
-
-    fn describe(&self, now: &Snapshot) -> Vec<String> {
+        let owned = |servers: &[(&str, i64)]| -> Vec<(String, i64)> {
+            servers
+                .iter()
+                .map(|(ip, port)| ((*ip).to_owned(), *port))
+                .collect()
+        };
         let Some(before) = &self.backends else {
-            let servers: usize = now.values().map(BTreeSet::len).sum();
-            return vec![format!(
+            let servers: usize = now.values().map(Vec::len).sum();
+            let changes = vec![format!(
                 "{} with {}",
                 plural(now.len(), "backend"),
                 plural(servers, "server")
             )];
+            let changed = now
+                .iter()
+                .map(|(b, s)| ((*b).to_owned(), Some(owned(s))))
+                .collect();
+            return (
+                changes,
+                Snapshot {
+                    first: true,
+                    changed,
+                },
+            );
         };
-        let mut out = Vec::new();
-        for (backend, servers) in now {
-            match before.get(backend) {
-                None => out.push(format!(
+        let mut found: Vec<(&str, Vec<String>)> = Vec::new();
+        let mut changed = Vec::new();
+        for (backend, servers) in &now {
+            let lines = match before.get(*backend) {
+                None => vec![format!(
                     "+backend {backend} ({})",
                     plural(servers.len(), "server")
-                )),
+                )],
+                Some(old) if same(old, servers) => continue,
                 Some(old) => {
-                    let added = servers.difference(old).count();
-                    let removed = old.difference(servers).count();
+                    let (added, removed) = difference(old, servers);
+                    let mut lines = Vec::new();
                     if added > 0 {
-                        out.push(format!("+{} in {backend}", plural(added, "server")));
+                        lines.push(format!("+{} in {backend}", plural(added, "server")));
                     }
                     if removed > 0 {
-                        out.push(format!("-{} in {backend}", plural(removed, "server")));
+                        lines.push(format!("-{} in {backend}", plural(removed, "server")));
                     }
+                    lines
+                }
+            };
+            found.push((backend, lines));
+            changed.push(((*backend).to_owned(), Some(owned(servers))));
+        }
+        found.sort_unstable_by_key(|(b, _)| *b);
+        let mut out: Vec<String> = found.into_iter().flat_map(|(_, lines)| lines).collect();
+        let mut gone: Vec<&String> = before
+            .keys()
+            .filter(|b| !now.contains_key(b.as_str()))
+            .collect();
+        gone.sort_unstable();
+        out.extend(gone.iter().map(|b| format!("-backend {b}")));
+        changed.extend(gone.into_iter().map(|b| (b.clone(), None)));
+        (
+            out,
+            Snapshot {
+                first: false,
+                changed,
+            },
+        )
+    }
+
+    /// Take `snapshot` as what HAProxy now serves.
+    pub fn commit(&mut self, snapshot: Snapshot) {
+        if snapshot.first {
+            self.backends = None;
+        }
+        let backends = self.backends.get_or_insert_with(Servers::new);
+        for (backend, servers) in snapshot.changed {
+            match servers {
+                Some(servers) => {
+                    backends.insert(backend, servers);
+                }
+                None => {
+                    backends.remove(&backend);
                 }
             }
         }
-        out.extend(
-            before
-                .keys()
-                .filter(|b| !now.contains_key(*b))
-                .map(|b| format!("-backend {b}")),
-        );
-        out
     }
 
     /// The diagnostics that are new or changed since the last call, and
     /// the changes they make to the list: "app /x rejected" and "app /x no
-    /// longer rejected".
+    /// longer rejected". The same diagnostics as last time cost one
+    /// comparison.
     pub fn diagnostics<'d>(
         &mut self,
         diagnostics: &'d [Diagnostic],
     ) -> (Vec<&'d Diagnostic>, Vec<String>) {
+        if self.last == diagnostics {
+            return (Vec::new(), Vec::new());
+        }
+        self.last = diagnostics.to_vec();
         let now: BTreeMap<(String, Option<String>), String> = diagnostics
             .iter()
             .map(|d| ((d.app_id.clone(), d.label.clone()), d.message.clone()))
@@ -204,6 +296,85 @@ mod tests {
         let (changes, _) = c.services(&[]);
         assert_eq!(changes, ["-backend web_10001"]);
         assert_eq!(c.services(&[]).0, ["-backend web_10001"]);
+    }
+
+    /// The change list as it was computed before (a whole snapshot per
+    /// reconcile): the reference of the incremental one.
+    fn reference(before: Option<&[Service]>, now: &[Service]) -> Vec<String> {
+        type Full = BTreeMap<String, BTreeSet<(String, i64)>>;
+        let full = |services: &[Service]| {
+            let mut out = Full::new();
+            for s in services {
+                out.entry(s.backend.clone())
+                    .or_default()
+                    .extend(s.servers.iter().map(|v| (v.ip.clone(), v.port)));
+            }
+            out
+        };
+        let now = full(now);
+        let Some(before) = before.map(full) else {
+            let servers: usize = now.values().map(BTreeSet::len).sum();
+            return vec![format!(
+                "{} with {}",
+                plural(now.len(), "backend"),
+                plural(servers, "server")
+            )];
+        };
+        let mut out = Vec::new();
+        for (backend, servers) in &now {
+            match before.get(backend) {
+                None => out.push(format!(
+                    "+backend {backend} ({})",
+                    plural(servers.len(), "server")
+                )),
+                Some(old) => {
+                    let added = servers.difference(old).count();
+                    let removed = old.difference(servers).count();
+                    if added > 0 {
+                        out.push(format!("+{} in {backend}", plural(added, "server")));
+                    }
+                    if removed > 0 {
+                        out.push(format!("-{} in {backend}", plural(removed, "server")));
+                    }
+                }
+            }
+        }
+        out.extend(
+            before
+                .keys()
+                .filter(|b| !now.contains_key(*b))
+                .map(|b| format!("-backend {b}")),
+        );
+        out
+    }
+
+    #[test]
+    fn the_change_list_is_the_one_of_whole_snapshots() {
+        // Random steps over 6 backends (two services may share one, ports
+        // repeat), each compared with the reference.
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut c = Changes::default();
+        let mut before: Option<Vec<Service>> = None;
+        for _ in 0..300 {
+            let now: Vec<Service> = (0..next(7))
+                .map(|_| {
+                    let ports: Vec<i64> = (0..next(4)).map(|_| next(5) as i64).collect();
+                    service(&format!("b{}", next(6)), &ports)
+                })
+                .collect();
+            let (changes, snapshot) = c.services(&now);
+            assert_eq!(changes, reference(before.as_deref(), &now), "{now:?}");
+            if next(4) > 0 {
+                c.commit(snapshot);
+                before = Some(now);
+            }
+        }
     }
 
     #[test]

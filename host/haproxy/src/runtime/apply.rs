@@ -89,18 +89,26 @@ impl WorkerCli {
         })
     }
 
-    /// Send `command`; an error unless it got its success reply.
-    async fn run(&self, command: &Command) -> Result<(), RuntimeError> {
-        let reply = self.send(&command.line).await?;
-        if command.succeeded(&reply) {
-            tracing::trace!(command = %command.line, "runtime command");
-            Ok(())
-        } else {
-            Err(RuntimeError::Reply {
-                command: command.line.clone(),
-                reply: reply.trim().to_owned(),
-            })
+    /// Send `commands` in as few exchanges as [`commands::batch_lines`]
+    /// makes: one reply per command, and how many exchanges it took.
+    async fn batch(&self, commands: &[&str]) -> Result<(Vec<String>, usize), RuntimeError> {
+        let lines = commands::batch_lines(self.prefix, commands);
+        let mut replies = Vec::with_capacity(commands.len());
+        for (line, n) in &lines {
+            let answer = master::command(&self.socket, line, CLI_TIMEOUT)
+                .await
+                .map_err(|error| RuntimeError::Socket {
+                    socket: self.socket.display().to_string(),
+                    error,
+                })?;
+            let split =
+                commands::split_replies(&answer, *n).ok_or_else(|| RuntimeError::Reply {
+                    command: line.clone(),
+                    reply: answer.trim().to_owned(),
+                })?;
+            replies.extend(split.into_iter().map(str::to_owned));
         }
+        Ok((replies, lines.len()))
     }
 
     /// `show servers state <backend>`, parsed.
@@ -187,6 +195,8 @@ pub struct Applied {
     pub toggled: usize,
     /// Commands sent (verification included).
     pub commands: usize,
+    /// Exchanges with the CLI they took (one unless the commands are many).
+    pub round_trips: usize,
     /// How long it took.
     pub took: Duration,
 }
@@ -194,7 +204,15 @@ pub struct Applied {
 /// Apply `plan`: removed servers to maintenance first (no new request
 /// reaches them; in-flight ones finish), then additions (add, `enable
 /// health` when checked, ready unless `disabled`), revivals and toggles;
-/// then verify every touched backend. Stops at the first failure.
+/// then verify every touched backend with `show servers state`.
+///
+/// All of it goes in one exchange with the CLI (more only when the
+/// commands exceed [`commands::MAX_LINE`]): the commands on one line,
+/// separated by `;`, each with its own `@1` through the master CLI.
+/// HAProxy runs them in order whatever the earlier ones answered, so every
+/// reply is checked, and the first one that is not its command's success
+/// reply fails the update (the caller reloads, which also drops whatever
+/// the later commands did).
 pub async fn apply(
     cli: &WorkerCli,
     plan: &Plan,
@@ -202,14 +220,10 @@ pub async fn apply(
 ) -> Result<Applied, RuntimeError> {
     let started = Instant::now();
     let mut applied = Applied::default();
+    let mut sent: Vec<Command> = Vec::new();
     for b in &plan.backends {
         for s in &b.remove {
-            step(
-                cli,
-                &mut applied,
-                commands::set_state(&b.backend, &s.name, false),
-            )
-            .await?;
+            sent.push(commands::set_state(&b.backend, &s.name, false));
             let drain = Drain {
                 line: s.clone(),
                 due: Instant::now() + b.grace,
@@ -223,10 +237,9 @@ pub async fn apply(
     }
     for b in &plan.backends {
         for s in &b.add {
-            step(cli, &mut applied, commands::add(&b.backend, s)).await?;
+            sent.push(commands::add(&b.backend, s));
             if s.checked() {
-                let health = commands::enable_health(&b.backend, &s.name);
-                step(cli, &mut applied, health).await?;
+                sent.push(commands::enable_health(&b.backend, &s.name));
             }
         }
         for s in &b.revive {
@@ -234,19 +247,41 @@ pub async fn apply(
             draining.servers.remove(&key);
         }
         for s in b.add.iter().chain(&b.revive).filter(|s| !s.disabled) {
-            let ready = commands::set_state(&b.backend, &s.name, true);
-            step(cli, &mut applied, ready).await?;
+            sent.push(commands::set_state(&b.backend, &s.name, true));
         }
         let toggles =
             (b.enable.iter().map(|n| (n, true))).chain(b.disable.iter().map(|n| (n, false)));
         for (name, ready) in toggles {
-            let command = commands::set_state(&b.backend, name, ready);
-            step(cli, &mut applied, command).await?;
+            sent.push(commands::set_state(&b.backend, name, ready));
         }
     }
-    for b in &plan.backends {
-        verify(cli, b, draining).await?;
-        applied.commands += 1;
+    let shows: Vec<String> = plan
+        .backends
+        .iter()
+        .map(|b| commands::show_servers_state(&b.backend))
+        .collect();
+    let lines: Vec<&str> = (sent.iter().map(|c| c.line.as_str()))
+        .chain(shows.iter().map(String::as_str))
+        .collect();
+    let (replies, round_trips) = cli.batch(&lines).await?;
+    applied.commands = lines.len();
+    applied.round_trips = round_trips;
+    for (command, reply) in sent.iter().zip(&replies) {
+        if !command.succeeded(reply) {
+            return Err(RuntimeError::Reply {
+                command: command.line.clone(),
+                reply: reply.trim().to_owned(),
+            });
+        }
+        tracing::trace!(command = %command.line, "runtime command");
+    }
+    let dumps = replies.iter().skip(sent.len());
+    for ((b, command), reply) in plan.backends.iter().zip(&shows).zip(dumps) {
+        let state = commands::parse_servers_state(reply).ok_or_else(|| RuntimeError::Reply {
+            command: command.clone(),
+            reply: reply.trim().to_owned(),
+        })?;
+        verify(b, &state, draining)?;
         applied.added += b.add.len();
         applied.removed += b.remove.len();
         applied.revived += b.revive.len();
@@ -256,21 +291,15 @@ pub async fn apply(
     Ok(applied)
 }
 
-async fn step(
-    cli: &WorkerCli,
-    applied: &mut Applied,
-    command: Command,
-) -> Result<(), RuntimeError> {
-    applied.commands += 1;
-    cli.run(&command).await
-}
-
 /// `show servers state <backend>` against the file: the same servers (the
 /// file's plus the draining ones), ids, addresses and ports; the servers
 /// the plan touched ready or in maintenance as the file says; the draining
 /// ones in maintenance.
-async fn verify(cli: &WorkerCli, b: &BackendPlan, draining: &Draining) -> Result<(), RuntimeError> {
-    let state = cli.servers_state(&b.backend).await?;
+fn verify(
+    b: &BackendPlan,
+    state: &[commands::ServerState],
+    draining: &Draining,
+) -> Result<(), RuntimeError> {
     let mismatch = |detail: String| RuntimeError::Mismatch {
         backend: b.backend.clone(),
         detail,

@@ -65,12 +65,136 @@ pub fn section_texts(text: &str) -> Vec<&str> {
         starts.push(0);
     }
     starts.extend(
-        text.match_indices('\n')
-            .map(|(i, _)| i + 1)
+        memchr::memchr_iter(b'\n', text.as_bytes())
+            .map(|i| i + 1)
             .filter(|&i| opens(&text[i..])),
     );
     let ends = starts.iter().skip(1).copied().chain([text.len()]);
     starts.iter().zip(ends).map(|(&s, e)| &text[s..e]).collect()
+}
+
+/// The sections of two configs that can differ, when that is provable
+/// from their common beginning and end ([`changed_sections`]).
+#[derive(Debug)]
+pub struct Changed<'o, 'n> {
+    /// The sections of the old text from the first one that may differ to
+    /// the last one, in order (none of them the text before the first
+    /// section).
+    pub old: Vec<&'o str>,
+    /// The same span of the new text: as many sections.
+    pub new: Vec<&'n str>,
+    /// The last `defaults` section before them (the same in both).
+    pub defaults: Option<&'o str>,
+}
+
+/// Bytes `a` and `b` have in common at their start.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 4096;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// Bytes `a` and `b` have in common at their end, at most `max`.
+fn common_suffix(a: &[u8], b: &[u8], max: usize) -> usize {
+    const BLOCK: usize = 4096;
+    let n = a.len().min(b.len()).min(max);
+    let mut i = 0;
+    while i + BLOCK <= n
+        && a[a.len() - i - BLOCK..a.len() - i] == b[b.len() - i - BLOCK..b.len() - i]
+    {
+        i += BLOCK;
+    }
+    while i < n && a[a.len() - i - 1] == b[b.len() - i - 1] {
+        i += 1;
+    }
+    i
+}
+
+/// The start of the line before the one starting at `line` (which is > 0).
+fn previous_line(text: &[u8], line: usize) -> usize {
+    memchr::memrchr(b'\n', &text[..line - 1]).map_or(0, |i| i + 1)
+}
+
+/// The sections of `old` and `new` that may differ, found from the bytes
+/// they share at their start and end: every section before them is the
+/// same text in both, and so is every section after them, at the same
+/// index. Costs a comparison of the texts and a look at the lines around
+/// the difference, whatever the size of the configs. `None` when that
+/// cannot be shown cheaply — the text before the first section or the
+/// first section differs, or the span has a different number of sections
+/// in the two texts — and the caller cuts both texts whole
+/// ([`section_texts`]).
+pub fn changed_sections<'o, 'n>(old: &'o str, new: &'n str) -> Option<Changed<'o, 'n>> {
+    let (a, b) = (old.as_bytes(), new.as_bytes());
+    let prefix = common_prefix(a, b);
+    let suffix = common_suffix(a, b, a.len().min(b.len()) - prefix);
+    // The line holding the first difference starts after the last newline
+    // before it; the lines before it are whole in the common part, so they
+    // open sections in both texts alike. The span starts at the last of
+    // those that opens one.
+    let mut start = memchr::memrchr(b'\n', &a[..prefix]).map_or(0, |i| i + 1);
+    loop {
+        if start == 0 {
+            return None;
+        }
+        start = previous_line(a, start);
+        if start > 0 && opens(&old[start..]) {
+            break;
+        }
+    }
+    // The span ends where a line opens a section with the newline before
+    // it inside the common end: from there on both texts are the same.
+    let end = |text: &str, common_from: usize| {
+        memchr::memchr_iter(b'\n', &text.as_bytes()[common_from..])
+            .map(|i| common_from + i + 1)
+            .find(|&i| opens(&text[i..]))
+            .unwrap_or(text.len())
+    };
+    let old_end = end(old, a.len() - suffix);
+    let new_end = old_end - (a.len() - suffix) + (b.len() - suffix);
+    // Each span starts with a section: its text before the first one is
+    // empty.
+    let old_span = section_texts(&old[start..old_end]).split_off(1);
+    let new_span = section_texts(&new[start..new_end]).split_off(1);
+    if old_span.len() != new_span.len() {
+        return None;
+    }
+    Some(Changed {
+        old: old_span,
+        new: new_span,
+        defaults: defaults_before(old, start),
+    })
+}
+
+/// The last section before `end` whose keyword is `defaults`.
+fn defaults_before(text: &str, end: usize) -> Option<&str> {
+    let bytes = &text.as_bytes()[..end];
+    let keyword = |at: usize| {
+        text[at..]
+            .strip_prefix("defaults")
+            .is_some_and(|rest| rest.chars().next().is_none_or(char::is_whitespace))
+    };
+    let mut search = end;
+    let at = loop {
+        match memchr::memmem::rfind(&bytes[..search], b"\ndefaults") {
+            Some(i) if keyword(i + 1) => break i + 1,
+            Some(i) => search = i,
+            None if keyword(0) => break 0,
+            None => return None,
+        }
+    };
+    let next = memchr::memchr_iter(b'\n', &bytes[at..])
+        .map(|i| at + i + 1)
+        .find(|&i| opens(&text[i..]))
+        .unwrap_or(end);
+    Some(&text[at..next])
 }
 
 /// The header of a section text of [`section_texts`]: its first line,
