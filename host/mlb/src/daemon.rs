@@ -67,6 +67,7 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
             write_us = us(report.write),
             load_us = us(report.load),
             compare_us = us(report.compare),
+            host_us = us(report.host_check),
             "reconcile stages"
         );
     }

@@ -189,6 +189,8 @@ pub struct ReconcileReport {
     /// Comparing the services and diagnostics with the last reconcile's
     /// (the change list and which diagnostics are new).
     pub compare: Duration,
+    /// Checking what the config needs from the host (supervised).
+    pub host_check: Duration,
     /// Wall time of the whole reconcile.
     pub elapsed: Duration,
     /// Whether it succeeded.
@@ -217,6 +219,7 @@ impl ReconcileReport {
             timings: Timings::default(),
             write: Duration::ZERO,
             compare: Duration::ZERO,
+            host_check: Duration::ZERO,
             load: Duration::ZERO,
             elapsed: Duration::ZERO,
             result: Ok(()),
@@ -470,7 +473,9 @@ impl Reconciler {
             mlb_plugin_host::drop_elsewhere(generated);
             return Ok(());
         }
+        let checked = Instant::now();
         self.check_host()?;
+        report.host_check = checked.elapsed();
         let haproxy = &self.haproxy;
         let (renderer, settings) = self.generator.renderer();
         let written = Instant::now();
