@@ -141,8 +141,11 @@ struct Drain {
 /// passed. A reload drops them all.
 #[derive(Debug, Default)]
 pub struct Draining {
-    servers: BTreeMap<(String, String), Drain>,
+    servers: BTreeMap<Key, Drain>,
 }
+
+/// A server: (backend, name).
+type Key = (String, String);
 
 /// [`Draining`], shared with the task that deletes them.
 pub type SharedDraining = Arc<tokio::sync::Mutex<Draining>>;
@@ -170,6 +173,15 @@ impl Draining {
     /// Forget them all (after a reload, which dropped them).
     pub fn clear(&mut self) {
         self.servers.clear();
+    }
+
+    /// The servers whose grace has passed at `now`, as they are now.
+    fn due(&self, now: Instant) -> Vec<(Key, Drain)> {
+        self.servers
+            .iter()
+            .filter(|(_, d)| !d.given_up && d.due <= now)
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect()
     }
 
     fn next_due(&self) -> Option<Instant> {
@@ -393,63 +405,86 @@ pub async fn after_reload(cli: &WorkerCli, plan: &Plan) {
 /// passed and `show stat` shows no session or queue, with `del server`.
 /// Retried every [`RETRY`] while sessions remain; returns when no server
 /// waits (a reload clears the set).
+///
+/// The set is locked only to pick the due servers and to delete them, not
+/// while their state is asked for: a runtime change waiting for the lock
+/// would otherwise be checked and written the slow way. A server revived
+/// or drained anew meanwhile (its entry gone or changed) is left alone.
 pub async fn sweep(cli: WorkerCli, draining: SharedDraining) {
     loop {
-        let next = {
+        let due = draining.lock().await.due(Instant::now());
+        if !due.is_empty() {
+            let mut probed = Vec::with_capacity(due.len());
+            for (key, drain) in due {
+                let probe = probe(&cli, &key.0, &key.1).await;
+                probed.push((key, drain, probe));
+            }
             let mut d = draining.lock().await;
-            sweep_once(&cli, &mut d).await;
-            d.next_due()
-        };
-        let Some(next) = next else {
+            settle(&cli, &mut d, probed).await;
+        }
+        let Some(next) = draining.lock().await.next_due() else {
             return;
         };
         tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(50))).await;
     }
 }
 
-async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
+/// What `show servers state` and `show stat` say of a draining server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Not in its backend any more (HAProxy restarted).
+    Gone,
+    /// No session or queue left.
+    Free,
+    /// Sessions left, or no clear answer: look again later.
+    Busy,
+}
+
+async fn probe(cli: &WorkerCli, backend: &str, name: &str) -> Probe {
+    let Ok(state) = cli.servers_state(backend).await else {
+        return Probe::Busy;
+    };
+    let Some(s) = state.iter().find(|s| s.name == name) else {
+        return Probe::Gone;
+    };
+    match cli.send(&commands::show_stat(s.backend_id, s.id)).await {
+        Ok(reply) if commands::parse_sessions(&reply, name) == Some(0) => Probe::Free,
+        _ => Probe::Busy,
+    }
+}
+
+/// Act on the probes of servers whose entries did not change since they
+/// were picked: forget the gone ones, delete the free ones.
+async fn settle(cli: &WorkerCli, draining: &mut Draining, probed: Vec<(Key, Drain, Probe)>) {
     let now = Instant::now();
-    let due: Vec<(String, String)> = draining
-        .servers
-        .iter()
-        .filter(|(_, d)| !d.given_up && d.due <= now)
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in due {
-        let (backend, name) = (&key.0, &key.1);
-        let (free, gone) = match cli.servers_state(backend).await {
-            Ok(state) => match state.iter().find(|s| &s.name == name) {
-                // Not in its backend any more (HAProxy restarted).
-                None => (false, true),
-                Some(s) => match cli.send(&commands::show_stat(s.backend_id, s.id)).await {
-                    Ok(reply) => match commands::parse_sessions(&reply, name) {
-                        Some(n) => (n == 0, false),
-                        None => (false, false),
-                    },
-                    Err(_) => (false, false),
-                },
-            },
-            Err(_) => (false, false),
-        };
-        let outcome = if gone {
-            tracing::debug!(server = %format!("{backend}/{name}"), "drained server no longer at run time");
-            Some(true)
-        } else if free {
-            match cli.send(&commands::delete(backend, name).line).await {
+    for (key, picked, probe) in probed {
+        let unchanged = draining
+            .servers
+            .get(&key)
+            .is_some_and(|d| d.due == picked.due && d.tries == picked.tries && !d.given_up);
+        if !unchanged {
+            continue;
+        }
+        let server = format!("{}/{}", key.0, key.1);
+        let outcome = match probe {
+            Probe::Gone => {
+                tracing::debug!(%server, "drained server no longer at run time");
+                Some(true)
+            }
+            Probe::Busy => None,
+            Probe::Free => match cli.send(&commands::delete(&key.0, &key.1).line).await {
                 Ok(r) if r.trim() == "Server deleted." || r.trim() == NO_SUCH_SERVER => Some(true),
                 Ok(r) if r.trim() == STILL_CONNECTED => None,
                 Ok(r) => {
-                    tracing::warn!(server = %format!("{backend}/{name}"), reply = r.trim(), "drained server not deleted; the next reload drops it");
+                    tracing::warn!(%server, reply = r.trim(), "drained server not deleted; the next reload drops it");
                     Some(false)
                 }
                 Err(_) => None,
-            }
-        } else {
-            None
+            },
         };
         match outcome {
             Some(true) => {
-                tracing::debug!(server = %format!("{backend}/{name}"), "drained server deleted");
+                tracing::debug!(%server, "drained server deleted");
                 draining.servers.remove(&key);
             }
             Some(false) => {
