@@ -19,8 +19,8 @@
 //!      characters HAProxy allows in a name);
 //!    - the address (word 3): an IP literal and a port as
 //!      [`ServerLine`] parses them, the port in decimal without a leading
-//!      zero and not 0, in the same form as the running line's (IPv4, or
-//!      IPv6 with or without brackets);
+//!      zero and not 0, the address not `0.0.0.0` or `::`, in the same form
+//!      as the running line's (IPv4, or IPv6 with or without brackets);
 //!    - the value after the one `id` keyword (walked with the keyword
 //!      arities of `add server`), in decimal without a leading zero, from
 //!      1 to 2³¹ − 1 (HAProxy refuses 0 and stores an `int`).
@@ -169,7 +169,9 @@ fn address_form(addr: &str) -> Option<(bool, bool)> {
     let line = format!("server x {addr}");
     let (ip, port) = ServerLine::parse(&line)?.socket?;
     let (_, port_text) = addr.rsplit_once(':')?;
-    if !decimal(port_text) || port == 0 {
+    // 0.0.0.0 and :: mean "the client's destination" to HAProxy, with its
+    // own rules (checks need an address): not a plain address.
+    if !decimal(port_text) || port == 0 || ip.is_unspecified() {
         return None;
     }
     Some((ip.is_ipv6(), addr.starts_with('[')))
@@ -230,6 +232,7 @@ mod tests {
             "server a 10.0.0.2:0 id 77 check inter 2s fall 3",
             "server a 10.0.0.2:+80 id 77 check inter 2s fall 3",
             "server a 10.0.0.2 id 77 check inter 2s fall 3",
+            "server a 0.0.0.0:31001 id 77 check inter 2s fall 3",
             // Words HAProxy cuts differently.
             "server a 10.0.0.2:31001 id 77 check inter \"2s\" fall 3",
             "server a 10.0.0.2:31001 id 77 check inter 2s fall 3 #x",
