@@ -628,6 +628,44 @@ mod tests {
     }
 
     #[test]
+    fn replace_writes_without_reading_and_differs_trusts_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        let mut o = opts();
+        o.archive_versions = 0;
+        apply(&cfg, &rendered("same\n"), false, &o).unwrap();
+        // What is on disk already is written again (a new file renamed over
+        // it): the caller knows HAProxy runs something else.
+        use std::os::unix::fs::MetadataExt as _;
+        let inode = || fs::metadata(&cfg).unwrap().ino();
+        let before = inode();
+        assert_eq!(
+            replace(&cfg, &rendered("same\n"), false, &o).unwrap(),
+            Outcome::Written
+        );
+        assert_ne!(inode(), before);
+        assert_eq!(
+            replace(&cfg, &rendered("longer\n"), false, &o).unwrap(),
+            Outcome::Written
+        );
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), "longer\n");
+        // Another size differs without a read; the same size is compared.
+        assert!(differs(&cfg, &rendered("x\n"), false));
+        assert!(differs(&cfg, &rendered("LONGER\n"), false));
+        assert!(!differs(&cfg, &rendered("longer\n"), false));
+        assert!(differs(
+            &dir.path().join("missing.cfg"),
+            &rendered("x"),
+            false
+        ));
+        assert!(!differs(
+            &dir.path().join("missing.cfg"),
+            &rendered(""),
+            false
+        ));
+    }
+
+    #[test]
     fn a_failed_write_keeps_the_old_map_and_config_pair() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("haproxy.cfg");
