@@ -540,6 +540,12 @@ impl HaproxyControl {
         };
         match result {
             Ok(applied) => {
+                tracing::debug!(
+                    commands = applied.commands,
+                    round_trips = applied.round_trips,
+                    took_us = applied.took.as_micros() as u64,
+                    "runtime update applied"
+                );
                 self.running = files;
                 self.start_sweeper(cli);
                 Ok(Some(Loaded::Runtime(applied)))
