@@ -502,3 +502,104 @@ async fn settle(cli: &WorkerCli, draining: &mut Draining, probed: Vec<(Key, Drai
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const STATE: &str = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+        4 be 5 s 127.0.0.1 0 1 1 1 1 1 0 0 2 0 0 1 - 18903 - 0 0 - - 0\n\n";
+    const STAT: &str = "# pxname,svname,qcur,qmax,scur,smax\nbe,s,0,0,0,0\n\n";
+
+    /// A master CLI on `socket` answering a draining server `be/s` with no
+    /// sessions; every command it gets goes to the returned list. On
+    /// `show stat`, `meanwhile` runs first (a runtime change taking the
+    /// draining set).
+    fn fake_cli(
+        socket: PathBuf,
+        meanwhile: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + 'static,
+    ) -> Arc<std::sync::Mutex<Vec<String>>> {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut line = String::new();
+                stream.read_to_string(&mut line).await.unwrap();
+                let line = line.trim().to_owned();
+                log.lock().unwrap().push(line.clone());
+                let reply = if line.starts_with("@1 show servers state") {
+                    STATE
+                } else if line.starts_with("@1 show stat") {
+                    meanwhile().await;
+                    STAT
+                } else if line.starts_with("@1 del server") {
+                    "Server deleted.\n\n"
+                } else {
+                    "Unknown command.\n\n"
+                };
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        seen
+    }
+
+    fn draining_s() -> SharedDraining {
+        let mut d = Draining::default();
+        let line = ServerLine::parse("server s 127.0.0.1:18903 id 5").unwrap();
+        let drain = Drain {
+            line,
+            due: Instant::now(),
+            tries: 0,
+            given_up: false,
+        };
+        d.servers.insert(("be".into(), "s".into()), drain);
+        Arc::new(tokio::sync::Mutex::new(d))
+    }
+
+    #[tokio::test]
+    async fn a_free_drained_server_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("master.sock");
+        let seen = fake_cli(socket.clone(), || Box::pin(async {}));
+        let draining = draining_s();
+        let cli = WorkerCli::master(socket);
+        tokio::time::timeout(CLI_TIMEOUT, sweep(cli, draining.clone()))
+            .await
+            .unwrap();
+        assert!(draining.lock().await.is_empty());
+        assert_eq!(seen.lock().unwrap().last().unwrap(), "@1 del server be/s");
+    }
+
+    #[tokio::test]
+    async fn a_server_revived_while_it_is_probed_is_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("master.sock");
+        let draining = draining_s();
+        let revive = draining.clone();
+        // While the sweeper asks `show stat`, a runtime change revives the
+        // server (it takes the set: the sweeper must not hold it).
+        let seen = fake_cli(socket.clone(), move || {
+            let d = revive.clone();
+            Box::pin(async move {
+                d.lock().await.servers.remove(&("be".into(), "s".into()));
+            })
+        });
+        let cli = WorkerCli::master(socket);
+        tokio::time::timeout(CLI_TIMEOUT, sweep(cli, draining.clone()))
+            .await
+            .expect("the sweeper holds the draining set while it probes");
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.iter().any(|c| c.starts_with("@1 show stat")),
+            "{seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|c| c.starts_with("@1 del server")),
+            "{seen:?}"
+        );
+    }
+}
