@@ -136,9 +136,17 @@ fn read_or_empty(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_default()
 }
 
-/// Whether the generated files differ from those on disk.
+/// Whether `path` surely holds other bytes than `content`: its size says
+/// so without reading it (a missing file is read as empty).
+fn other_size(path: &Path, content: &str) -> bool {
+    fs::metadata(path).is_ok_and(|m| m.len() != content.len() as u64)
+}
+
+/// Whether the generated files differ from those on disk. A file whose size
+/// differs is not read (most changes change the size of a config of
+/// megabytes).
 pub fn differs(config: &Path, rendered: &Rendered, haproxy_map: bool) -> bool {
-    if read_or_empty(config) != rendered.config {
+    if other_size(config, &rendered.config) || read_or_empty(config) != rendered.config {
         return true;
     }
     if haproxy_map {
@@ -381,29 +389,59 @@ pub fn check(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<()
     validate(staged.checked.path())
 }
 
-/// Write, validate and move the files into place (no reload).
+/// Write, validate and move the files into place (no reload), unless they
+/// are what is on disk already.
 pub fn apply(
     config: &Path,
     rendered: &Rendered,
     haproxy_map: bool,
     opts: &ApplyOptions,
 ) -> Result<Outcome, ApplyError> {
-    let (domain_path, app_path) = map_paths(config);
+    prepare(config, haproxy_map)?;
+    if !differs(config, rendered, haproxy_map) {
+        return Ok(Outcome::Unchanged);
+    }
+    put_in_place(config, rendered, haproxy_map, opts)
+}
+
+/// [`apply`] without comparing with the files on disk first: for a caller
+/// that knows the new config differs from what HAProxy runs (writing what
+/// the disk may already hold costs one write; loading it is what matters).
+pub fn replace(
+    config: &Path,
+    rendered: &Rendered,
+    haproxy_map: bool,
+    opts: &ApplyOptions,
+) -> Result<Outcome, ApplyError> {
+    prepare(config, haproxy_map)?;
+    put_in_place(config, rendered, haproxy_map, opts)
+}
+
+/// The config's directory exists; without maps, stale map files are
+/// emptied (as marathon-lb does).
+fn prepare(config: &Path, haproxy_map: bool) -> Result<(), ApplyError> {
     if let Some(dir) = config.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io(dir))?;
     }
     if !haproxy_map {
-        // marathon-lb empties stale map files when maps are not in use.
+        let (domain_path, app_path) = map_paths(config);
         for map in [&domain_path, &app_path] {
             if map.is_file() && fs::metadata(map).map(|m| m.len() > 0).unwrap_or(false) {
                 fs::write(map, "").map_err(io(map))?;
             }
         }
     }
-    if !differs(config, rendered, haproxy_map) {
-        return Ok(Outcome::Unchanged);
-    }
+    Ok(())
+}
 
+/// Temp files (fsynced), validation unless skipped, renames, archive.
+fn put_in_place(
+    config: &Path,
+    rendered: &Rendered,
+    haproxy_map: bool,
+    opts: &ApplyOptions,
+) -> Result<Outcome, ApplyError> {
+    let (domain_path, app_path) = map_paths(config);
     let Staged {
         maps,
         checked: tmp_config,
@@ -587,6 +625,44 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
+    }
+
+    #[test]
+    fn replace_writes_without_reading_and_differs_trusts_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("haproxy.cfg");
+        let mut o = opts();
+        o.archive_versions = 0;
+        apply(&cfg, &rendered("same\n"), false, &o).unwrap();
+        // What is on disk already is written again (a new file renamed over
+        // it): the caller knows HAProxy runs something else.
+        use std::os::unix::fs::MetadataExt as _;
+        let inode = || fs::metadata(&cfg).unwrap().ino();
+        let before = inode();
+        assert_eq!(
+            replace(&cfg, &rendered("same\n"), false, &o).unwrap(),
+            Outcome::Written
+        );
+        assert_ne!(inode(), before);
+        assert_eq!(
+            replace(&cfg, &rendered("longer\n"), false, &o).unwrap(),
+            Outcome::Written
+        );
+        assert_eq!(fs::read_to_string(&cfg).unwrap(), "longer\n");
+        // Another size differs without a read; the same size is compared.
+        assert!(differs(&cfg, &rendered("x\n"), false));
+        assert!(differs(&cfg, &rendered("LONGER\n"), false));
+        assert!(!differs(&cfg, &rendered("longer\n"), false));
+        assert!(differs(
+            &dir.path().join("missing.cfg"),
+            &rendered("x"),
+            false
+        ));
+        assert!(!differs(
+            &dir.path().join("missing.cfg"),
+            &rendered(""),
+            false
+        ));
     }
 
     #[test]

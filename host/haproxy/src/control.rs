@@ -149,11 +149,31 @@ pub struct HaproxyControl {
     draining: SharedDraining,
     /// The task deleting them.
     sweeper: Option<tokio::task::JoinHandle<()>>,
-    /// What the last [`write`](HaproxyControl::write) put on disk and its
-    /// runtime plan, when it was a runtime change: [`load`](HaproxyControl::load)
-    /// applies that plan instead of reading the files back and diffing
-    /// them again (at 5,000 backends two 4 MB reads and diffs).
-    prepared: std::sync::Mutex<Option<(Files, runtime::Plan)>>,
+    /// The runtime plan of the last [`write`](HaproxyControl::write), when
+    /// it was a runtime change: [`load`](HaproxyControl::load) applies that
+    /// plan instead of reading the files back and diffing them again (at
+    /// 5,000 backends two 4 MB reads and diffs).
+    prepared: std::sync::Mutex<Option<Prepared>>,
+    /// How runtime changes were checked.
+    checks: RuntimeChecks,
+}
+
+/// A runtime change written, waiting for its load.
+#[derive(Debug)]
+struct Prepared {
+    plan: runtime::Plan,
+    /// The length of the config written.
+    len: usize,
+    /// The config written, when the caller handed it over
+    /// ([`HaproxyControl::keep_written`]).
+    config: Option<String>,
+}
+
+/// Counters of [`HaproxyControl::runtime_checks`].
+#[derive(Debug, Default)]
+struct RuntimeChecks {
+    excerpt: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
 }
 
 /// The config and map texts HAProxy runs.
@@ -199,6 +219,7 @@ impl HaproxyControl {
             draining: SharedDraining::default(),
             sweeper: None,
             prepared: std::sync::Mutex::new(None),
+            checks: RuntimeChecks::default(),
         })
     }
 
@@ -339,21 +360,28 @@ impl HaproxyControl {
     }
 
     /// A change the running HAProxy can take at run time (see
-    /// [`load`](Self::load)) is checked with `haproxy -c` on an excerpt —
-    /// the touched backends and the non-proxy sections
-    /// ([`runtime::config::excerpt`]) — since the rest is what HAProxy
-    /// runs already, then written without the full check (at 5,000
-    /// backends: ~30 ms instead of ~150 ms). `None`: not such a change, or
-    /// the excerpt fails; the full check, with its cleanup, then decides.
+    /// [`load`](Self::load)) needs no full `haproxy -c`: the rest of the
+    /// config is what HAProxy runs already. When the changed `server`
+    /// lines provably pass ([`runtime::shape`]: shaped like running ones,
+    /// names and ids unique, removed names referenced nowhere) nothing is
+    /// checked; otherwise an excerpt is — the touched backends and the
+    /// non-proxy sections ([`runtime::config::excerpt`]). Then the files
+    /// are written without comparing them with the disk first: the new
+    /// config differs from what HAProxy runs, so it must be written and
+    /// loaded even if the disk already had it. `None`: not such a change,
+    /// or the excerpt fails; the full check, with its cleanup, then decides.
     fn write_runtime_change(&self, rendered: &Rendered) -> Option<Result<Outcome, ApplyError>> {
         if self.options.skip_validation || !self.runtime_updates || self.worker_cli().is_none() {
             return None;
         }
         let running = self.running.as_ref()?;
-        let maps = (rendered.domain_map.clone(), rendered.app_map.clone());
-        if self.haproxy_map && running.maps.as_ref() != Some(&maps) {
+        let maps = (rendered.domain_map.as_str(), rendered.app_map.as_str());
+        if self.haproxy_map
+            && running.maps.as_ref().map(|(d, a)| (d.as_str(), a.as_str())) != Some(maps)
+        {
             return None;
         }
+        let started = std::time::Instant::now();
         let plan = {
             let draining = self.draining.try_lock().ok()?;
             match runtime::decide(&running.config, &rendered.config, |b| draining.servers(b)) {
@@ -361,39 +389,90 @@ impl HaproxyControl {
                 _ => return None,
             }
         };
-        let backends: Vec<&str> = plan.backends.iter().map(|b| b.backend.as_str()).collect();
-        let excerpt = runtime::config::excerpt(&rendered.config, &backends);
-        let dir = self.config.parent().filter(|d| !d.as_os_str().is_empty());
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".mlb-runtime-check.")
-            .suffix(".cfg")
-            .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
-            .ok()?;
-        std::io::Write::write_all(&mut tmp, excerpt.as_bytes()).ok()?;
-        if let Err(e) = apply::validate(tmp.path()) {
-            tracing::debug!(error = %e, "the runtime change fails haproxy -c; checking the whole config");
-            return None;
+        let decided = started.elapsed();
+        let checked = std::time::Instant::now();
+        let check = runtime::shape::check_needed(&plan, &rendered.config);
+        let counter = match check {
+            Some(_) => &self.checks.excerpt,
+            None => &self.checks.skipped,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(why) = &check {
+            tracing::debug!(%why, "runtime change: haproxy -c of the touched backends");
+            if let Err(e) = self.check_excerpt(&rendered.config, &plan) {
+                tracing::debug!(error = %e, "the runtime change fails haproxy -c; checking the whole config");
+                return None;
+            }
         }
+        let checked = checked.elapsed();
         let options = ApplyOptions {
             skip_validation: true,
             ..self.options.clone()
         };
-        let written = apply::apply(&self.config, rendered, self.haproxy_map, &options);
+        let file = std::time::Instant::now();
+        let written = apply::replace(&self.config, rendered, self.haproxy_map, &options);
+        tracing::debug!(
+            decide_us = decided.as_micros() as u64,
+            check_us = checked.as_micros() as u64,
+            checked = check.is_some(),
+            file_us = file.elapsed().as_micros() as u64,
+            "runtime change written"
+        );
         if matches!(written, Ok(Outcome::Written))
             && let Ok(mut prepared) = self.prepared.lock()
         {
-            let files = Files {
-                config: rendered.config.clone(),
-                maps: self.haproxy_map.then_some(maps),
-            };
-            *prepared = Some((files, plan));
+            *prepared = Some(Prepared {
+                plan,
+                len: rendered.config.len(),
+                config: None,
+            });
         }
         Some(written)
     }
 
-    /// The files and plan of the last runtime write, if any (taken: they
-    /// serve one load).
-    fn take_prepared(&self) -> Option<(Files, runtime::Plan)> {
+    /// `haproxy -c` of the excerpt of `config` that `plan` touches.
+    fn check_excerpt(&self, config: &str, plan: &runtime::Plan) -> Result<(), ApplyError> {
+        let backends: Vec<&str> = plan.backends.iter().map(|b| b.backend.as_str()).collect();
+        let excerpt = runtime::config::excerpt(config, &backends);
+        let dir = self.config.parent().filter(|d| !d.as_os_str().is_empty());
+        let io = |error| ApplyError::Io {
+            path: self.config.display().to_string(),
+            error,
+        };
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".mlb-runtime-check.")
+            .suffix(".cfg")
+            .tempfile_in(dir.unwrap_or(std::path::Path::new(".")))
+            .map_err(io)?;
+        std::io::Write::write_all(&mut tmp, excerpt.as_bytes()).map_err(io)?;
+        apply::validate(tmp.path())
+    }
+
+    /// How the runtime changes so far were checked: (`haproxy -c` of an
+    /// excerpt, whatever it found; no check because it could not fail).
+    pub fn runtime_checks(&self) -> (u64, u64) {
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (get(&self.checks.excerpt), get(&self.checks.skipped))
+    }
+
+    /// Hand over the config text the last [`write`](Self::write) put in
+    /// place (the caller's `rendered.config`, which it no longer needs):
+    /// when that was a runtime change, the [`load`](Self::load) that follows
+    /// then knows what HAProxy will run without copying it. Without it the
+    /// load reads the file back (the disk is the source of truth). A text
+    /// of another length than the one written is ignored.
+    pub fn keep_written(&self, config: String) {
+        if let Ok(mut prepared) = self.prepared.lock()
+            && let Some(p) = prepared.as_mut()
+            && p.len == config.len()
+        {
+            p.config = Some(config);
+        }
+    }
+
+    /// The plan of the last runtime write, if any (taken: it serves one
+    /// load).
+    fn take_prepared(&self) -> Option<Prepared> {
         self.prepared.lock().ok().and_then(|mut p| p.take())
     }
 
@@ -413,8 +492,16 @@ impl HaproxyControl {
     /// the command with an admin socket): through the runtime API when only
     /// servers changed, else (or when that fails) a reload.
     async fn update(&mut self) -> Result<Option<Loaded>, ControlError> {
-        if let Some((files, plan)) = self.take_prepared() {
-            return self.apply_plan(plan, Some(files)).await;
+        if let Some(prepared) = self.take_prepared() {
+            let config = match prepared.config {
+                Some(config) => Some(config),
+                None => std::fs::read_to_string(&self.config).ok(),
+            };
+            // The maps are those HAProxy runs (a runtime write needs them
+            // unchanged).
+            let maps = self.running.take().and_then(|r| r.maps);
+            let files = config.map(|config| Files { config, maps });
+            return self.apply_plan(prepared.plan, files).await;
         }
         let files = self.read_files().ok();
         let decision = match (&self.running, &files) {
@@ -453,6 +540,12 @@ impl HaproxyControl {
         };
         match result {
             Ok(applied) => {
+                tracing::debug!(
+                    commands = applied.commands,
+                    round_trips = applied.round_trips,
+                    took_us = applied.took.as_micros() as u64,
+                    "runtime update applied"
+                );
                 self.running = files;
                 self.start_sweeper(cli);
                 Ok(Some(Loaded::Runtime(applied)))

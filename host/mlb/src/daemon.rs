@@ -67,6 +67,8 @@ fn log_done(cause: Cause, report: &ReconcileReport) {
             changed_only = report.timings.changed_only,
             write_us = us(report.write),
             load_us = us(report.load),
+            compare_us = us(report.compare),
+            host_us = us(report.host_check),
             "reconcile stages"
         );
     }

@@ -186,6 +186,11 @@ pub struct ReconcileReport {
     pub write: Duration,
     /// Loading them into HAProxy (runtime API, reload, command).
     pub load: Duration,
+    /// Comparing the services and diagnostics with the last reconcile's
+    /// (the change list and which diagnostics are new).
+    pub compare: Duration,
+    /// Checking what the config needs from the host (supervised).
+    pub host_check: Duration,
     /// Wall time of the whole reconcile.
     pub elapsed: Duration,
     /// Whether it succeeded.
@@ -213,6 +218,8 @@ impl ReconcileReport {
             drift: 0,
             timings: Timings::default(),
             write: Duration::ZERO,
+            compare: Duration::ZERO,
+            host_check: Duration::ZERO,
             load: Duration::ZERO,
             elapsed: Duration::ZERO,
             result: Ok(()),
@@ -447,7 +454,9 @@ impl Reconciler {
         report.timings = generated.timings;
         report.denied = std::mem::take(&mut generated.denied);
         report.plugin_failures = std::mem::take(&mut generated.plugin_failures);
+        let compared = Instant::now();
         let (fresh, mut diagnostic_changes) = self.changes.diagnostics(&generated.diagnostics);
+        report.compare = compared.elapsed();
         log_diagnostics(fresh);
 
         if let Some(dry) = self.dry {
@@ -464,7 +473,9 @@ impl Reconciler {
             mlb_plugin_host::drop_elsewhere(generated);
             return Ok(());
         }
+        let checked = Instant::now();
         self.check_host()?;
+        report.host_check = checked.elapsed();
         let haproxy = &self.haproxy;
         let (renderer, settings) = self.generator.renderer();
         let written = Instant::now();
@@ -480,13 +491,19 @@ impl Reconciler {
             Outcome::Unchanged => ConfigOutcome::Unchanged,
             Outcome::Written => ConfigOutcome::Written,
         });
+        // A runtime change's load needs the text just written; ours is not
+        // needed any more, so it moves instead of being copied.
+        self.haproxy
+            .keep_written(std::mem::take(&mut generated.rendered.config));
         let loaded = Instant::now();
         report.write = loaded - written;
         report.haproxy = self.haproxy.load(&outcome).await?;
         report.load = loaded.elapsed();
         report.reload_reason = self.reload_reason(report.haproxy);
+        let compared = Instant::now();
         let (mut served, snapshot) = self.changes.services(&generated.interpreted);
         self.changes.commit(snapshot);
+        report.compare += compared.elapsed();
         served.append(&mut diagnostic_changes);
         report.changes = served;
         // Freeing the services and the config takes milliseconds at scale.

@@ -89,18 +89,26 @@ impl WorkerCli {
         })
     }
 
-    /// Send `command`; an error unless it got its success reply.
-    async fn run(&self, command: &Command) -> Result<(), RuntimeError> {
-        let reply = self.send(&command.line).await?;
-        if command.succeeded(&reply) {
-            tracing::trace!(command = %command.line, "runtime command");
-            Ok(())
-        } else {
-            Err(RuntimeError::Reply {
-                command: command.line.clone(),
-                reply: reply.trim().to_owned(),
-            })
+    /// Send `commands` in as few exchanges as [`commands::batch_lines`]
+    /// makes: one reply per command, and how many exchanges it took.
+    async fn batch(&self, commands: &[&str]) -> Result<(Vec<String>, usize), RuntimeError> {
+        let lines = commands::batch_lines(self.prefix, commands);
+        let mut replies = Vec::with_capacity(commands.len());
+        for (line, n) in &lines {
+            let answer = master::command(&self.socket, line, CLI_TIMEOUT)
+                .await
+                .map_err(|error| RuntimeError::Socket {
+                    socket: self.socket.display().to_string(),
+                    error,
+                })?;
+            let split =
+                commands::split_replies(&answer, *n).ok_or_else(|| RuntimeError::Reply {
+                    command: line.clone(),
+                    reply: answer.trim().to_owned(),
+                })?;
+            replies.extend(split.into_iter().map(str::to_owned));
         }
+        Ok((replies, lines.len()))
     }
 
     /// `show servers state <backend>`, parsed.
@@ -133,8 +141,11 @@ struct Drain {
 /// passed. A reload drops them all.
 #[derive(Debug, Default)]
 pub struct Draining {
-    servers: BTreeMap<(String, String), Drain>,
+    servers: BTreeMap<Key, Drain>,
 }
+
+/// A server: (backend, name).
+type Key = (String, String);
 
 /// [`Draining`], shared with the task that deletes them.
 pub type SharedDraining = Arc<tokio::sync::Mutex<Draining>>;
@@ -164,6 +175,15 @@ impl Draining {
         self.servers.clear();
     }
 
+    /// The servers whose grace has passed at `now`, as they are now.
+    fn due(&self, now: Instant) -> Vec<(Key, Drain)> {
+        self.servers
+            .iter()
+            .filter(|(_, d)| !d.given_up && d.due <= now)
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect()
+    }
+
     fn next_due(&self) -> Option<Instant> {
         self.servers
             .values()
@@ -187,6 +207,8 @@ pub struct Applied {
     pub toggled: usize,
     /// Commands sent (verification included).
     pub commands: usize,
+    /// Exchanges with the CLI they took (one unless the commands are many).
+    pub round_trips: usize,
     /// How long it took.
     pub took: Duration,
 }
@@ -194,7 +216,15 @@ pub struct Applied {
 /// Apply `plan`: removed servers to maintenance first (no new request
 /// reaches them; in-flight ones finish), then additions (add, `enable
 /// health` when checked, ready unless `disabled`), revivals and toggles;
-/// then verify every touched backend. Stops at the first failure.
+/// then verify every touched backend with `show servers state`.
+///
+/// All of it goes in one exchange with the CLI (more only when the
+/// commands exceed [`commands::MAX_LINE`]): the commands on one line,
+/// separated by `;`, each with its own `@1` through the master CLI.
+/// HAProxy runs them in order whatever the earlier ones answered, so every
+/// reply is checked, and the first one that is not its command's success
+/// reply fails the update (the caller reloads, which also drops whatever
+/// the later commands did).
 pub async fn apply(
     cli: &WorkerCli,
     plan: &Plan,
@@ -202,14 +232,10 @@ pub async fn apply(
 ) -> Result<Applied, RuntimeError> {
     let started = Instant::now();
     let mut applied = Applied::default();
+    let mut sent: Vec<Command> = Vec::new();
     for b in &plan.backends {
         for s in &b.remove {
-            step(
-                cli,
-                &mut applied,
-                commands::set_state(&b.backend, &s.name, false),
-            )
-            .await?;
+            sent.push(commands::set_state(&b.backend, &s.name, false));
             let drain = Drain {
                 line: s.clone(),
                 due: Instant::now() + b.grace,
@@ -223,10 +249,9 @@ pub async fn apply(
     }
     for b in &plan.backends {
         for s in &b.add {
-            step(cli, &mut applied, commands::add(&b.backend, s)).await?;
+            sent.push(commands::add(&b.backend, s));
             if s.checked() {
-                let health = commands::enable_health(&b.backend, &s.name);
-                step(cli, &mut applied, health).await?;
+                sent.push(commands::enable_health(&b.backend, &s.name));
             }
         }
         for s in &b.revive {
@@ -234,19 +259,41 @@ pub async fn apply(
             draining.servers.remove(&key);
         }
         for s in b.add.iter().chain(&b.revive).filter(|s| !s.disabled) {
-            let ready = commands::set_state(&b.backend, &s.name, true);
-            step(cli, &mut applied, ready).await?;
+            sent.push(commands::set_state(&b.backend, &s.name, true));
         }
         let toggles =
             (b.enable.iter().map(|n| (n, true))).chain(b.disable.iter().map(|n| (n, false)));
         for (name, ready) in toggles {
-            let command = commands::set_state(&b.backend, name, ready);
-            step(cli, &mut applied, command).await?;
+            sent.push(commands::set_state(&b.backend, name, ready));
         }
     }
-    for b in &plan.backends {
-        verify(cli, b, draining).await?;
-        applied.commands += 1;
+    let shows: Vec<String> = plan
+        .backends
+        .iter()
+        .map(|b| commands::show_servers_state(&b.backend))
+        .collect();
+    let lines: Vec<&str> = (sent.iter().map(|c| c.line.as_str()))
+        .chain(shows.iter().map(String::as_str))
+        .collect();
+    let (replies, round_trips) = cli.batch(&lines).await?;
+    applied.commands = lines.len();
+    applied.round_trips = round_trips;
+    for (command, reply) in sent.iter().zip(&replies) {
+        if !command.succeeded(reply) {
+            return Err(RuntimeError::Reply {
+                command: command.line.clone(),
+                reply: reply.trim().to_owned(),
+            });
+        }
+        tracing::trace!(command = %command.line, "runtime command");
+    }
+    let dumps = replies.iter().skip(sent.len());
+    for ((b, command), reply) in plan.backends.iter().zip(&shows).zip(dumps) {
+        let state = commands::parse_servers_state(reply).ok_or_else(|| RuntimeError::Reply {
+            command: command.clone(),
+            reply: reply.trim().to_owned(),
+        })?;
+        verify(b, &state, draining)?;
         applied.added += b.add.len();
         applied.removed += b.remove.len();
         applied.revived += b.revive.len();
@@ -256,21 +303,15 @@ pub async fn apply(
     Ok(applied)
 }
 
-async fn step(
-    cli: &WorkerCli,
-    applied: &mut Applied,
-    command: Command,
-) -> Result<(), RuntimeError> {
-    applied.commands += 1;
-    cli.run(&command).await
-}
-
 /// `show servers state <backend>` against the file: the same servers (the
 /// file's plus the draining ones), ids, addresses and ports; the servers
 /// the plan touched ready or in maintenance as the file says; the draining
 /// ones in maintenance.
-async fn verify(cli: &WorkerCli, b: &BackendPlan, draining: &Draining) -> Result<(), RuntimeError> {
-    let state = cli.servers_state(&b.backend).await?;
+fn verify(
+    b: &BackendPlan,
+    state: &[commands::ServerState],
+    draining: &Draining,
+) -> Result<(), RuntimeError> {
     let mismatch = |detail: String| RuntimeError::Mismatch {
         backend: b.backend.clone(),
         detail,
@@ -364,63 +405,86 @@ pub async fn after_reload(cli: &WorkerCli, plan: &Plan) {
 /// passed and `show stat` shows no session or queue, with `del server`.
 /// Retried every [`RETRY`] while sessions remain; returns when no server
 /// waits (a reload clears the set).
+///
+/// The set is locked only to pick the due servers and to delete them, not
+/// while their state is asked for: a runtime change waiting for the lock
+/// would otherwise be checked and written the slow way. A server revived
+/// or drained anew meanwhile (its entry gone or changed) is left alone.
 pub async fn sweep(cli: WorkerCli, draining: SharedDraining) {
     loop {
-        let next = {
+        let due = draining.lock().await.due(Instant::now());
+        if !due.is_empty() {
+            let mut probed = Vec::with_capacity(due.len());
+            for (key, drain) in due {
+                let probe = probe(&cli, &key.0, &key.1).await;
+                probed.push((key, drain, probe));
+            }
             let mut d = draining.lock().await;
-            sweep_once(&cli, &mut d).await;
-            d.next_due()
-        };
-        let Some(next) = next else {
+            settle(&cli, &mut d, probed).await;
+        }
+        let Some(next) = draining.lock().await.next_due() else {
             return;
         };
         tokio::time::sleep_until(next.max(Instant::now() + Duration::from_millis(50))).await;
     }
 }
 
-async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
+/// What `show servers state` and `show stat` say of a draining server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// Not in its backend any more (HAProxy restarted).
+    Gone,
+    /// No session or queue left.
+    Free,
+    /// Sessions left, or no clear answer: look again later.
+    Busy,
+}
+
+async fn probe(cli: &WorkerCli, backend: &str, name: &str) -> Probe {
+    let Ok(state) = cli.servers_state(backend).await else {
+        return Probe::Busy;
+    };
+    let Some(s) = state.iter().find(|s| s.name == name) else {
+        return Probe::Gone;
+    };
+    match cli.send(&commands::show_stat(s.backend_id, s.id)).await {
+        Ok(reply) if commands::parse_sessions(&reply, name) == Some(0) => Probe::Free,
+        _ => Probe::Busy,
+    }
+}
+
+/// Act on the probes of servers whose entries did not change since they
+/// were picked: forget the gone ones, delete the free ones.
+async fn settle(cli: &WorkerCli, draining: &mut Draining, probed: Vec<(Key, Drain, Probe)>) {
     let now = Instant::now();
-    let due: Vec<(String, String)> = draining
-        .servers
-        .iter()
-        .filter(|(_, d)| !d.given_up && d.due <= now)
-        .map(|(k, _)| k.clone())
-        .collect();
-    for key in due {
-        let (backend, name) = (&key.0, &key.1);
-        let (free, gone) = match cli.servers_state(backend).await {
-            Ok(state) => match state.iter().find(|s| &s.name == name) {
-                // Not in its backend any more (HAProxy restarted).
-                None => (false, true),
-                Some(s) => match cli.send(&commands::show_stat(s.backend_id, s.id)).await {
-                    Ok(reply) => match commands::parse_sessions(&reply, name) {
-                        Some(n) => (n == 0, false),
-                        None => (false, false),
-                    },
-                    Err(_) => (false, false),
-                },
-            },
-            Err(_) => (false, false),
-        };
-        let outcome = if gone {
-            tracing::debug!(server = %format!("{backend}/{name}"), "drained server no longer at run time");
-            Some(true)
-        } else if free {
-            match cli.send(&commands::delete(backend, name).line).await {
+    for (key, picked, probe) in probed {
+        let unchanged = draining
+            .servers
+            .get(&key)
+            .is_some_and(|d| d.due == picked.due && d.tries == picked.tries && !d.given_up);
+        if !unchanged {
+            continue;
+        }
+        let server = format!("{}/{}", key.0, key.1);
+        let outcome = match probe {
+            Probe::Gone => {
+                tracing::debug!(%server, "drained server no longer at run time");
+                Some(true)
+            }
+            Probe::Busy => None,
+            Probe::Free => match cli.send(&commands::delete(&key.0, &key.1).line).await {
                 Ok(r) if r.trim() == "Server deleted." || r.trim() == NO_SUCH_SERVER => Some(true),
                 Ok(r) if r.trim() == STILL_CONNECTED => None,
                 Ok(r) => {
-                    tracing::warn!(server = %format!("{backend}/{name}"), reply = r.trim(), "drained server not deleted; the next reload drops it");
+                    tracing::warn!(%server, reply = r.trim(), "drained server not deleted; the next reload drops it");
                     Some(false)
                 }
                 Err(_) => None,
-            }
-        } else {
-            None
+            },
         };
         match outcome {
             Some(true) => {
-                tracing::debug!(server = %format!("{backend}/{name}"), "drained server deleted");
+                tracing::debug!(%server, "drained server deleted");
                 draining.servers.remove(&key);
             }
             Some(false) => {
@@ -436,5 +500,106 @@ async fn sweep_once(cli: &WorkerCli, draining: &mut Draining) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const STATE: &str = "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n\
+        4 be 5 s 127.0.0.1 0 1 1 1 1 1 0 0 2 0 0 1 - 18903 - 0 0 - - 0\n\n";
+    const STAT: &str = "# pxname,svname,qcur,qmax,scur,smax\nbe,s,0,0,0,0\n\n";
+
+    /// A master CLI on `socket` answering a draining server `be/s` with no
+    /// sessions; every command it gets goes to the returned list. On
+    /// `show stat`, `meanwhile` runs first (a runtime change taking the
+    /// draining set).
+    fn fake_cli(
+        socket: PathBuf,
+        meanwhile: impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + 'static,
+    ) -> Arc<std::sync::Mutex<Vec<String>>> {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        let log = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut line = String::new();
+                stream.read_to_string(&mut line).await.unwrap();
+                let line = line.trim().to_owned();
+                log.lock().unwrap().push(line.clone());
+                let reply = if line.starts_with("@1 show servers state") {
+                    STATE
+                } else if line.starts_with("@1 show stat") {
+                    meanwhile().await;
+                    STAT
+                } else if line.starts_with("@1 del server") {
+                    "Server deleted.\n\n"
+                } else {
+                    "Unknown command.\n\n"
+                };
+                stream.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        seen
+    }
+
+    fn draining_s() -> SharedDraining {
+        let mut d = Draining::default();
+        let line = ServerLine::parse("server s 127.0.0.1:18903 id 5").unwrap();
+        let drain = Drain {
+            line,
+            due: Instant::now(),
+            tries: 0,
+            given_up: false,
+        };
+        d.servers.insert(("be".into(), "s".into()), drain);
+        Arc::new(tokio::sync::Mutex::new(d))
+    }
+
+    #[tokio::test]
+    async fn a_free_drained_server_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("master.sock");
+        let seen = fake_cli(socket.clone(), || Box::pin(async {}));
+        let draining = draining_s();
+        let cli = WorkerCli::master(socket);
+        tokio::time::timeout(CLI_TIMEOUT, sweep(cli, draining.clone()))
+            .await
+            .unwrap();
+        assert!(draining.lock().await.is_empty());
+        assert_eq!(seen.lock().unwrap().last().unwrap(), "@1 del server be/s");
+    }
+
+    #[tokio::test]
+    async fn a_server_revived_while_it_is_probed_is_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("master.sock");
+        let draining = draining_s();
+        let revive = draining.clone();
+        // While the sweeper asks `show stat`, a runtime change revives the
+        // server (it takes the set: the sweeper must not hold it).
+        let seen = fake_cli(socket.clone(), move || {
+            let d = revive.clone();
+            Box::pin(async move {
+                d.lock().await.servers.remove(&("be".into(), "s".into()));
+            })
+        });
+        let cli = WorkerCli::master(socket);
+        tokio::time::timeout(CLI_TIMEOUT, sweep(cli, draining.clone()))
+            .await
+            .expect("the sweeper holds the draining set while it probes");
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.iter().any(|c| c.starts_with("@1 show stat")),
+            "{seen:?}"
+        );
+        assert!(
+            !seen.iter().any(|c| c.starts_with("@1 del server")),
+            "{seen:?}"
+        );
     }
 }

@@ -70,6 +70,54 @@ pub const STILL_CONNECTED: &str = "Server still has connections attached to it, 
 /// The reply when the server does not exist (any more).
 pub const NO_SUCH_SERVER: &str = "No such server.";
 
+/// The longest command line sent at once: commands are joined with `; `
+/// up to this many bytes (HAProxy's CLI reads a line into a buffer of
+/// `tune.bufsize`, 16 KB by default; 2.6.12 took 40 KB lines in a test,
+/// this stays well below).
+pub const MAX_LINE: usize = 4096;
+
+/// `commands` joined into as few lines as [`MAX_LINE`] allows, in order,
+/// each command after `prefix` (`@1 ` through the master CLI, which
+/// routes every command of a line by its own prefix), with how many
+/// commands each line holds. A command longer than the limit gets a line
+/// of its own.
+pub fn batch_lines(prefix: &str, commands: &[&str]) -> Vec<(String, usize)> {
+    let mut lines: Vec<(String, usize)> = Vec::new();
+    for command in commands {
+        let part = format!("{prefix}{command}");
+        match lines.last_mut() {
+            Some((line, n)) if line.len() + 2 + part.len() <= MAX_LINE => {
+                line.push_str("; ");
+                line.push_str(&part);
+                *n += 1;
+            }
+            _ => lines.push((part, 1)),
+        }
+    }
+    lines
+}
+
+/// Cut the answer to `n` commands sent on one line into one reply per
+/// command. HAProxy ends each command's output with an empty line: an
+/// empty reply is `\n`, any other is its lines followed by `\n` (the
+/// replies this module expects have no empty line inside). `None` when
+/// the answer does not cut into exactly `n` replies.
+pub fn split_replies(text: &str, n: usize) -> Option<Vec<&str>> {
+    let mut replies = Vec::with_capacity(n);
+    let mut rest = text;
+    for _ in 0..n {
+        if let Some(after) = rest.strip_prefix('\n') {
+            replies.push("");
+            rest = after;
+            continue;
+        }
+        let end = rest.find("\n\n")?;
+        replies.push(&rest[..=end]);
+        rest = &rest[end + 2..];
+    }
+    rest.is_empty().then_some(replies)
+}
+
 /// `srv_admin_state` bits: any maintenance (forced, inherited, resolution).
 /// `CMAINT` (0x04, "disabled in the config") is only a marker: a server
 /// with it and no other bit takes traffic.
@@ -196,6 +244,49 @@ mod tests {
         let del = delete("be", "a");
         assert!(del.succeeded("Server deleted.\n"));
         assert!(!del.succeeded(STILL_CONNECTED));
+    }
+
+    #[test]
+    fn batches_of_commands() {
+        let lines = batch_lines("@1 ", &["a", "b"]);
+        assert_eq!(lines, [("@1 a; @1 b".to_owned(), 2)]);
+        let long = "x".repeat(MAX_LINE);
+        let lines = batch_lines("", &["a", &long, "b", "c"]);
+        assert_eq!(
+            lines,
+            [
+                ("a".to_owned(), 1),
+                (long.clone(), 1),
+                ("b; c".to_owned(), 2)
+            ]
+        );
+        let many: Vec<String> = (0..1000)
+            .map(|i| format!("set server b/s{i} state ready"))
+            .collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let lines = batch_lines("@1 ", &many);
+        assert!(lines.len() > 1 && lines.iter().all(|(l, _)| l.len() <= MAX_LINE));
+        assert_eq!(lines.iter().map(|(_, n)| n).sum::<usize>(), 1000);
+        let joined: Vec<&str> = lines.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(joined.join("; ").matches("@1 set server").count(), 1000);
+    }
+
+    #[test]
+    fn replies_of_a_batch() {
+        // Measured on 2.6.12 through the master CLI: add; enable health
+        // (refused: no check); set state; show servers state.
+        let text = format!(
+            "New server registered.\n\nHealth check was not configured on this server, cannot enable.\n\n\n{STATE}"
+        );
+        let replies = split_replies(&text, 4).unwrap();
+        assert_eq!(replies[0], "New server registered.\n");
+        assert!(replies[1].starts_with("Health check"));
+        assert_eq!(replies[2], "");
+        assert_eq!(parse_servers_state(replies[3]).unwrap().len(), 3);
+        assert_eq!(split_replies(&text, 3), None, "a reply left over");
+        assert_eq!(split_replies(&text, 5), None, "a reply missing");
+        assert_eq!(split_replies("\n\n", 2), Some(vec!["", ""]));
+        assert_eq!(split_replies("", 0), Some(vec![]));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::config::{Section, ServerLine, parse_time, sections};
+use super::config::{Section, ServerLine, changed_sections, header_of, parse_time, section_texts};
 
 /// More operations than this in one change: reload instead (one reload is
 /// cheaper than thousands of round trips, and a change that large is rarely
@@ -22,7 +22,7 @@ const DEFAULT_CONNECT: Duration = Duration::from_secs(5);
 /// "add server"), with how many arguments each takes. Anything else on a
 /// changed server line means a reload (`cookie` before 3.0, `track`,
 /// `resolvers`, `init-addr`, `redir`, …).
-const RUNTIME_KEYWORDS: &[(&str, usize)] = &[
+pub(super) const RUNTIME_KEYWORDS: &[(&str, usize)] = &[
     ("addr", 1),
     ("agent-addr", 1),
     ("agent-check", 0),
@@ -277,6 +277,20 @@ pub struct BackendPlan {
     pub disable: Vec<String>,
     /// Every server of the backend in the new file (for the verification).
     pub expected: Vec<ServerLine>,
+    /// The `server` lines of the backend in the new file, and in the file
+    /// HAProxy runs, trimmed (what [`super::shape`] compares to skip
+    /// `haproxy -c`).
+    pub lines: ServerTexts,
+}
+
+/// The `server` lines of a backend before and after a change, verbatim
+/// but trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerTexts {
+    /// In the new file, in order.
+    pub new: Vec<String>,
+    /// In the file HAProxy runs.
+    pub running: Vec<String>,
 }
 
 impl BackendPlan {
@@ -332,33 +346,93 @@ pub fn decide<'p>(old: &str, new: &str, pending: impl Fn(&str) -> Vec<&'p Server
     }
 }
 
+/// Only the sections that can differ are looked at
+/// ([`changed_sections`]: found from what the texts share at their start
+/// and end), and among them only those whose texts differ are cut into
+/// lines, so the cost follows what changed, not the size of the config.
+/// Sections outside that span are the same texts at the same index, equal
+/// texts make equal sections, and differing texts go through the
+/// line-by-line comparison: the decisions are those of comparing every
+/// section line by line (the whole texts are cut when the span cannot be
+/// shown).
 fn plan<'p>(
     old: &str,
     new: &str,
     pending: impl Fn(&str) -> Vec<&'p ServerLine>,
 ) -> Result<Plan, ReloadReason> {
-    let (old, new) = (sections(old), sections(new));
+    match changed_sections(old, new) {
+        Some(span) => {
+            let defaults = span.defaults.map(|d| Section::parse(d, false));
+            plan_sections(&span.old, &span.new, false, defaults, pending)
+        }
+        None => plan_sections(
+            &section_texts(old),
+            &section_texts(new),
+            true,
+            None,
+            pending,
+        ),
+    }
+}
+
+/// [`plan`] over the whole texts, every section (the reference of the
+/// narrowed one in the tests).
+#[cfg(test)]
+fn plan_whole<'p>(
+    old: &str,
+    new: &str,
+    pending: impl Fn(&str) -> Vec<&'p ServerLine>,
+) -> Result<Plan, ReloadReason> {
+    plan_sections(
+        &section_texts(old),
+        &section_texts(new),
+        true,
+        None,
+        pending,
+    )
+}
+
+/// [`plan`] over the section texts `old` and `new`, aligned by index
+/// (`preamble`: the first is the text before the first section),
+/// `defaults` the last `defaults` section before them.
+fn plan_sections<'t, 'p>(
+    old: &[&str],
+    new: &[&'t str],
+    preamble: bool,
+    mut defaults: Option<Section<'t>>,
+    pending: impl Fn(&str) -> Vec<&'p ServerLine>,
+) -> Result<Plan, ReloadReason> {
     let mut plan = Plan::default();
-    let mut defaults: Option<&Section> = None;
     for i in 0..old.len().max(new.len()) {
-        let (Some(o), Some(n)) = (old.get(i), new.get(i)) else {
-            let section = new.get(i).or(old.get(i)).map_or("", |s| s.header);
+        let first = preamble && i == 0;
+        let (Some(&o), Some(&n)) = (old.get(i), new.get(i)) else {
+            let section = new
+                .get(i)
+                .or(old.get(i))
+                .map_or("", |t| header_of(t, first));
             return Err(ReloadReason::Structure {
                 section: section.to_owned(),
             });
         };
-        let structure = || ReloadReason::Structure {
-            section: n.header.to_owned(),
-        };
-        if o.header != n.header {
-            return Err(structure());
+        let header = header_of(n, first);
+        if header_of(o, first) != header {
+            return Err(ReloadReason::Structure {
+                section: header.to_owned(),
+            });
         }
-        if n.keyword() == "defaults" {
-            defaults = Some(n);
+        let keyword = header.split_whitespace().next().unwrap_or_default();
+        if keyword == "defaults" {
+            defaults = Some(Section::parse(n, first));
         }
-        if n.keyword() != "backend" {
+        if o == n {
+            continue;
+        }
+        let (o, n) = (Section::parse(o, first), Section::parse(n, first));
+        if keyword != "backend" {
             if o.lines != n.lines {
-                return Err(structure());
+                return Err(ReloadReason::Structure {
+                    section: header.to_owned(),
+                });
             }
             continue;
         }
@@ -366,12 +440,12 @@ fn plan<'p>(
             continue;
         }
         let backend = n.name().unwrap_or_default();
-        if !other_lines(o).eq(other_lines(n)) {
+        if !other_lines(&o).eq(other_lines(&n)) {
             return Err(ReloadReason::Backend {
                 backend: backend.to_owned(),
             });
         }
-        if let Some(p) = backend_plan(backend, o, n, defaults, &pending(backend))? {
+        if let Some(p) = backend_plan(backend, &o, &n, defaults.as_ref(), &pending(backend))? {
             plan.backends.push(p);
         }
     }
@@ -385,6 +459,15 @@ fn other_lines<'s>(section: &'s Section<'_>) -> impl Iterator<Item = &'s str> {
         .iter()
         .copied()
         .filter(|l| !Section::is_server_line(l))
+}
+
+fn server_texts(section: &Section<'_>) -> Vec<String> {
+    section
+        .lines
+        .iter()
+        .filter(|l| Section::is_server_line(l))
+        .map(|l| l.trim().to_owned())
+        .collect()
 }
 
 fn servers(section: &Section<'_>, backend: &str) -> Result<Vec<ServerLine>, ReloadReason> {
@@ -423,6 +506,10 @@ fn backend_plan(
         backend: backend.to_owned(),
         grace: grace(new, defaults),
         expected: new_servers.clone(),
+        lines: ServerTexts {
+            new: server_texts(new),
+            running: server_texts(old),
+        },
         ..BackendPlan::default()
     };
     for s in &old_servers {

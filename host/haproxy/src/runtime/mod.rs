@@ -25,6 +25,8 @@
 //! # Layout
 //! - [`config`]: sections and `server` lines of a config text (pure).
 //! - [`diff`]: the decision — runtime [`Plan`] or [`ReloadReason`] (pure).
+//! - [`shape`]: when `haproxy -c` of a plan cannot fail, so it is skipped
+//!   (pure).
 //! - [`commands`]: command lines, success replies, `show servers state`
 //!   and `show stat` parsers (pure).
 //! - [`apply`]: sending a plan through the master CLI, verifying it, and
@@ -34,6 +36,7 @@ pub mod apply;
 pub mod commands;
 pub mod config;
 pub mod diff;
+pub mod shape;
 
 pub use apply::{Applied, Draining, RuntimeError, SharedDraining, WorkerCli};
 pub use diff::{BackendPlan, Decision, Plan, ReloadReason, decide};

@@ -579,8 +579,47 @@ fn a_bad_server_value_is_refused_before_the_write() {
             panic!("haproxy -c should refuse it: {refused:?}");
         };
         assert!(output.contains("inter"), "{output}");
+        assert_eq!(lb.ctl.runtime_checks(), (1, 0), "a new value is checked");
         assert_eq!(std::fs::read_to_string(lb.ctl.config()).unwrap(), on_disk);
         assert_eq!(lb.bodies(3).await, ["A"]);
+        lb.ctl.stop().await;
+    });
+}
+
+#[test]
+fn a_server_line_shaped_like_a_running_one_skips_haproxy_c() {
+    let _one = serial();
+    rt().block_on(async {
+        let (a, b, c) = (backend("A"), backend("B"), backend("C"));
+        let mut lb = Lb::new();
+        assert_eq!(
+            lb.load(&app(vec![server(a, 11, "")])).await,
+            Loaded::Started
+        );
+        // B differs from A only in name, address and id: no check, and
+        // the whole change is one exchange with the master CLI.
+        let with_b = app(vec![server(a, 11, ""), server(b, 22, "")]);
+        let Loaded::Runtime(applied) = lb.load(&with_b).await else {
+            panic!("runtime update expected, reason {}", lb.reason());
+        };
+        assert_eq!((applied.added, applied.round_trips), (1, 1));
+        assert_eq!(lb.ctl.runtime_checks(), (0, 1), "(excerpt checks, skipped)");
+        assert_eq!(lb.bodies(6).await, ["A", "B"]);
+        // A removed server named nowhere else: no check either.
+        let Loaded::Runtime(_) = lb.load(&app(vec![server(b, 22, "")])).await else {
+            panic!("runtime update expected, reason {}", lb.reason());
+        };
+        assert_eq!(lb.ctl.runtime_checks(), (0, 2));
+        // C brings keywords B does not have: checked.
+        let with_c = app(vec![server(b, 22, ""), server(c, 33, " check inter 1s")]);
+        let Loaded::Runtime(applied) = lb.load(&with_c).await else {
+            panic!("runtime update expected, reason {}", lb.reason());
+        };
+        assert_eq!(applied.added, 1);
+        assert_eq!(lb.ctl.runtime_checks(), (1, 2));
+        assert_eq!(lb.bodies(6).await, ["B", "C"]);
+        let on_disk = std::fs::read_to_string(lb.ctl.config()).unwrap();
+        assert_eq!(on_disk, config(lb.dir.path(), lb.port, &with_c));
         lb.ctl.stop().await;
     });
 }

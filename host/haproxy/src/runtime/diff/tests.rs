@@ -379,3 +379,95 @@ fn too_many_operations_reload() {
         &config("roundrobin", &refs[..100]),
     );
 }
+
+#[test]
+fn texts_that_differ_only_where_lines_do_not_look_are_unchanged() {
+    // Sections are compared as texts first; texts that differ only in line
+    // endings or a header's trailing blanks still make the same lines, and
+    // the decision is the line-by-line one.
+    let old = config("roundrobin", &[A, B]);
+    let crlf = old.replace("id 5678\n", "id 5678\r\n");
+    let blank = old.replace("backend other_10001\n", "backend other_10001 \t\n");
+    for new in [crlf, blank] {
+        assert_ne!(old, new);
+        assert_eq!(decide(&old, &new, none), Decision::Unchanged, "{new:?}");
+    }
+    // A change in the last section still counts.
+    let tail = old.replace("id 99\n", "id 99\n  timeout server 1s\n");
+    assert_eq!(
+        reload(&old, &tail),
+        ReloadReason::Backend {
+            backend: "other_10001".into()
+        }
+    );
+}
+
+#[test]
+fn the_changed_span_decides_like_the_whole_texts() {
+    // Random line edits of a config with a second `defaults`, comments,
+    // CRLF and blank lines; the plan from the changed sections alone must
+    // be the plan from every section.
+    let base: Vec<String> = {
+        let mut text = config("roundrobin", &[A, B]);
+        text.push_str("defaults\n  balance source\n  timeout connect 1s\r\n# note\n\n");
+        text.push_str("backend late_10002\n  mode http\n  server 10_0_0_7_7 10.0.0.7:7 id 7\n");
+        text.push_str("backend last_10003\n  balance first\n  server 10_0_0_8_8 10.0.0.8:8 id 8");
+        text.split_inclusive('\n').map(str::to_owned).collect()
+    };
+    let pool = [
+        "  server 10_0_0_5_5 10.0.0.5:5 id 55\n",
+        "  server 10_0_0_6_6 10.0.0.6:6 id 66 check\n",
+        "  server 10_0_0_5_5 10.0.0.5:5 id 56\n",
+        "  option httplog\n",
+        "backend extra_1\n",
+        "defaults\n",
+        "defaults x\n",
+        "  balance static-rr\n",
+        "  hash-type consistent\n",
+        "# comment\n",
+        "\n",
+        "\r\n",
+        "\tserver t 10.0.0.9:9 id 9\n",
+        "frontend web_10000\n",
+        "backend web_10000 \n",
+        "  default-server inter 1s\n",
+    ];
+    let mut seed = 42u64;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as usize) % n
+    };
+    let mut runtime = 0;
+    for _ in 0..3000 {
+        let mut old = base.clone();
+        for _ in 0..next(3) {
+            let at = next(old.len() + 1);
+            old.insert(at, pool[next(pool.len())].to_owned());
+        }
+        let mut new = old.clone();
+        for _ in 0..1 + next(3) {
+            let at = next(new.len());
+            match next(3) {
+                0 => {
+                    new.remove(at);
+                }
+                // Server lines half of the time.
+                1 => new.insert(at, pool[next(pool.len()) % (2 + 14 * next(2))].to_owned()),
+                _ => new[at] = pool[next(pool.len()) % (2 + 14 * next(2))].to_owned(),
+            }
+            if new.is_empty() {
+                new.push("\n".to_owned());
+            }
+        }
+        let (old, new) = (old.concat(), new.concat());
+        let narrowed = plan(&old, &new, none);
+        assert_eq!(narrowed, plan_whole(&old, &new, none), "{old:?}\n{new:?}");
+        runtime += usize::from(narrowed.is_ok_and(|p| !p.backends.is_empty()));
+    }
+    assert!(
+        runtime > 100,
+        "only {runtime} runtime plans: the edits are too rough"
+    );
+}
