@@ -35,6 +35,8 @@ pub(super) struct LastRender {
     rendered: Rendered,
     /// The text before the backend sections.
     head: String,
+    /// The length of the backend sections.
+    total: usize,
     kept: Vec<Arc<Parts>>,
     contexts: Vec<Context>,
     /// Index in `kept` by backend name; [`TWICE`] for a name rendered twice.
@@ -92,6 +94,7 @@ impl LastRender {
             settings: settings.clone(),
             rendered,
             head,
+            total,
             kept: layout.kept,
             contexts: layout.contexts,
             position,
@@ -118,8 +121,8 @@ pub(super) fn rerender(
     if last.settings != *settings {
         return None;
     }
-    type Fresh<'s> = (Arc<Parts>, Context, &'s Service, &'s Service);
-    let mut fresh: HashMap<usize, Fresh<'_>> = HashMap::new();
+    // The new parts by position in `kept` (few: no map, a sorted list).
+    let mut fresh: Vec<(usize, Arc<Parts>, Context, &Service, &Service)> = Vec::new();
     for &(old, new) in changes {
         if old.backend != new.backend
             || old.app_id != new.app_id
@@ -136,29 +139,25 @@ pub(super) fn rerender(
         if !parts.same_but_backend(&last.kept[at]) || !only_backends(&parts.backend) {
             return None;
         }
-        if fresh
-            .insert(at, (Arc::new(parts), context, old, new))
-            .is_some()
-        {
-            return None;
-        }
+        fresh.push((at, Arc::new(parts), context, old, new));
     }
-    let size = last.head.len()
-        + last
-            .kept
-            .iter()
-            .enumerate()
-            .map(|(i, p)| fresh.get(&i).map_or(&p.backend, |f| &f.0.backend).len())
-            .sum::<usize>();
+    fresh.sort_by_key(|f| f.0);
+    if fresh.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    let old_len: usize = fresh.iter().map(|f| last.kept[f.0].backend.len()).sum();
+    let new_len: usize = fresh.iter().map(|f| f.1.backend.len()).sum();
+    let size = last.head.len() + last.total + new_len - old_len;
+    for (at, new, context, old, service) in fresh {
+        if let Some(cache) = r.cache.as_mut() {
+            cache.replace(old, service, context, Arc::clone(&new));
+        }
+        last.kept[at] = new;
+    }
+    last.total = size - last.head.len();
     let mut config = String::with_capacity(size);
     config.push_str(&last.head);
-    for (i, parts) in last.kept.iter_mut().enumerate() {
-        if let Some((new, context, old, service)) = fresh.remove(&i) {
-            if let Some(cache) = r.cache.as_mut() {
-                cache.replace(old, service, context, Arc::clone(&new));
-            }
-            *parts = new;
-        }
+    for parts in &last.kept {
         config.push_str(&parts.backend);
     }
     Some(Rendered {
