@@ -11,8 +11,17 @@
 //! allow-list ([`mlb_model::allowlist`]): an app id or a health check that does
 //! not fit leaves the app out, a task host or address that does not fit
 //! leaves that task out (the app's other tasks keep serving).
+//!
+//! # Layout
+//! - this file: [`normalize_apps`] (two threads), each app's typed decode
+//!   and conversion.
+//! - `split`: the document split into chunks of apps while it is scanned.
+
+mod split;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
 
 use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Diagnostic, HealthCheck, PortMapping, Task};
@@ -34,12 +43,6 @@ pub struct Normalized {
     pub apps: Vec<App>,
     /// One entry per app or task that was left out.
     pub diagnostics: Vec<Diagnostic>,
-}
-
-#[derive(Deserialize)]
-struct Document<'a> {
-    #[serde(borrow)]
-    apps: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -168,14 +171,35 @@ pub fn normalize_apps(
     body: &[u8],
     resolve: impl FnMut(&str) -> Option<String>,
 ) -> Result<Normalized, NormalizeError> {
-    normalize_with(body, resolve, PARALLEL_APPS)
+    normalize_with(body, resolve, THREADS)
 }
 
-/// [`normalize_apps`], on two threads from `parallel_from` apps on.
+/// How [`normalize_apps`] shares the work between two threads.
+#[derive(Debug, Clone, Copy)]
+struct Threads {
+    /// Documents of at least this many bytes are decoded on two threads.
+    from_bytes: usize,
+    /// Apps handed out at a time.
+    chunk: usize,
+}
+
+/// 1 MiB is ~500 apps of a typical document.
+const THREADS: Threads = Threads {
+    from_bytes: 1 << 20,
+    chunk: 64,
+};
+
+/// [`normalize_apps`], sharing the work as `threads` says.
+///
+/// The document is split into its apps on this thread (a full JSON check),
+/// chunk by chunk; a helper thread decodes chunks as soon as they are
+/// split, and this thread joins in once the split is done. The agent-host
+/// resolution, which may do I/O through `resolve`, stays on this thread, in
+/// document order, after every app is decoded.
 fn normalize_with(
     body: &[u8],
     mut resolve: impl FnMut(&str) -> Option<String>,
-    parallel_from: usize,
+    threads: Threads,
 ) -> Result<Normalized, NormalizeError> {
     let repaired;
     let (body, bad_bytes) = match std::str::from_utf8(body) {
@@ -186,35 +210,55 @@ fn normalize_with(
             (repaired.as_slice(), bad)
         }
     };
-    let doc: Document<'_> = serde_json::from_slice(body)?;
-    // Apps decode independently: the later half on a second core (the
-    // agent-host resolution, which may do I/O through `resolve`, stays on
-    // this thread, in document order).
-    let decode = |first: usize, raws: &[&RawValue]| -> Vec<Decoded> {
-        raws.iter()
-            .enumerate()
-            .map(|(i, raw)| decode_app(first + i, raw, body, &bad_bytes))
-            .collect()
+    let (send, queue) = mpsc::channel::<split::Chunk<'_>>();
+    let queue = Mutex::new(queue);
+    let failed = AtomicBool::new(false);
+    // Decode chunks until the split is over and none is left. The lock is
+    // held while waiting: only one thread waits for the next chunk.
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            let Ok(chunk) = next else {
+                return done;
+            };
+            if failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let decoded: Vec<Decoded> = (chunk.first..)
+                .zip(&chunk.apps)
+                .map(|(position, raw)| decode_app(position, raw, body, &bad_bytes))
+                .collect();
+            done.push((chunk.first, decoded));
+        }
     };
-    let mid = if doc.apps.len() >= parallel_from.max(2) {
-        doc.apps.len() / 2
-    } else {
-        doc.apps.len()
-    };
-    let (first, later) = doc.apps.split_at(mid);
-    let (mut decoded, later) = std::thread::scope(|scope| {
-        let helper = (!later.is_empty()).then(|| scope.spawn(|| decode(mid, later)));
-        let decoded = decode(0, first);
-        let later = helper.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (decoded, later)
+    let (split, mut done) = std::thread::scope(|scope| {
+        let helper = (body.len() >= threads.from_bytes).then(|| scope.spawn(work));
+        let split = split::split(body, threads.chunk, |chunk| {
+            // The receiver lives until both threads are done.
+            let _ = send.send(chunk);
+        });
+        drop(send);
+        if split.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        let mut done = work();
+        if let Some(helper) = helper {
+            done.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        (split, done)
     });
-    decoded.extend(later.into_iter().flatten());
-    drop(doc);
+    split?;
+    done.sort_unstable_by_key(|(first, _)| *first);
     let mut out = Normalized {
-        apps: Vec::with_capacity(decoded.len()),
+        apps: Vec::with_capacity(done.iter().map(|(_, d)| d.len()).sum()),
         diagnostics: Vec::new(),
     };
-    for one in decoded {
+    for one in done.into_iter().flat_map(|(_, decoded)| decoded) {
         out.diagnostics.extend(one.diagnostics);
         if let Some(mut app) = one.app {
             for task in &mut app.tasks {
@@ -227,9 +271,6 @@ fn normalize_with(
     }
     Ok(out)
 }
-
-/// Documents with at least this many apps decode on two threads.
-const PARALLEL_APPS: usize = 512;
 
 /// One app decoded (its tasks' `host_ip` not resolved yet), and what was
 /// wrong with it or its tasks.
@@ -634,7 +675,7 @@ mod tests {
                 *byte = 0xff;
             }
         }
-        let run = |parallel_from| {
+        let run = |threads| {
             let mut asked = Vec::new();
             let n = normalize_with(
                 &doc,
@@ -642,14 +683,26 @@ mod tests {
                     asked.push(h.to_owned());
                     Some(format!("ip-of-{h}"))
                 },
-                parallel_from,
+                threads,
             )
             .unwrap();
             (n.apps, n.diagnostics, asked)
         };
-        let one = run(usize::MAX);
+        let one = run(Threads {
+            from_bytes: usize::MAX,
+            chunk: 64,
+        });
         assert_eq!(one.0.len(), 25);
         assert!(one.1.len() >= 20, "{:?}", one.1);
-        assert_eq!(run(2), one);
+        for chunk in [1, 3, 7, 64] {
+            let two = Threads {
+                from_bytes: 0,
+                chunk,
+            };
+            assert_eq!(run(two), one, "chunks of {chunk}");
+            // An error after chunks went to the helper: the whole document fails.
+            let cut = &doc[..doc.len() - 2];
+            assert!(normalize_with(cut, ip, two).is_err());
+        }
     }
 }
