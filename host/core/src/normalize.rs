@@ -202,14 +202,15 @@ fn normalize_with(
     threads: Threads,
 ) -> Result<Normalized, NormalizeError> {
     let repaired;
-    let (body, bad_bytes) = match std::str::from_utf8(body) {
-        Ok(_) => (body, Vec::new()),
+    let (text, bad_bytes) = match std::str::from_utf8(body) {
+        Ok(text) => (text, Vec::new()),
         Err(_) => {
             let (fixed, bad) = repair_utf8(body);
-            repaired = fixed;
-            (repaired.as_slice(), bad)
+            repaired = String::from_utf8(fixed).expect("repaired to UTF-8");
+            (repaired.as_str(), bad)
         }
     };
+    let body = text.as_bytes();
     let (send, queue) = mpsc::channel::<split::Chunk<'_>>();
     let queue = Mutex::new(queue);
     let failed = AtomicBool::new(false);
@@ -234,7 +235,7 @@ fn normalize_with(
     };
     let (split, mut done) = std::thread::scope(|scope| {
         let helper = (body.len() >= threads.from_bytes).then(|| scope.spawn(work));
-        let split = split::split(body, threads.chunk, |chunk| {
+        let split = split::split(text, threads.chunk, |chunk| {
             // The receiver lives until both threads are done.
             let _ = send.send(chunk);
         });

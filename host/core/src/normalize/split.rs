@@ -23,9 +23,10 @@ pub(super) struct Chunk<'a> {
 
 /// Scan `body` as `{"apps": [...]}`, giving every `size` apps (and the
 /// rest at the end) to `send` as soon as they are scanned. On an error,
-/// some chunks may have been sent already.
+/// some chunks may have been sent already. (A `str`: serde_json checks the
+/// UTF-8 of every app's text again when it scans bytes.)
 pub(super) fn split<'a>(
-    body: &'a [u8],
+    body: &'a str,
     size: usize,
     send: impl FnMut(Chunk<'a>),
 ) -> Result<(), serde_json::Error> {
@@ -35,7 +36,7 @@ pub(super) fn split<'a>(
         apps: Vec::new(),
         send,
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_str(body);
     de.deserialize_struct("Document", &["apps"], DocumentVisitor(&mut sink))?;
     de.end()?;
     sink.flush();
@@ -175,7 +176,7 @@ mod tests {
 
     /// What `split` gives: the apps' texts and the chunks' starts, or the
     /// error's text.
-    fn split_all(body: &[u8], size: usize) -> Result<(Vec<String>, Vec<usize>), String> {
+    fn split_all(body: &str, size: usize) -> Result<(Vec<String>, Vec<usize>), String> {
         let mut apps = Vec::new();
         let mut firsts = Vec::new();
         split(body, size, |chunk| {
@@ -190,34 +191,34 @@ mod tests {
 
     #[test]
     fn the_split_is_the_derived_document_with_its_errors() {
-        let docs: &[&[u8]] = &[
-            br#"{"apps": []}"#,
-            br#"{"apps": [1, {"a": [2, "]"]}, "x\"", null, true]}"#,
-            br#" {"x": 1, "apps": [{}, {}, {}, {}], "y": [1, {"apps": 2}]} "#,
-            br#"{"ap\u0070s": [1, 2, 3]}"#,
-            br#"[[{"id": "/a"}, 2]]"#,
-            br#"{}"#,
-            br#"{"x": []}"#,
-            br#"{"apps": null}"#,
-            br#"{"apps": {}}"#,
-            br#"{"apps": "x"}"#,
-            br#"{"apps": [1], "apps": [2]}"#,
-            br#"[]"#,
-            br#"[[1], 2]"#,
-            br#""apps""#,
-            b"<html>",
-            b"",
-            br#"{"apps": [1,]}"#,
-            br#"{"apps": [1]} x"#,
-            br#"{"apps": [1]}{}"#,
-            br#"{"apps": [{"id": "/a""#,
-            br#"{"apps": [{"id": "/a"}, {"id": "/b}]}"#,
-            br#"{"apps": [1 2]}"#,
-            br#"{"apps": [01]}"#,
-            br#"{apps: []}"#,
+        let docs: &[&str] = &[
+            r#"{"apps": []}"#,
+            r#"{"apps": [1, {"a": [2, "]"]}, "x\"", null, true]}"#,
+            r#" {"x": 1, "apps": [{}, {}, {}, {}], "y": [1, {"apps": 2}]} "#,
+            r#"{"ap\u0070s": [1, 2, 3]}"#,
+            r#"[[{"id": "/a"}, 2]]"#,
+            r#"{}"#,
+            r#"{"x": []}"#,
+            r#"{"apps": null}"#,
+            r#"{"apps": {}}"#,
+            r#"{"apps": "x"}"#,
+            r#"{"apps": [1], "apps": [2]}"#,
+            r#"[]"#,
+            r#"[[1], 2]"#,
+            r#""apps""#,
+            "<html>",
+            "",
+            r#"{"apps": [1,]}"#,
+            r#"{"apps": [1]} x"#,
+            r#"{"apps": [1]}{}"#,
+            r#"{"apps": [{"id": "/a""#,
+            r#"{"apps": [{"id": "/a"}, {"id": "/b}]}"#,
+            r#"{"apps": [1 2]}"#,
+            r#"{"apps": [01]}"#,
+            r#"{apps: []}"#,
         ];
         for doc in docs {
-            let derived = serde_json::from_slice::<Document<'_>>(doc)
+            let derived = serde_json::from_str::<Document<'_>>(doc)
                 .map(|d| {
                     d.apps
                         .iter()
@@ -227,24 +228,19 @@ mod tests {
                 .map_err(|e| e.to_string());
             for size in [1, 2, 3, 64] {
                 let got = split_all(doc, size).map(|(apps, _)| apps);
-                assert_eq!(
-                    got,
-                    derived,
-                    "{} (chunks of {size})",
-                    String::from_utf8_lossy(doc)
-                );
+                assert_eq!(got, derived, "{doc} (chunks of {size})");
             }
         }
     }
 
     #[test]
     fn chunks_are_sent_as_soon_as_they_are_full() {
-        let (apps, firsts) = split_all(br#"{"apps": [1, 2, 3, 4, 5, 6, 7]}"#, 3).unwrap();
+        let (apps, firsts) = split_all(r#"{"apps": [1, 2, 3, 4, 5, 6, 7]}"#, 3).unwrap();
         assert_eq!(apps.len(), 7);
         assert_eq!(firsts, [0, 3, 6]);
         // Before an error: what was scanned went out, the error follows.
         let mut sent = 0;
-        let e = split(br#"{"apps": [1, 2, 3, 4, x]}"#, 2, |c| sent += c.apps.len());
+        let e = split(r#"{"apps": [1, 2, 3, 4, x]}"#, 2, |c| sent += c.apps.len());
         assert!(e.is_err());
         assert_eq!(sent, 4);
     }
