@@ -15,8 +15,11 @@
 //! # Layout
 //! - this file: [`normalize_apps`] (two threads), each app's typed decode
 //!   and conversion.
-//! - `split`: the document split into chunks of apps while it is scanned.
+//! - `split`: the document split into chunks of apps while it is scanned
+//!   (exact: serde_json's checks and errors).
+//! - `scan`: the same, faster, for documents of the usual shape.
 
+mod scan;
 mod split;
 
 use std::collections::BTreeMap;
@@ -26,7 +29,6 @@ use std::sync::{Mutex, PoisonError, mpsc};
 use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Diagnostic, HealthCheck, PortMapping, Task};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// Why the whole document was unusable.
 #[derive(Debug, thiserror::Error)]
@@ -174,28 +176,35 @@ pub fn normalize_apps(
     normalize_with(body, resolve, THREADS)
 }
 
-/// How [`normalize_apps`] shares the work between two threads.
+/// How [`normalize_apps`] splits the document and shares the work between
+/// two threads.
 #[derive(Debug, Clone, Copy)]
 struct Threads {
     /// Documents of at least this many bytes are decoded on two threads.
     from_bytes: usize,
     /// Apps handed out at a time.
     chunk: usize,
+    /// Try the fast split ([`scan`]) first.
+    fast: bool,
 }
 
 /// 1 MiB is ~500 apps of a typical document.
 const THREADS: Threads = Threads {
     from_bytes: 1 << 20,
     chunk: 64,
+    fast: true,
 };
 
 /// [`normalize_apps`], sharing the work as `threads` says.
 ///
-/// The document is split into its apps on this thread (a full JSON check),
-/// chunk by chunk; a helper thread decodes chunks as soon as they are
-/// split, and this thread joins in once the split is done. The agent-host
-/// resolution, which may do I/O through `resolve`, stays on this thread, in
-/// document order, after every app is decoded.
+/// The document is split into its apps on this thread, chunk by chunk; a
+/// helper thread decodes chunks as soon as they are split, and this thread
+/// joins in once the split is done. The fast split ([`scan`]) checks all
+/// but the apps' texts, which their decode checks; when it finds the
+/// document unusual, or an app's text is not JSON, everything is done again
+/// with the exact split (a full JSON check, serde_json's errors). The
+/// agent-host resolution, which may do I/O through `resolve`, stays on this
+/// thread, in document order, after every app is decoded.
 fn normalize_with(
     body: &[u8],
     mut resolve: impl FnMut(&str) -> Option<String>,
@@ -210,6 +219,47 @@ fn normalize_with(
             (repaired.as_str(), bad)
         }
     };
+    let fast = threads
+        .fast
+        .then(|| {
+            decode_all(text, &bad_bytes, threads, |send| {
+                scan::split(text, threads.chunk, send)
+            })
+        })
+        .and_then(Result::ok)
+        .filter(|decoded| !decoded.iter().any(|d| d.not_json));
+    let decoded = match fast {
+        Some(decoded) => decoded,
+        None => decode_all(text, &bad_bytes, threads, |send| {
+            split::split(text, threads.chunk, send)
+        })?,
+    };
+    let mut out = Normalized {
+        apps: Vec::with_capacity(decoded.len()),
+        diagnostics: Vec::new(),
+    };
+    for one in decoded {
+        out.diagnostics.extend(one.diagnostics);
+        if let Some(mut app) = one.app {
+            for task in &mut app.tasks {
+                if !task.host.is_empty() {
+                    task.host_ip = resolve(&task.host);
+                }
+            }
+            out.apps.push(app);
+        }
+    }
+    Ok(out)
+}
+
+/// Every app of `text` as `split` hands them out, decoded on one or two
+/// threads, in document order.
+fn decode_all<'a, E>(
+    text: &'a str,
+    bad_bytes: &[usize],
+    threads: Threads,
+    split: impl FnOnce(&mut dyn FnMut(split::Chunk<'a>)) -> Result<(), E>,
+) -> Result<Vec<Decoded>, E> {
     let body = text.as_bytes();
     let (send, queue) = mpsc::channel::<split::Chunk<'_>>();
     let queue = Mutex::new(queue);
@@ -228,14 +278,14 @@ fn normalize_with(
             }
             let decoded: Vec<Decoded> = (chunk.first..)
                 .zip(&chunk.apps)
-                .map(|(position, raw)| decode_app(position, raw, body, &bad_bytes))
+                .map(|(position, raw)| decode_app(position, raw, body, bad_bytes))
                 .collect();
             done.push((chunk.first, decoded));
         }
     };
     let (split, mut done) = std::thread::scope(|scope| {
         let helper = (body.len() >= threads.from_bytes).then(|| scope.spawn(work));
-        let split = split::split(text, threads.chunk, |chunk| {
+        let split = split(&mut |chunk| {
             // The receiver lives until both threads are done.
             let _ = send.send(chunk);
         });
@@ -255,22 +305,7 @@ fn normalize_with(
     });
     split?;
     done.sort_unstable_by_key(|(first, _)| *first);
-    let mut out = Normalized {
-        apps: Vec::with_capacity(done.iter().map(|(_, d)| d.len()).sum()),
-        diagnostics: Vec::new(),
-    };
-    for one in done.into_iter().flat_map(|(_, decoded)| decoded) {
-        out.diagnostics.extend(one.diagnostics);
-        if let Some(mut app) = one.app {
-            for task in &mut app.tasks {
-                if !task.host.is_empty() {
-                    task.host_ip = resolve(&task.host);
-                }
-            }
-            out.apps.push(app);
-        }
-    }
-    Ok(out)
+    Ok(done.into_iter().flat_map(|(_, decoded)| decoded).collect())
 }
 
 /// One app decoded (its tasks' `host_ip` not resolved yet), and what was
@@ -278,20 +313,23 @@ fn normalize_with(
 struct Decoded {
     app: Option<App>,
     diagnostics: Vec<Diagnostic>,
+    /// The app's text is not JSON (the whole document is not).
+    not_json: bool,
 }
 
 /// Decode the app at `position` of the document `body` (`bad_bytes`: the
 /// offsets that were not UTF-8).
-fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize]) -> Decoded {
+fn decode_app(position: usize, raw: &str, body: &[u8], bad_bytes: &[usize]) -> Decoded {
+    let not_json = || serde_json::from_str::<serde::de::IgnoredAny>(raw).is_err();
     let id_of = || {
-        serde_json::from_str::<IdOnly>(raw.get())
+        serde_json::from_str::<IdOnly>(raw)
             .ok()
             .and_then(|i| i.id)
             .map_or_else(|| format!("#{position}"), |id| shown(&id))
     };
     let mut diagnostics = Vec::new();
-    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
-    let span = start..start + raw.get().len();
+    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+    let span = start..start + raw.len();
     if let Some(at) = bad_bytes.iter().find(|b| span.contains(b)) {
         diagnostics.push(Diagnostic::error(
             &id_of(),
@@ -304,9 +342,11 @@ fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize])
         return Decoded {
             app: None,
             diagnostics,
+            not_json: not_json(),
         };
     }
-    let app = match serde_json::from_str::<RawApp>(raw.get()) {
+    let mut broken = false;
+    let app = match serde_json::from_str::<RawApp>(raw) {
         Ok(app) => match convert_app(app, &mut diagnostics) {
             Ok(app) => Some(app),
             Err(diag) => {
@@ -315,6 +355,7 @@ fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize])
             }
         },
         Err(err) => {
+            broken = err.is_syntax() || err.is_eof() || not_json();
             diagnostics.push(Diagnostic::error(
                 &id_of(),
                 None,
@@ -323,7 +364,11 @@ fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize])
             None
         }
     };
-    Decoded { app, diagnostics }
+    Decoded {
+        app,
+        diagnostics,
+        not_json: broken,
+    }
 }
 
 /// `raw` as an [`App`]; its tasks' `host_ip` are left for the caller to
@@ -649,6 +694,58 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_split_decodes_exactly_what_the_exact_one_does() {
+        let outcome = |doc: &[u8], fast| {
+            let threads = Threads {
+                from_bytes: usize::MAX,
+                chunk: 2,
+                fast,
+            };
+            normalize_with(doc, ip, threads)
+                .map(|n| (n.apps, n.diagnostics))
+                .map_err(|e| e.to_string())
+        };
+        let base: &[u8] = br#" {"x": {"a": "]}\"["}, "apps": [ {"id": "/a", "labels": {"K\"": "v\\", "B": null},
+            "tasks": [{"id": "t", "host": "h", "ports": [1, 2]}]}, {"id": "/b", "labels": {}, "tasks": []},
+            1, {"id": "/c", "labels": {"A": "\ud83d\ude00"}, "tasks": [], "instances": 2} ], "y": [null, true, -1.5e3]}
+"#;
+        assert!(outcome(base, true).is_ok_and(|(apps, _)| apps.len() == 3));
+        let mut docs = vec![base.to_vec()];
+        for at in 0..base.len() {
+            let mut cut = base.to_vec();
+            cut.remove(at);
+            docs.push(cut);
+            for c in *b"\"\\]},x {0" {
+                let mut changed = base.to_vec();
+                changed[at] = c;
+                docs.push(changed);
+            }
+        }
+        for doc in [
+            &br#"{"ap\u0070s": [{"id": "/a", "labels": {}, "tasks": []}]}"#[..],
+            br#"{"apps": [{"id": "/a", "labels": {"A": "\ud800"}, "tasks": []}]}"#,
+            br#"{"apps": [{"id": "/a", "labels": 1, "x": [}, "tasks": []}]}"#,
+            br#"{"apps": [{"id": "/a", "id": "/b", "labels": {}, "tasks": []}]}"#,
+            br#"{"apps": [], "apps": []}"#,
+            br#"[[{"id": "/a", "labels": {}, "tasks": []}]]"#,
+            b"{\"apps\": [{\"id\": \"/a\x01\", \"labels\": {}, \"tasks\": []}]}",
+            b"{\"apps\": [{\"id\": \"/a\", \"labels\": {\"A\": \"x\xffy\"}, \"tasks\": []}, tru]}",
+            b"{\"apps\": [{\"id\": \"/a\", \"labels\": {\"A\": \"x\xffy\"}, \"tasks\": []}, 2]}",
+            b"{\"apps\": [{\"id\": \"/a\", \"labels\": {\"A\": \"x\xffy\"}, \"tasks\": [1 2]}]}",
+        ] {
+            docs.push(doc.to_vec());
+        }
+        for doc in &docs {
+            assert_eq!(
+                outcome(doc, true),
+                outcome(doc, false),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+    }
+
+    #[test]
     fn two_threads_decode_exactly_what_one_does() {
         let mut doc = String::from(r#"{"apps": ["#);
         for i in 0..40 {
@@ -692,6 +789,7 @@ mod tests {
         let one = run(Threads {
             from_bytes: usize::MAX,
             chunk: 64,
+            fast: false,
         });
         assert_eq!(one.0.len(), 25);
         assert!(one.1.len() >= 20, "{:?}", one.1);
@@ -699,6 +797,7 @@ mod tests {
             let two = Threads {
                 from_bytes: 0,
                 chunk,
+                fast: chunk % 2 == 1,
             };
             assert_eq!(run(two), one, "chunks of {chunk}");
             // An error after chunks went to the helper: the whole document fails.

@@ -18,7 +18,7 @@ pub(super) struct Chunk<'a> {
     /// Position of the first one in the document's `apps` list.
     pub(super) first: usize,
     /// Their JSON texts.
-    pub(super) apps: Vec<&'a RawValue>,
+    pub(super) apps: Vec<&'a str>,
 }
 
 /// Scan `body` as `{"apps": [...]}`, giving every `size` apps (and the
@@ -30,12 +30,7 @@ pub(super) fn split<'a>(
     size: usize,
     send: impl FnMut(Chunk<'a>),
 ) -> Result<(), serde_json::Error> {
-    let mut sink = Sink {
-        size: size.max(1),
-        first: 0,
-        apps: Vec::new(),
-        send,
-    };
+    let mut sink = Sink::new(size, send);
     let mut de = serde_json::Deserializer::from_str(body);
     de.deserialize_struct("Document", &["apps"], DocumentVisitor(&mut sink))?;
     de.end()?;
@@ -44,15 +39,26 @@ pub(super) fn split<'a>(
 }
 
 /// Apps scanned and not sent yet.
-struct Sink<'a, F> {
+pub(super) struct Sink<'a, F> {
     size: usize,
     first: usize,
-    apps: Vec<&'a RawValue>,
+    apps: Vec<&'a str>,
     send: F,
 }
 
 impl<'a, F: FnMut(Chunk<'a>)> Sink<'a, F> {
-    fn push(&mut self, raw: &'a RawValue) {
+    /// Sending chunks of `size` apps to `send`.
+    pub(super) fn new(size: usize, send: F) -> Self {
+        Self {
+            size: size.max(1),
+            first: 0,
+            apps: Vec::new(),
+            send,
+        }
+    }
+
+    /// One more app's text.
+    pub(super) fn push(&mut self, raw: &'a str) {
         if self.apps.is_empty() {
             self.apps.reserve_exact(self.size);
         }
@@ -62,7 +68,8 @@ impl<'a, F: FnMut(Chunk<'a>)> Sink<'a, F> {
         }
     }
 
-    fn flush(&mut self) {
+    /// Send what is left.
+    pub(super) fn flush(&mut self) {
         if self.apps.is_empty() {
             return;
         }
@@ -158,7 +165,7 @@ impl<'a, F: FnMut(Chunk<'a>)> Visitor<'a> for Apps<'_, 'a, F> {
 
     fn visit_seq<A: SeqAccess<'a>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(raw) = seq.next_element::<&'a RawValue>()? {
-            self.0.push(raw);
+            self.0.push(raw.get());
         }
         Ok(())
     }
@@ -183,7 +190,7 @@ mod tests {
             assert_eq!(chunk.first, apps.len());
             assert!(!chunk.apps.is_empty() && chunk.apps.len() <= size.max(1));
             firsts.push(chunk.first);
-            apps.extend(chunk.apps.iter().map(|r| r.get().to_owned()));
+            apps.extend(chunk.apps.iter().map(|r| (*r).to_owned()));
         })
         .map_err(|e| e.to_string())?;
         Ok((apps, firsts))
