@@ -227,7 +227,7 @@ fn normalize_with(
             })
         })
         .and_then(Result::ok)
-        .filter(|decoded| !decoded.iter().any(|d| d.not_json));
+        .filter(|chunks| !chunks.iter().flat_map(|(_, d)| d).any(|d| d.not_json));
     let decoded = match fast {
         Some(decoded) => decoded,
         None => decode_all(text, &bad_bytes, threads, |send| {
@@ -235,10 +235,11 @@ fn normalize_with(
         })?,
     };
     let mut out = Normalized {
-        apps: Vec::with_capacity(decoded.len()),
+        apps: Vec::with_capacity(decoded.iter().map(|(_, d)| d.len()).sum()),
         diagnostics: Vec::new(),
     };
-    for one in decoded {
+    // Chunk by chunk: no second vector of every decoded app.
+    for one in decoded.into_iter().flat_map(|(_, decoded)| decoded) {
         out.diagnostics.extend(one.diagnostics);
         if let Some(mut app) = one.app {
             for task in &mut app.tasks {
@@ -253,13 +254,13 @@ fn normalize_with(
 }
 
 /// Every app of `text` as `split` hands them out, decoded on one or two
-/// threads, in document order.
+/// threads: chunks in document order, each with its first app's position.
 fn decode_all<'a, E>(
     text: &'a str,
     bad_bytes: &[usize],
     threads: Threads,
     split: impl FnOnce(&mut dyn FnMut(split::Chunk<'a>)) -> Result<(), E>,
-) -> Result<Vec<Decoded>, E> {
+) -> Result<Vec<(usize, Vec<Decoded>)>, E> {
     let body = text.as_bytes();
     let (send, queue) = mpsc::channel::<split::Chunk<'_>>();
     let queue = Mutex::new(queue);
@@ -305,7 +306,7 @@ fn decode_all<'a, E>(
     });
     split?;
     done.sort_unstable_by_key(|(first, _)| *first);
-    Ok(done.into_iter().flat_map(|(_, decoded)| decoded).collect())
+    Ok(done)
 }
 
 /// One app decoded (its tasks' `host_ip` not resolved yet), and what was
