@@ -8,6 +8,7 @@
 //! mlb-bench --oneshot --apps 1000,10000,20000  # the real binary, whole run
 //! mlb-bench --oneshot --input apps.json...     # the same, on given documents
 //! mlb-bench --serve 10000 [--port 8080]   # only serve the document (profilers)
+//! mlb-bench --serve 0 --input apps.json   # the same, serving that file
 //! mlb-bench --live --apps 5000 [--changes 10]  # membership changes under load
 //! ```
 //!
@@ -80,7 +81,8 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     mlb: Option<PathBuf>,
     /// Serve the synthetic document of this many apps on loopback until
-    /// killed (for running `marathon-lb` under a profiler by hand).
+    /// killed (for running `marathon-lb` under a profiler by hand); with
+    /// one `--input`, that file instead.
     #[arg(long, value_name = "APPS")]
     serve: Option<usize>,
     /// Membership changes of a loaded app under `--sse --supervise-haproxy`
@@ -181,14 +183,18 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(n) = args.serve {
-        let (body, _) = synth::generate(n, args.seed);
+        let (body, what) = match args.input.as_slice() {
+            [] => (synth::generate(n, args.seed).0, format!("{n} apps")),
+            [file] => (
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+                file.display().to_string(),
+            ),
+            _ => bail!("--serve takes at most one --input"),
+        };
         let bytes = body.len();
         let server = serve::FakeMarathon::start(body, args.port)?;
         println!("{}", server.url());
-        eprintln!(
-            "serving {n} apps ({bytes} bytes) at {}/v2/apps",
-            server.url()
-        );
+        eprintln!("serving {what} ({bytes} bytes) at {}/v2/apps", server.url());
         loop {
             std::thread::park();
         }

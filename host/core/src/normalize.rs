@@ -11,13 +11,24 @@
 //! allow-list ([`mlb_model::allowlist`]): an app id or a health check that does
 //! not fit leaves the app out, a task host or address that does not fit
 //! leaves that task out (the app's other tasks keep serving).
+//!
+//! # Layout
+//! - this file: [`normalize_apps`] (two threads), each app's typed decode
+//!   and conversion.
+//! - `split`: the document split into chunks of apps while it is scanned
+//!   (exact: serde_json's checks and errors).
+//! - `scan`: the same, faster, for documents of the usual shape.
+
+mod scan;
+mod split;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError, mpsc};
 
 use mlb_model::allowlist::{self, Class};
 use mlb_model::{App, Diagnostic, HealthCheck, PortMapping, Task};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 
 /// Why the whole document was unusable.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +45,6 @@ pub struct Normalized {
     pub apps: Vec<App>,
     /// One entry per app or task that was left out.
     pub diagnostics: Vec<Diagnostic>,
-}
-
-#[derive(Deserialize)]
-struct Document<'a> {
-    #[serde(borrow)]
-    apps: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -168,53 +173,73 @@ pub fn normalize_apps(
     body: &[u8],
     resolve: impl FnMut(&str) -> Option<String>,
 ) -> Result<Normalized, NormalizeError> {
-    normalize_with(body, resolve, PARALLEL_APPS)
+    normalize_with(body, resolve, THREADS)
 }
 
-/// [`normalize_apps`], on two threads from `parallel_from` apps on.
+/// How [`normalize_apps`] splits the document and shares the work between
+/// two threads.
+#[derive(Debug, Clone, Copy)]
+struct Threads {
+    /// Documents of at least this many bytes are decoded on two threads.
+    from_bytes: usize,
+    /// Apps handed out at a time.
+    chunk: usize,
+    /// Try the fast split ([`scan`]) first.
+    fast: bool,
+}
+
+/// 1 MiB is ~500 apps of a typical document.
+const THREADS: Threads = Threads {
+    from_bytes: 1 << 20,
+    chunk: 64,
+    fast: true,
+};
+
+/// [`normalize_apps`], sharing the work as `threads` says.
+///
+/// The document is split into its apps on this thread, chunk by chunk; a
+/// helper thread decodes chunks as soon as they are split, and this thread
+/// joins in once the split is done. The fast split ([`scan`]) checks all
+/// but the apps' texts, which their decode checks; when it finds the
+/// document unusual, or an app's text is not JSON, everything is done again
+/// with the exact split (a full JSON check, serde_json's errors). The
+/// agent-host resolution, which may do I/O through `resolve`, stays on this
+/// thread, in document order, after every app is decoded.
 fn normalize_with(
     body: &[u8],
     mut resolve: impl FnMut(&str) -> Option<String>,
-    parallel_from: usize,
+    threads: Threads,
 ) -> Result<Normalized, NormalizeError> {
     let repaired;
-    let (body, bad_bytes) = match std::str::from_utf8(body) {
-        Ok(_) => (body, Vec::new()),
+    let (text, bad_bytes) = match std::str::from_utf8(body) {
+        Ok(text) => (text, Vec::new()),
         Err(_) => {
             let (fixed, bad) = repair_utf8(body);
-            repaired = fixed;
-            (repaired.as_slice(), bad)
+            repaired = String::from_utf8(fixed).expect("repaired to UTF-8");
+            (repaired.as_str(), bad)
         }
     };
-    let doc: Document<'_> = serde_json::from_slice(body)?;
-    // Apps decode independently: the later half on a second core (the
-    // agent-host resolution, which may do I/O through `resolve`, stays on
-    // this thread, in document order).
-    let decode = |first: usize, raws: &[&RawValue]| -> Vec<Decoded> {
-        raws.iter()
-            .enumerate()
-            .map(|(i, raw)| decode_app(first + i, raw, body, &bad_bytes))
-            .collect()
+    let fast = threads
+        .fast
+        .then(|| {
+            decode_all(text, &bad_bytes, threads, |send| {
+                scan::split(text, threads.chunk, send)
+            })
+        })
+        .and_then(Result::ok)
+        .filter(|chunks| !chunks.iter().flat_map(|(_, d)| d).any(|d| d.not_json));
+    let decoded = match fast {
+        Some(decoded) => decoded,
+        None => decode_all(text, &bad_bytes, threads, |send| {
+            split::split(text, threads.chunk, send)
+        })?,
     };
-    let mid = if doc.apps.len() >= parallel_from.max(2) {
-        doc.apps.len() / 2
-    } else {
-        doc.apps.len()
-    };
-    let (first, later) = doc.apps.split_at(mid);
-    let (mut decoded, later) = std::thread::scope(|scope| {
-        let helper = (!later.is_empty()).then(|| scope.spawn(|| decode(mid, later)));
-        let decoded = decode(0, first);
-        let later = helper.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (decoded, later)
-    });
-    decoded.extend(later.into_iter().flatten());
-    drop(doc);
     let mut out = Normalized {
-        apps: Vec::with_capacity(decoded.len()),
+        apps: Vec::with_capacity(decoded.iter().map(|(_, d)| d.len()).sum()),
         diagnostics: Vec::new(),
     };
-    for one in decoded {
+    // Chunk by chunk: no second vector of every decoded app.
+    for one in decoded.into_iter().flat_map(|(_, decoded)| decoded) {
         out.diagnostics.extend(one.diagnostics);
         if let Some(mut app) = one.app {
             for task in &mut app.tasks {
@@ -228,28 +253,84 @@ fn normalize_with(
     Ok(out)
 }
 
-/// Documents with at least this many apps decode on two threads.
-const PARALLEL_APPS: usize = 512;
+/// Every app of `text` as `split` hands them out, decoded on one or two
+/// threads: chunks in document order, each with its first app's position.
+fn decode_all<'a, E>(
+    text: &'a str,
+    bad_bytes: &[usize],
+    threads: Threads,
+    split: impl FnOnce(&mut dyn FnMut(split::Chunk<'a>)) -> Result<(), E>,
+) -> Result<Vec<(usize, Vec<Decoded>)>, E> {
+    let body = text.as_bytes();
+    let (send, queue) = mpsc::channel::<split::Chunk<'_>>();
+    let queue = Mutex::new(queue);
+    let failed = AtomicBool::new(false);
+    // Decode chunks until the split is over and none is left. The lock is
+    // held while waiting: only one thread waits for the next chunk.
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+            let Ok(chunk) = next else {
+                return done;
+            };
+            if failed.load(Ordering::Relaxed) {
+                continue;
+            }
+            let decoded: Vec<Decoded> = (chunk.first..)
+                .zip(&chunk.apps)
+                .map(|(position, raw)| decode_app(position, raw, body, bad_bytes))
+                .collect();
+            done.push((chunk.first, decoded));
+        }
+    };
+    let (split, mut done) = std::thread::scope(|scope| {
+        let helper = (body.len() >= threads.from_bytes).then(|| scope.spawn(work));
+        let split = split(&mut |chunk| {
+            // The receiver lives until both threads are done.
+            let _ = send.send(chunk);
+        });
+        drop(send);
+        if split.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        let mut done = work();
+        if let Some(helper) = helper {
+            done.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        (split, done)
+    });
+    split?;
+    done.sort_unstable_by_key(|(first, _)| *first);
+    Ok(done)
+}
 
 /// One app decoded (its tasks' `host_ip` not resolved yet), and what was
 /// wrong with it or its tasks.
 struct Decoded {
     app: Option<App>,
     diagnostics: Vec<Diagnostic>,
+    /// The app's text is not JSON (the whole document is not).
+    not_json: bool,
 }
 
 /// Decode the app at `position` of the document `body` (`bad_bytes`: the
 /// offsets that were not UTF-8).
-fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize]) -> Decoded {
+fn decode_app(position: usize, raw: &str, body: &[u8], bad_bytes: &[usize]) -> Decoded {
+    let not_json = || serde_json::from_str::<serde::de::IgnoredAny>(raw).is_err();
     let id_of = || {
-        serde_json::from_str::<IdOnly>(raw.get())
+        serde_json::from_str::<IdOnly>(raw)
             .ok()
             .and_then(|i| i.id)
             .map_or_else(|| format!("#{position}"), |id| shown(&id))
     };
     let mut diagnostics = Vec::new();
-    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
-    let span = start..start + raw.get().len();
+    let start = raw.as_ptr() as usize - body.as_ptr() as usize;
+    let span = start..start + raw.len();
     if let Some(at) = bad_bytes.iter().find(|b| span.contains(b)) {
         diagnostics.push(Diagnostic::error(
             &id_of(),
@@ -262,9 +343,11 @@ fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize])
         return Decoded {
             app: None,
             diagnostics,
+            not_json: not_json(),
         };
     }
-    let app = match serde_json::from_str::<RawApp>(raw.get()) {
+    let mut broken = false;
+    let app = match serde_json::from_str::<RawApp>(raw) {
         Ok(app) => match convert_app(app, &mut diagnostics) {
             Ok(app) => Some(app),
             Err(diag) => {
@@ -273,6 +356,7 @@ fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize])
             }
         },
         Err(err) => {
+            broken = err.is_syntax() || err.is_eof() || not_json();
             diagnostics.push(Diagnostic::error(
                 &id_of(),
                 None,
@@ -281,7 +365,11 @@ fn decode_app(position: usize, raw: &RawValue, body: &[u8], bad_bytes: &[usize])
             None
         }
     };
-    Decoded { app, diagnostics }
+    Decoded {
+        app,
+        diagnostics,
+        not_json: broken,
+    }
 }
 
 /// `raw` as an [`App`]; its tasks' `host_ip` are left for the caller to
@@ -607,6 +695,58 @@ mod tests {
     }
 
     #[test]
+    fn the_fast_split_decodes_exactly_what_the_exact_one_does() {
+        let outcome = |doc: &[u8], fast| {
+            let threads = Threads {
+                from_bytes: usize::MAX,
+                chunk: 2,
+                fast,
+            };
+            normalize_with(doc, ip, threads)
+                .map(|n| (n.apps, n.diagnostics))
+                .map_err(|e| e.to_string())
+        };
+        let base: &[u8] = br#" {"x": {"a": "]}\"["}, "apps": [ {"id": "/a", "labels": {"K\"": "v\\", "B": null},
+            "tasks": [{"id": "t", "host": "h", "ports": [1, 2]}]}, {"id": "/b", "labels": {}, "tasks": []},
+            1, {"id": "/c", "labels": {"A": "\ud83d\ude00"}, "tasks": [], "instances": 2} ], "y": [null, true, -1.5e3]}
+"#;
+        assert!(outcome(base, true).is_ok_and(|(apps, _)| apps.len() == 3));
+        let mut docs = vec![base.to_vec()];
+        for at in 0..base.len() {
+            let mut cut = base.to_vec();
+            cut.remove(at);
+            docs.push(cut);
+            for c in *b"\"\\]},x {0" {
+                let mut changed = base.to_vec();
+                changed[at] = c;
+                docs.push(changed);
+            }
+        }
+        for doc in [
+            &br#"{"ap\u0070s": [{"id": "/a", "labels": {}, "tasks": []}]}"#[..],
+            br#"{"apps": [{"id": "/a", "labels": {"A": "\ud800"}, "tasks": []}]}"#,
+            br#"{"apps": [{"id": "/a", "labels": 1, "x": [}, "tasks": []}]}"#,
+            br#"{"apps": [{"id": "/a", "id": "/b", "labels": {}, "tasks": []}]}"#,
+            br#"{"apps": [], "apps": []}"#,
+            br#"[[{"id": "/a", "labels": {}, "tasks": []}]]"#,
+            b"{\"apps\": [{\"id\": \"/a\x01\", \"labels\": {}, \"tasks\": []}]}",
+            b"{\"apps\": [{\"id\": \"/a\", \"labels\": {\"A\": \"x\xffy\"}, \"tasks\": []}, tru]}",
+            b"{\"apps\": [{\"id\": \"/a\", \"labels\": {\"A\": \"x\xffy\"}, \"tasks\": []}, 2]}",
+            b"{\"apps\": [{\"id\": \"/a\", \"labels\": {\"A\": \"x\xffy\"}, \"tasks\": [1 2]}]}",
+        ] {
+            docs.push(doc.to_vec());
+        }
+        for doc in &docs {
+            assert_eq!(
+                outcome(doc, true),
+                outcome(doc, false),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+    }
+
+    #[test]
     fn two_threads_decode_exactly_what_one_does() {
         let mut doc = String::from(r#"{"apps": ["#);
         for i in 0..40 {
@@ -634,7 +774,7 @@ mod tests {
                 *byte = 0xff;
             }
         }
-        let run = |parallel_from| {
+        let run = |threads| {
             let mut asked = Vec::new();
             let n = normalize_with(
                 &doc,
@@ -642,14 +782,28 @@ mod tests {
                     asked.push(h.to_owned());
                     Some(format!("ip-of-{h}"))
                 },
-                parallel_from,
+                threads,
             )
             .unwrap();
             (n.apps, n.diagnostics, asked)
         };
-        let one = run(usize::MAX);
+        let one = run(Threads {
+            from_bytes: usize::MAX,
+            chunk: 64,
+            fast: false,
+        });
         assert_eq!(one.0.len(), 25);
         assert!(one.1.len() >= 20, "{:?}", one.1);
-        assert_eq!(run(2), one);
+        for chunk in [1, 3, 7, 64] {
+            let two = Threads {
+                from_bytes: 0,
+                chunk,
+                fast: chunk % 2 == 1,
+            };
+            assert_eq!(run(two), one, "chunks of {chunk}");
+            // An error after chunks went to the helper: the whole document fails.
+            let cut = &doc[..doc.len() - 2];
+            assert!(normalize_with(cut, ip, two).is_err());
+        }
     }
 }

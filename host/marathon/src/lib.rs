@@ -6,7 +6,8 @@
 //! or timeout moves on to the next; when a later URL answers, the list is
 //! rotated so it is tried first next time. An HTTP error status is not a
 //! failover trigger (that Marathon answered), except that a body which is not
-//! JSON moves on as well.
+//! JSON moves on as well (for the `/v2/apps` document: one that is not even
+//! framed as a JSON object; its parse checks the rest).
 //!
 //! With DC/OS auth, a 401 drops the token; the request is retried once
 //! after a new login.
@@ -247,9 +248,13 @@ impl MarathonClient {
         };
         // A body that is not JSON is treated like a connection problem
         // (marathon-lb with requests >= 2.27 does the same). A good answer
-        // is only checked here (no second tree of a large document).
+        // is only checked here (no second tree of a large document), and
+        // the apps document only for its frame: its parse is the check.
         let not_json = |source| Attempt::FailOver(RequestError::NotJson { status, source });
         if status.is_success() {
+            if url.ends_with(APPS) && framed_as_object(&body) {
+                return Attempt::Answer(body);
+            }
             return match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
                 Ok(_) => Attempt::Answer(body),
                 Err(e) => not_json(e),
@@ -283,6 +288,22 @@ enum Attempt {
     /// No usable answer: a read moves on to the next URL, a write only when
     /// it was never sent ([`RequestError::unsent`]).
     FailOver(RequestError),
+}
+
+/// Whether `body` starts with `{` and ends with `}` (JSON white space
+/// aside): the shape of the `/v2/apps` document. Such a body is passed on
+/// unscanned: its consumer's parse (`mlb_core::normalize_apps`, the event
+/// state's split) is itself a full JSON check, so scanning it here too
+/// would read 20 MB twice at 10,000 apps. A framed body that still is not
+/// JSON fails its generation with the parse error (the last good config
+/// keeps serving; the next fetch asks again). Any other body (an HTML error
+/// page, most truncated documents) is scanned here and fails over to the
+/// next Marathon with the JSON error.
+fn framed_as_object(body: &[u8]) -> bool {
+    let json_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let first = body.iter().find(|b| !json_space(b));
+    let last = body.iter().rev().find(|b| !json_space(b));
+    first == Some(&b'{') && last == Some(&b'}')
 }
 
 /// The body of `resp`, refused as soon as it grows past `cap` bytes (the
@@ -409,6 +430,42 @@ mod tests {
             e.to_string().starts_with("200 OK, body is not JSON ("),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_apps_document_is_checked_only_for_its_frame() {
+        // A truncated document is not framed as an object: it fails over
+        // with the JSON error, like any other body that is not JSON.
+        let cut = answering("200 OK", r#"{"apps": [{"id": "/a"#).await;
+        // Framed, not JSON: passed on to the parse, which is the check.
+        let framed = answering("200 OK", " {not json}\n").await;
+        let mut c = client(vec![cut.clone(), framed.clone()]);
+        assert_eq!(c.fetch_apps().await.unwrap(), b" {not json}\n");
+        assert_eq!(c.urls(), [framed.clone(), cut.clone()], "rotated");
+        // Other answers are still checked whole.
+        let got = c
+            .send(
+                &reqwest::Method::GET,
+                &format!("{framed}/v2/info"),
+                "shown",
+                None,
+            )
+            .await;
+        assert!(
+            matches!(got, Attempt::FailOver(RequestError::NotJson { .. })),
+            "{got:?}"
+        );
+        for (body, framed) in [
+            (&b"{}"[..], true),
+            (b"\r\n\t {\"apps\": []} \n", true),
+            (b"[{}]", false),
+            (b"{", false),
+            (b"}", false),
+            (b"", false),
+            (b"<html>{}</html>", false),
+        ] {
+            assert_eq!(framed_as_object(body), framed, "{body:?}");
+        }
     }
 
     #[tokio::test]

@@ -228,6 +228,42 @@ fn apps_haproxy_rejects_are_found_by_bisection_and_left_out() {
     rt.block_on(sim.shutdown());
 }
 
+/// A loopback server answering every request with 200 and `body`.
+fn fixed_body_server(body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn an_apps_document_framed_as_json_but_broken_inside_keeps_the_config() {
+    // The Marathon client checks only the frame of the document; the parse
+    // is the full check and fails the run with a clear error.
+    let url = fixed_body_server("{\"apps\": [{\"id\": \"/a\", }]}\n");
+    let dir = with_previous_config();
+    let out = run(dir.path(), &[&url], &["--skip-validation"], &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("response is not a Marathon apps document: "),
+        "{err}"
+    );
+    assert_eq!(config(dir.path()), PREVIOUS);
+}
+
 /// A loopback server answering every request with 200 and an endless
 /// chunked body; returns its URL and the count of body bytes it sent.
 fn endless_body_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
