@@ -920,7 +920,9 @@ fn one_new_line(lb: &Loopback, before: usize) -> String {
         .skip(before)
         .filter(|l| l.contains(" DEBUG "))
         .count();
-    assert!(debug <= 5, "{log}");
+    // The event, maybe a fetch (its reason and URL), the runtime write and
+    // update, the stages: a handful, not a line per server or section.
+    assert!(debug <= 8, "{log}");
     lines[0].to_owned()
 }
 
