@@ -1,6 +1,7 @@
 //! The `marathon-lb` binary.
 //!
-//! Its only `unsafe` is [`one_malloc_arena`] (one glibc call at start).
+//! Its only `unsafe` is in `allocator::tune` (mimalloc's options, set at
+//! start).
 
 #![deny(unsafe_code)]
 
@@ -13,7 +14,7 @@ use marathon_lb::settings::{Settings, plugin_cache_dir};
 use marathon_lb::{daemon, logging, longhelp, oneshot, tools, zdd};
 
 fn main() -> ExitCode {
-    one_malloc_arena();
+    allocator::tune();
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(zdd_args) = zdd::invoked(&argv) {
         return zdd::main(zdd_args);
@@ -69,38 +70,37 @@ fn main() -> ExitCode {
     }
 }
 
-/// One glibc malloc arena for all threads, unless the operator chose
-/// (`MALLOC_ARENA_MAX`, `GLIBC_TUNABLES`). glibc gives a thread that
-/// allocates while another holds an arena an arena of its own, and memory
-/// freed into one arena is not reused by another: with the helper threads
-/// of parse, plugin and render, the peak RSS of a one-shot run at 10,000
-/// apps was 80 or 91–97 MB depending on which thread was still alive when
-/// (76–79 MB with one arena; docs/performance.md, session 6).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn one_malloc_arena() {
-    let env = |name| std::env::var_os(name).unwrap_or_default();
-    if !env("MALLOC_ARENA_MAX").is_empty()
-        || env("GLIBC_TUNABLES")
-            .to_string_lossy()
-            .contains("malloc.arena_max")
-    {
-        return;
-    }
-    /// `M_ARENA_MAX` of glibc's `<malloc.h>`.
-    const M_ARENA_MAX: std::ffi::c_int = -8;
-    unsafe extern "C" {
-        fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
-    }
-    // SAFETY: mallopt only sets a malloc parameter (it returns 0 if it
-    // refuses, which leaves the default); called before any thread starts.
-    unsafe {
-        mallopt(M_ARENA_MAX, 1);
+/// The allocator: mimalloc, tuned to give memory back at once.
+///
+/// glibc's malloc spent ~18 % of a 10,000-app one-shot run in `malloc`,
+/// `free` and their consolidation, and gave every thread that allocates
+/// while another holds an arena an arena of its own (the peak RSS was
+/// bimodal, 77 or 91–97 MB; 77 MB with one arena). mimalloc with its
+/// defaults is ~35 % faster there but holds freed memory for a while (peak
+/// RSS 108–125 MB); purging at once (set here) with arenas committed on
+/// demand (compiled in: `.cargo/config.toml`, since the first arena is
+/// reserved before `main` runs) it is as fast and peaks at 73 MB
+/// (docs/performance.md, session 6). An operator's own
+/// `MIMALLOC_PURGE_DELAY` / `MIMALLOC_ARENA_EAGER_COMMIT` are kept.
+mod allocator {
+    #[global_allocator]
+    static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+    /// `mi_option_purge_delay` of the mimalloc (v3) that `libmimalloc-sys`
+    /// builds (`mimalloc.h`, `mi_option_e`; the crate exports no constant).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+    /// Set the options, before the work allocates anything large.
+    #[allow(unsafe_code)]
+    pub(super) fn tune() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: mi_option_set stores a number in mimalloc's option
+            // table; it is not thread-safe, and no other thread exists yet
+            // (called first thing in main).
+            unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+        }
     }
 }
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn one_malloc_arena() {}
 
 /// `marathon-lb plugin check|list`.
 fn run_tool(args: &Args, tool: &PluginTool) -> ExitCode {
