@@ -11,8 +11,9 @@
 //! other services render from the same values in the same contexts, the
 //! shared sections (frontends, maps) are built from parts that did not
 //! change, and only backend sections, which the supervised-mode frontend
-//! options never touch, are spliced (checked when the last render is kept,
-//! and for every new section).
+//! options never touch, are swapped for backend sections (both checked at
+//! the swap; when the last render is kept, only that its text ends with
+//! the services' sections as rendered).
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -64,7 +65,7 @@ impl LastRender {
         let mut at = backends_at;
         for parts in &layout.kept {
             let end = at + parts.backend.len();
-            if bytes[at..end] != *parts.backend.as_bytes() || !only_backends(&parts.backend) {
+            if bytes[at..end] != *parts.backend.as_bytes() {
                 return None;
             }
             at = end;
@@ -136,7 +137,14 @@ pub(super) fn rerender(
         let parts = r
             .render_service(new, settings, &context.shared_for(new))
             .ok()?;
-        if !parts.same_but_backend(&last.kept[at]) || !only_backends(&parts.backend) {
+        // Both sections open only backends, which the frontend options leave
+        // alone (checked here, for the two sections swapped, not for every
+        // section of every full render).
+        let old_parts = &last.kept[at];
+        if !parts.same_but_backend(old_parts)
+            || !only_backends(&parts.backend)
+            || !only_backends(&old_parts.backend)
+        {
             return None;
         }
         fresh.push((at, Arc::new(parts), context, old, new));
