@@ -10,6 +10,13 @@
 //! archive copy is written after the pair is in place and is best effort.
 //! Temp files left by a killed run (`.<target>.XXXXXX.tmp`) are removed at
 //! start ([`remove_stale_temps`]).
+//!
+//! Every file's data is fsynced before its rename, except in [`replace`]
+//! (the runtime path): there the rename comes first and the data is synced
+//! afterwards, off the critical path ([`Unsynced`], [`crate::durable`]).
+//! Readers see the old or the new file either way; only a power loss in the
+//! few milliseconds between the rename and the sync could leave a short
+//! file, and the controller writes the whole config again when it starts.
 
 use std::collections::HashSet;
 use std::fs;
@@ -255,6 +262,24 @@ mod fail_point {
 /// A temp file beside `target` holding `content`, with `target`'s permissions
 /// (0644 for a new file).
 fn temp_beside(target: &Path, content: &str) -> Result<tempfile::NamedTempFile, ApplyError> {
+    temp_beside_with(target, content, Sync::BeforeRename)
+}
+
+/// When a written file's data is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// fsync, then rename: every path but the runtime one.
+    BeforeRename,
+    /// Rename first; [`Unsynced::sync`] later.
+    AfterRename,
+}
+
+/// [`temp_beside`], fsynced only for [`Sync::BeforeRename`].
+fn temp_beside_with(
+    target: &Path,
+    content: &str,
+    sync: Sync,
+) -> Result<tempfile::NamedTempFile, ApplyError> {
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -272,7 +297,9 @@ fn temp_beside(target: &Path, content: &str) -> Result<tempfile::NamedTempFile, 
     #[cfg(test)]
     fail_point::check().map_err(io(target))?;
     tmp.write_all(content.as_bytes()).map_err(io(target))?;
-    tmp.as_file().sync_all().map_err(io(target))?;
+    if sync == Sync::BeforeRename {
+        tmp.as_file().sync_all().map_err(io(target))?;
+    }
     let mode = fs::metadata(target)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
@@ -350,12 +377,17 @@ struct Staged {
     checked: tempfile::NamedTempFile,
 }
 
-fn stage(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<Staged, ApplyError> {
+fn stage(
+    config: &Path,
+    rendered: &Rendered,
+    haproxy_map: bool,
+    sync: Sync,
+) -> Result<Staged, ApplyError> {
     let (domain_path, app_path) = map_paths(config);
     let maps = if haproxy_map {
         Some((
-            temp_beside(&domain_path, &rendered.domain_map)?,
-            temp_beside(&app_path, &rendered.app_map)?,
+            temp_beside_with(&domain_path, &rendered.domain_map, sync)?,
+            temp_beside_with(&app_path, &rendered.app_map, sync)?,
         ))
     } else {
         None
@@ -378,14 +410,14 @@ fn stage(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<Staged
     };
     Ok(Staged {
         maps,
-        checked: temp_beside(config, &checked)?,
+        checked: temp_beside_with(config, &checked, sync)?,
     })
 }
 
 /// Validate `rendered` as it would be written for `config`, without touching
 /// the files in place (temp files are removed again).
 pub fn check(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<(), ApplyError> {
-    let staged = stage(config, rendered, haproxy_map)?;
+    let staged = stage(config, rendered, haproxy_map, Sync::BeforeRename)?;
     validate(staged.checked.path())
 }
 
@@ -401,20 +433,61 @@ pub fn apply(
     if !differs(config, rendered, haproxy_map) {
         return Ok(Outcome::Unchanged);
     }
-    put_in_place(config, rendered, haproxy_map, opts)
+    put_in_place(config, rendered, haproxy_map, opts, Sync::BeforeRename).map(|(o, _)| o)
 }
 
 /// [`apply`] without comparing with the files on disk first: for a caller
 /// that knows the new config differs from what HAProxy runs (writing what
 /// the disk may already hold costs one write; loading it is what matters).
+/// The files are renamed into place before their data is synced: the
+/// caller makes them durable with the [`Unsynced`] it gets back, once what
+/// waits on the write (the runtime update) is done — at 10,000 backends the
+/// fsync of the 8 MB config took 11–36 ms.
 pub fn replace(
     config: &Path,
     rendered: &Rendered,
     haproxy_map: bool,
     opts: &ApplyOptions,
-) -> Result<Outcome, ApplyError> {
+) -> Result<(Outcome, Unsynced), ApplyError> {
     prepare(config, haproxy_map)?;
-    put_in_place(config, rendered, haproxy_map, opts)
+    put_in_place(config, rendered, haproxy_map, opts, Sync::AfterRename)
+}
+
+/// Files renamed into place whose data may not be on disk yet.
+#[derive(Debug, Default)]
+#[must_use = "the files are durable only once synced"]
+pub struct Unsynced {
+    files: Vec<(PathBuf, fs::File)>,
+}
+
+impl Unsynced {
+    /// fsync every file, then the directories their names are in (the
+    /// renames). The first error, naming its file.
+    pub fn sync(self) -> Result<(), ApplyError> {
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (path, file) in &self.files {
+            file.sync_data().map_err(io(path))?;
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        for dir in dirs {
+            fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&dir))?;
+        }
+        Ok(())
+    }
+
+    /// Nothing to sync.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
 }
 
 /// The config's directory exists; without maps, stale map files are
@@ -434,45 +507,49 @@ fn prepare(config: &Path, haproxy_map: bool) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// Temp files (fsynced), validation unless skipped, renames, archive.
+/// Temp files (fsynced unless `sync` defers it: then they come back
+/// unsynced), validation unless skipped, renames, archive.
 fn put_in_place(
     config: &Path,
     rendered: &Rendered,
     haproxy_map: bool,
     opts: &ApplyOptions,
-) -> Result<Outcome, ApplyError> {
+    sync: Sync,
+) -> Result<(Outcome, Unsynced), ApplyError> {
     let (domain_path, app_path) = map_paths(config);
     let Staged {
         maps,
         checked: tmp_config,
-    } = stage(config, rendered, haproxy_map)?;
+    } = stage(config, rendered, haproxy_map, sync)?;
     if !opts.skip_validation {
         validate(tmp_config.path())?;
     }
     // Every file is written before anything is renamed.
     let final_config = if maps.is_some() {
-        temp_beside(config, &rendered.config)?
+        temp_beside_with(config, &rendered.config, sync)?
     } else {
         tmp_config
     };
+    let mut unsynced = Unsynced::default();
+    let mut persist = |tmp: tempfile::NamedTempFile, path: &Path| {
+        let file = tmp.persist(path).map_err(|e| ApplyError::Io {
+            path: path.display().to_string(),
+            error: e.error,
+        })?;
+        if sync == Sync::AfterRename {
+            unsynced.files.push((path.to_path_buf(), file));
+        }
+        Ok::<_, ApplyError>(())
+    };
     if let Some((d, a)) = maps {
-        d.persist(&domain_path).map_err(|e| ApplyError::Io {
-            path: domain_path.display().to_string(),
-            error: e.error,
-        })?;
-        a.persist(&app_path).map_err(|e| ApplyError::Io {
-            path: app_path.display().to_string(),
-            error: e.error,
-        })?;
+        persist(d, &domain_path)?;
+        persist(a, &app_path)?;
     }
-    final_config.persist(config).map_err(|e| ApplyError::Io {
-        path: config.display().to_string(),
-        error: e.error,
-    })?;
+    persist(final_config, config)?;
     if let Err(e) = archive(config, &rendered.config, opts.archive_versions) {
         tracing::warn!(error = %e, "cannot archive the new config (it is in place)");
     }
-    Ok(Outcome::Written)
+    Ok((Outcome::Written, unsynced))
 }
 
 /// The reload command: `--command`, else what the init system offers.
@@ -639,15 +716,13 @@ mod tests {
         use std::os::unix::fs::MetadataExt as _;
         let inode = || fs::metadata(&cfg).unwrap().ino();
         let before = inode();
-        assert_eq!(
-            replace(&cfg, &rendered("same\n"), false, &o).unwrap(),
-            Outcome::Written
-        );
+        let (outcome, files) = replace(&cfg, &rendered("same\n"), false, &o).unwrap();
+        assert_eq!(outcome, Outcome::Written);
+        files.sync().unwrap();
         assert_ne!(inode(), before);
-        assert_eq!(
-            replace(&cfg, &rendered("longer\n"), false, &o).unwrap(),
-            Outcome::Written
-        );
+        let (outcome, files) = replace(&cfg, &rendered("longer\n"), false, &o).unwrap();
+        assert_eq!(outcome, Outcome::Written);
+        files.sync().unwrap();
         assert_eq!(fs::read_to_string(&cfg).unwrap(), "longer\n");
         // Another size differs without a read; the same size is compared.
         assert!(differs(&cfg, &rendered("x\n"), false));

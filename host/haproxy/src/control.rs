@@ -156,6 +156,8 @@ pub struct HaproxyControl {
     prepared: std::sync::Mutex<Option<Prepared>>,
     /// How runtime changes were checked.
     checks: RuntimeChecks,
+    /// Syncs the files of runtime changes once they are loaded.
+    syncer: crate::durable::Syncer,
 }
 
 /// A runtime change written, waiting for its load.
@@ -167,6 +169,8 @@ struct Prepared {
     /// The config written, when the caller handed it over
     /// ([`HaproxyControl::keep_written`]).
     config: Option<String>,
+    /// Its files, renamed into place, synced once the change is loaded.
+    unsynced: apply::Unsynced,
 }
 
 /// Counters of [`HaproxyControl::runtime_checks`].
@@ -220,6 +224,7 @@ impl HaproxyControl {
             sweeper: None,
             prepared: std::sync::Mutex::new(None),
             checks: RuntimeChecks::default(),
+            syncer: crate::durable::Syncer::new(),
         })
     }
 
@@ -368,8 +373,9 @@ impl HaproxyControl {
     /// non-proxy sections ([`runtime::config::excerpt`]). Then the files
     /// are written without comparing them with the disk first: the new
     /// config differs from what HAProxy runs, so it must be written and
-    /// loaded even if the disk already had it. `None`: not such a change,
-    /// or the excerpt fails; the full check, with its cleanup, then decides.
+    /// loaded even if the disk already had it, and synced only once the
+    /// change is loaded ([`apply::replace`]). `None`: not such a change, or
+    /// the excerpt fails; the full check, with its cleanup, then decides.
     fn write_runtime_change(&self, rendered: &Rendered) -> Option<Result<Outcome, ApplyError>> {
         if self.options.skip_validation || !self.runtime_updates || self.worker_cli().is_none() {
             return None;
@@ -418,15 +424,19 @@ impl HaproxyControl {
             file_us = file.elapsed().as_micros() as u64,
             "runtime change written"
         );
-        if matches!(written, Ok(Outcome::Written))
-            && let Ok(mut prepared) = self.prepared.lock()
-        {
-            *prepared = Some(Prepared {
-                plan,
-                len: rendered.config.len(),
-                config: None,
-            });
-        }
+        let written = written.map(|(outcome, unsynced)| {
+            if outcome == Outcome::Written
+                && let Ok(mut prepared) = self.prepared.lock()
+            {
+                *prepared = Some(Prepared {
+                    plan,
+                    len: rendered.config.len(),
+                    config: None,
+                    unsynced,
+                });
+            }
+            outcome
+        });
         Some(written)
     }
 
@@ -453,6 +463,13 @@ impl HaproxyControl {
     pub fn runtime_checks(&self) -> (u64, u64) {
         let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
         (get(&self.checks.excerpt), get(&self.checks.skipped))
+    }
+
+    /// Wait for the background sync of runtime writes; then how many were
+    /// synced, and how many were superseded by a newer write first.
+    pub fn runtime_writes_synced(&self) -> (u64, u64) {
+        self.syncer.flush();
+        self.syncer.counts()
     }
 
     /// Hand over the config text the last [`write`](Self::write) put in
@@ -501,7 +518,9 @@ impl HaproxyControl {
             // unchanged).
             let maps = self.running.take().and_then(|r| r.maps);
             let files = config.map(|config| Files { config, maps });
-            return self.apply_plan(prepared.plan, files).await;
+            let loaded = self.apply_plan(prepared.plan, files).await;
+            self.syncer.submit(prepared.unsynced);
+            return loaded;
         }
         let files = self.read_files().ok();
         let decision = match (&self.running, &files) {

@@ -82,6 +82,8 @@
 //!   reload (the `--command` reloader or the supervisor).
 //! - [`apply`]: compare, write atomically, validate with `haproxy -c`, the
 //!   reload command.
+//! - [`durable`]: the background fsync of files a runtime change renamed
+//!   into place.
 //! - [`cleanup`]: find the apps that make `haproxy -c` fail, by bisection.
 //! - [`runtime`]: membership changes without a reload: the pure diff of two
 //!   configs (or the reason a reload is needed), the runtime API commands,
@@ -99,6 +101,7 @@
 pub mod apply;
 pub mod cleanup;
 pub mod control;
+pub mod durable;
 pub mod guard;
 pub mod lua;
 pub mod master;

@@ -617,6 +617,10 @@ fn a_server_line_shaped_like_a_running_one_skips_haproxy_c() {
         };
         assert_eq!(applied.added, 1);
         assert_eq!(lb.ctl.runtime_checks(), (1, 2));
+        // Each runtime write was renamed into place unsynced and synced
+        // once loaded, unless the next one superseded it first.
+        let (synced, superseded) = lb.ctl.runtime_writes_synced();
+        assert_eq!((synced + superseded, synced >= 1), (3, true));
         assert_eq!(lb.bodies(6).await, ["B", "C"]);
         let on_disk = std::fs::read_to_string(lb.ctl.config()).unwrap();
         assert_eq!(on_disk, config(lb.dir.path(), lb.port, &with_c));
