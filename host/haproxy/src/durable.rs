@@ -188,6 +188,9 @@ mod tests {
             let (outcome, files) = apply::replace(&cfg, &rendered(&text), false, &opts()).unwrap();
             assert_eq!(outcome, Outcome::Written);
             assert!(!files.is_empty());
+            // The first write renames; later ones exchange with the file
+            // in place, which waits under a temp name until its sync.
+            assert_eq!(files.replaced.len(), usize::from(n > 0));
             // Readers see the new file at once, synced or not.
             assert_eq!(std::fs::read_to_string(&cfg).unwrap(), text);
             syncer.submit(files);
@@ -200,6 +203,12 @@ mod tests {
         assert!(synced >= 1);
         drop(syncer);
         assert_eq!(std::fs::read_to_string(&cfg).unwrap(), "version 19\n");
+        // The files replaced (exchanged out under temp names) are gone.
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["haproxy.cfg"]);
     }
 
     #[test]
