@@ -149,10 +149,14 @@ pub async fn run(settings: Settings, daemon: DaemonSettings) -> Result<(), Start
     let mut retry: Option<tokio::task::JoinHandle<()>> = None;
     let mut retry_backoff = Backoff::new(FIRST_RETRY, 2.0, MAX_RETRY, Jitter::None, MAX_RETRY);
 
+    let mut pacing = coalesce::Pacing {
+        min_interval: daemon.min_reload_interval,
+        ..coalesce::Pacing::default()
+    };
     loop {
-        let last_reload = reconciler.haproxy().last_reload();
+        pacing.last_reload = reconciler.haproxy().last_reload();
         let batch = tokio::select! {
-            b = coalesce::next_batch(&mut rx, last_reload, daemon.min_reload_interval) => match b {
+            b = coalesce::next_batch(&mut rx, &mut pacing) => match b {
                 Some(b) => b,
                 None => break,
             },
