@@ -458,7 +458,8 @@ fn generate_both_ways(flags: &[&str], health_check: bool) {
 
 /// Printed figures (debug build unless run with `--release`), not
 /// assertions on time: `cargo test -p marathon-lb --lib generation_figures
-/// -- --ignored --nocapture`.
+/// -- --ignored --nocapture` (5,000 apps; `MLB_FIGURES_APPS=N` for
+/// another size).
 #[test]
 #[ignore = "prints timings; run on demand"]
 fn generation_figures() {
@@ -476,7 +477,10 @@ fn generation_figures() {
     ])
     .expect("args");
     let settings = crate::settings::Settings::from_args(&args, &[]).expect("settings");
-    let n = 5000;
+    let n: i64 = std::env::var("MLB_FIGURES_APPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
     let mut apps: Vec<SimApp> = (0..n)
         .map(|i| app(&format!("/app{i}"), 10000 + i, json!({})))
         .collect();
