@@ -350,7 +350,7 @@ pub(super) fn render(
         domain_map,
         app_map,
         diagnostics,
-        backends: names,
+        backends: names.into(),
         fatal,
     };
     (rendered, Layout { kept, contexts })

@@ -81,8 +81,9 @@ pub struct Rendered {
     pub app_map: String,
     /// Services left out while rendering, and why.
     pub diagnostics: Vec<Diagnostic>,
-    /// Backend names of the rendered services, in output order.
-    pub backends: Vec<String>,
+    /// Backend names of the rendered services, in output order (shared:
+    /// a spliced render reuses the list of the render it builds on).
+    pub backends: std::sync::Arc<[String]>,
     /// A global template failed (its text is broken, or a filter failed
     /// where no single service can be left out instead): this config must
     /// not be used.

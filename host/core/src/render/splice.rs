@@ -76,7 +76,7 @@ impl LastRender {
             domain_map: rendered.domain_map.clone(),
             app_map: rendered.app_map.clone(),
             diagnostics: rendered.diagnostics.clone(),
-            backends: rendered.backends.clone(),
+            backends: std::sync::Arc::clone(&rendered.backends),
             fatal: None,
         };
         let mut position = HashMap::with_capacity(rendered.backends.len());

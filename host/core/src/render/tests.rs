@@ -34,7 +34,7 @@ fn output_is_sorted_and_order_independent() {
     );
     let two = render(&[b, a], &RenderSettings::default(), Templates::defaults());
     assert_eq!(one, two);
-    assert_eq!(one.backends, vec!["a_10000", "b_10001"]);
+    assert_eq!(*one.backends, ["a_10000", "b_10001"]);
     assert!(
         one.config
             .contains("frontend a_10000\n  bind *:10000\n  mode tcp\n  use_backend a_10000\n")
