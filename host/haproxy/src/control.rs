@@ -158,6 +158,9 @@ pub struct HaproxyControl {
     checks: RuntimeChecks,
     /// Syncs the files of runtime changes once they are loaded.
     syncer: crate::durable::Syncer,
+    /// The config text HAProxy ran before the last runtime change
+    /// ([`take_retired`](HaproxyControl::take_retired)).
+    retired: Option<String>,
 }
 
 /// A runtime change written, waiting for its load.
@@ -225,6 +228,7 @@ impl HaproxyControl {
             prepared: std::sync::Mutex::new(None),
             checks: RuntimeChecks::default(),
             syncer: crate::durable::Syncer::new(),
+            retired: None,
         })
     }
 
@@ -465,6 +469,12 @@ impl HaproxyControl {
         (get(&self.checks.excerpt), get(&self.checks.skipped))
     }
 
+    /// The config text HAProxy ran before the last runtime change, no
+    /// longer needed here: a buffer the next generation can reuse.
+    pub fn take_retired(&mut self) -> Option<String> {
+        self.retired.take()
+    }
+
     /// Wait for the background sync of runtime writes; then how many were
     /// synced, and how many were superseded by a newer write first.
     pub fn runtime_writes_synced(&self) -> (u64, u64) {
@@ -516,7 +526,11 @@ impl HaproxyControl {
             };
             // The maps are those HAProxy runs (a runtime write needs them
             // unchanged).
-            let maps = self.running.take().and_then(|r| r.maps);
+            let (old_config, maps) = match self.running.take() {
+                Some(old) => (Some(old.config), old.maps),
+                None => (None, None),
+            };
+            self.retired = old_config;
             let files = config.map(|config| Files { config, maps });
             let loaded = self.apply_plan(prepared.plan, files).await;
             self.syncer.submit(prepared.unsynced);

@@ -146,6 +146,12 @@ impl Generator {
         self.renderer.render(&[], &self.render)
     }
 
+    /// Hand back the text of an older generation (see
+    /// [`Renderer::recycle`]).
+    pub fn recycle(&mut self, text: String) {
+        self.renderer.recycle(text);
+    }
+
     /// The renderer and its settings, for re-rendering subsets of services
     /// (the config cleanup).
     pub fn renderer(&mut self) -> (&mut Renderer, &RenderSettings) {

@@ -499,6 +499,9 @@ impl Reconciler {
         report.write = loaded - written;
         report.haproxy = self.haproxy.load(&outcome).await?;
         report.load = loaded.elapsed();
+        if let Some(text) = self.haproxy.take_retired() {
+            self.generator.recycle(text);
+        }
         report.reload_reason = self.reload_reason(report.haproxy);
         let compared = Instant::now();
         let (mut served, snapshot) = self.changes.services(&generated.interpreted);

@@ -207,6 +207,17 @@ impl Renderer {
         rendered
     }
 
+    /// Hand back the text of an older render that is no longer needed: the
+    /// next [`rerender`](Self::rerender) builds its text in that buffer
+    /// instead of a new one (at 10,000 services a new 8 MB buffer costs
+    /// ~2,000 page faults). Kept only while a render can be built on.
+    pub fn recycle(&mut self, mut text: String) {
+        if let Some(last) = self.last.as_mut() {
+            text.clear();
+            last.spare = Some(text);
+        }
+    }
+
     /// Supervised mode's options added to every HTTP-mode frontend.
     fn add_http_options(&self, mut rendered: Rendered, settings: &RenderSettings) -> Rendered {
         if !settings.http_frontend_options.is_empty() {

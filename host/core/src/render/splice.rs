@@ -42,6 +42,8 @@ pub(super) struct LastRender {
     contexts: Vec<Context>,
     /// Index in `kept` by backend name; [`TWICE`] for a name rendered twice.
     position: HashMap<String, usize>,
+    /// A buffer for the next text ([`Renderer::recycle`]).
+    pub(super) spare: Option<String>,
 }
 
 /// A backend name more than one rendered service has.
@@ -99,6 +101,7 @@ impl LastRender {
             kept: layout.kept,
             contexts: layout.contexts,
             position,
+            spare: None,
         })
     }
 }
@@ -163,7 +166,13 @@ pub(super) fn rerender(
         last.kept[at] = new;
     }
     last.total = size - last.head.len();
-    let mut config = String::with_capacity(size);
+    // A recycled buffer that is large enough, else a new one with room for
+    // the next changes (so that it can be recycled for them in turn).
+    let mut config = match last.spare.take() {
+        Some(spare) if spare.capacity() >= size => spare,
+        _ => String::with_capacity(size + size / 64),
+    };
+    config.clear();
     config.push_str(&last.head);
     for parts in &last.kept {
         config.push_str(&parts.backend);
