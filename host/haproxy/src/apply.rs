@@ -412,17 +412,12 @@ struct Staged {
     checked: tempfile::NamedTempFile,
 }
 
-fn stage(
-    config: &Path,
-    rendered: &Rendered,
-    haproxy_map: bool,
-    sync: Sync,
-) -> Result<Staged, ApplyError> {
+fn stage(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<Staged, ApplyError> {
     let (domain_path, app_path) = map_paths(config);
     let maps = if haproxy_map {
         Some((
-            temp_beside_with(&domain_path, &rendered.domain_map, sync)?,
-            temp_beside_with(&app_path, &rendered.app_map, sync)?,
+            temp_beside(&domain_path, &rendered.domain_map)?,
+            temp_beside(&app_path, &rendered.app_map)?,
         ))
     } else {
         None
@@ -445,14 +440,14 @@ fn stage(
     };
     Ok(Staged {
         maps,
-        checked: temp_beside_with(config, &checked, sync)?,
+        checked: temp_beside(config, &checked)?,
     })
 }
 
 /// Validate `rendered` as it would be written for `config`, without touching
 /// the files in place (temp files are removed again).
 pub fn check(config: &Path, rendered: &Rendered, haproxy_map: bool) -> Result<(), ApplyError> {
-    let staged = stage(config, rendered, haproxy_map, Sync::BeforeRename)?;
+    let staged = stage(config, rendered, haproxy_map)?;
     validate(staged.checked.path())
 }
 
@@ -468,7 +463,7 @@ pub fn apply(
     if !differs(config, rendered, haproxy_map) {
         return Ok(Outcome::Unchanged);
     }
-    put_in_place(config, rendered, haproxy_map, opts, Sync::BeforeRename).map(|(o, _)| o)
+    put_in_place(config, rendered, haproxy_map, opts)
 }
 
 /// [`apply`] without comparing with the files on disk first: for a caller
@@ -484,8 +479,65 @@ pub fn replace(
     haproxy_map: bool,
     opts: &ApplyOptions,
 ) -> Result<(Outcome, Unsynced), ApplyError> {
+    let staged = stage_replacement(config, rendered, haproxy_map)?;
+    put_replacement(staged, config, rendered, opts)
+}
+
+/// The first step of [`replace`]: the files written beside their targets
+/// (unsynced, never validated), nothing in place yet; dropped, they are
+/// removed. Lets a caller decide whether to use them while they are written.
+#[derive(Debug)]
+pub struct Replacement {
+    maps: Option<(tempfile::NamedTempFile, tempfile::NamedTempFile)>,
+    config: tempfile::NamedTempFile,
+}
+
+/// Write `rendered`'s files beside their targets ([`Replacement`]).
+pub fn stage_replacement(
+    config: &Path,
+    rendered: &Rendered,
+    haproxy_map: bool,
+) -> Result<Replacement, ApplyError> {
     prepare(config, haproxy_map)?;
-    put_in_place(config, rendered, haproxy_map, opts, Sync::AfterRename)
+    let (domain_path, app_path) = map_paths(config);
+    let maps = if haproxy_map {
+        Some((
+            temp_beside_with(&domain_path, &rendered.domain_map, Sync::AfterRename)?,
+            temp_beside_with(&app_path, &rendered.app_map, Sync::AfterRename)?,
+        ))
+    } else {
+        None
+    };
+    let config = temp_beside_with(config, &rendered.config, Sync::AfterRename)?;
+    Ok(Replacement { maps, config })
+}
+
+/// The second step of [`replace`]: the staged files put in place (maps,
+/// then config), archived; the files to sync.
+pub fn put_replacement(
+    staged: Replacement,
+    config: &Path,
+    rendered: &Rendered,
+    opts: &ApplyOptions,
+) -> Result<(Outcome, Unsynced), ApplyError> {
+    let (domain_path, app_path) = map_paths(config);
+    let mut unsynced = Unsynced::default();
+    let mut swap = |tmp: tempfile::NamedTempFile, path: &Path| {
+        let (file, replaced) = swap_into_place(tmp, path)?;
+        unsynced.files.push((path.to_path_buf(), file));
+        unsynced.replaced.extend(replaced);
+        Ok::<_, ApplyError>(())
+    };
+    if let Some((d, a)) = staged.maps {
+        swap(d, &domain_path)?;
+        swap(a, &app_path)?;
+    }
+    swap(staged.config, config)?;
+    match archive(config, &rendered.config, opts.archive_versions, true) {
+        Ok(displaced) => unsynced.replaced.extend(displaced),
+        Err(e) => tracing::warn!(error = %e, "cannot archive the new config (it is in place)"),
+    }
+    Ok((Outcome::Written, unsynced))
 }
 
 /// Files renamed into place whose data may not be on disk yet, and the
@@ -544,54 +596,42 @@ fn prepare(config: &Path, haproxy_map: bool) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// Temp files (fsynced unless `sync` defers it: then they come back
-/// unsynced), validation unless skipped, renames, archive.
+/// Temp files (fsynced), validation unless skipped, renames, archive.
 fn put_in_place(
     config: &Path,
     rendered: &Rendered,
     haproxy_map: bool,
     opts: &ApplyOptions,
-    sync: Sync,
-) -> Result<(Outcome, Unsynced), ApplyError> {
+) -> Result<Outcome, ApplyError> {
     let (domain_path, app_path) = map_paths(config);
     let Staged {
         maps,
         checked: tmp_config,
-    } = stage(config, rendered, haproxy_map, sync)?;
+    } = stage(config, rendered, haproxy_map)?;
     if !opts.skip_validation {
         validate(tmp_config.path())?;
     }
     // Every file is written before anything is renamed.
     let final_config = if maps.is_some() {
-        temp_beside_with(config, &rendered.config, sync)?
+        temp_beside(config, &rendered.config)?
     } else {
         tmp_config
     };
-    let mut unsynced = Unsynced::default();
-    let mut persist = |tmp: tempfile::NamedTempFile, path: &Path| {
-        if sync == Sync::BeforeRename {
-            tmp.persist(path).map_err(|e| ApplyError::Io {
-                path: path.display().to_string(),
-                error: e.error,
-            })?;
-        } else {
-            let (file, replaced) = swap_into_place(tmp, path)?;
-            unsynced.files.push((path.to_path_buf(), file));
-            unsynced.replaced.extend(replaced);
-        }
-        Ok::<_, ApplyError>(())
+    let persist = |tmp: tempfile::NamedTempFile, path: &Path| {
+        tmp.persist(path).map_err(|e| ApplyError::Io {
+            path: path.display().to_string(),
+            error: e.error,
+        })
     };
     if let Some((d, a)) = maps {
         persist(d, &domain_path)?;
         persist(a, &app_path)?;
     }
     persist(final_config, config)?;
-    let defer = sync == Sync::AfterRename;
-    match archive(config, &rendered.config, opts.archive_versions, defer) {
-        Ok(displaced) => unsynced.replaced.extend(displaced),
-        Err(e) => tracing::warn!(error = %e, "cannot archive the new config (it is in place)"),
+    if let Err(e) = archive(config, &rendered.config, opts.archive_versions, false) {
+        tracing::warn!(error = %e, "cannot archive the new config (it is in place)");
     }
-    Ok((Outcome::Written, unsynced))
+    Ok(Outcome::Written)
 }
 
 /// Put an unsynced temp file in place of `target` by exchanging the two

@@ -176,6 +176,16 @@ struct Prepared {
     unsynced: apply::Unsynced,
 }
 
+/// A change the runtime API can make, as decided.
+struct RuntimeChange {
+    plan: runtime::Plan,
+    /// Why an excerpt was checked with `haproxy -c` (`None`: not needed).
+    check: Option<String>,
+    /// Time taken to decide, and to check.
+    decided: std::time::Duration,
+    checked: std::time::Duration,
+}
+
 /// Counters of [`HaproxyControl::runtime_checks`].
 #[derive(Debug, Default)]
 struct RuntimeChecks {
@@ -392,9 +402,70 @@ impl HaproxyControl {
             return None;
         }
         let started = std::time::Instant::now();
+        // The files are written beside their targets on a second thread
+        // while the change is decided and checked (at 10,000 backends each
+        // takes milliseconds); they are removed unused when it is not a
+        // runtime change.
+        let (decided, staged) = std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let t = std::time::Instant::now();
+                let staged = apply::stage_replacement(&self.config, rendered, self.haproxy_map);
+                (staged, t.elapsed())
+            });
+            let decided = self.decide_runtime_change(&running.config, rendered);
+            (decided, writer.join())
+        });
+        let RuntimeChange {
+            plan,
+            check,
+            decided,
+            checked,
+        } = decided?;
+        let (staged, staged_in) = match staged {
+            Ok(staged) => staged,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let options = ApplyOptions {
+            skip_validation: true,
+            ..self.options.clone()
+        };
+        let put = std::time::Instant::now();
+        let written = staged
+            .and_then(|staged| apply::put_replacement(staged, &self.config, rendered, &options));
+        tracing::debug!(
+            decide_us = decided.as_micros() as u64,
+            check_us = checked.as_micros() as u64,
+            checked = check.is_some(),
+            file_us = staged_in.as_micros() as u64,
+            put_us = put.elapsed().as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "runtime change written"
+        );
+        let written = written.map(|(outcome, unsynced)| {
+            if outcome == Outcome::Written
+                && let Ok(mut prepared) = self.prepared.lock()
+            {
+                *prepared = Some(Prepared {
+                    plan,
+                    len: rendered.config.len(),
+                    config: None,
+                    unsynced,
+                });
+            }
+            outcome
+        });
+        Some(written)
+    }
+
+    /// The plan of a runtime change from `running` to `rendered`, and why
+    /// its excerpt was checked (`None`: nothing to check), with the time
+    /// the decision and the check took; `None`: not a runtime change, or
+    /// the excerpt fails `haproxy -c`.
+    fn decide_runtime_change(&self, running: &str, rendered: &Rendered) -> Option<RuntimeChange> {
+        let started = std::time::Instant::now();
         let plan = {
             let draining = self.draining.try_lock().ok()?;
-            match runtime::decide(&running.config, &rendered.config, |b| draining.servers(b)) {
+            match runtime::decide(running, &rendered.config, |b| draining.servers(b)) {
                 Decision::Runtime(plan) => plan,
                 _ => return None,
             }
@@ -414,34 +485,12 @@ impl HaproxyControl {
                 return None;
             }
         }
-        let checked = checked.elapsed();
-        let options = ApplyOptions {
-            skip_validation: true,
-            ..self.options.clone()
-        };
-        let file = std::time::Instant::now();
-        let written = apply::replace(&self.config, rendered, self.haproxy_map, &options);
-        tracing::debug!(
-            decide_us = decided.as_micros() as u64,
-            check_us = checked.as_micros() as u64,
-            checked = check.is_some(),
-            file_us = file.elapsed().as_micros() as u64,
-            "runtime change written"
-        );
-        let written = written.map(|(outcome, unsynced)| {
-            if outcome == Outcome::Written
-                && let Ok(mut prepared) = self.prepared.lock()
-            {
-                *prepared = Some(Prepared {
-                    plan,
-                    len: rendered.config.len(),
-                    config: None,
-                    unsynced,
-                });
-            }
-            outcome
-        });
-        Some(written)
+        Some(RuntimeChange {
+            plan,
+            check,
+            decided,
+            checked: checked.elapsed(),
+        })
     }
 
     /// `haproxy -c` of the excerpt of `config` that `plan` touches.
