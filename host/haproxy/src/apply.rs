@@ -14,9 +14,10 @@
 //! Every file's data is fsynced before its rename, except in [`replace`]
 //! (the runtime path): there the rename comes first and the data is synced
 //! afterwards, off the critical path ([`Unsynced`], [`crate::durable`]).
-//! Readers see the old or the new file either way; only a power loss in the
-//! few milliseconds between the rename and the sync could leave a short
-//! file, and the controller writes the whole config again when it starts.
+//! Readers see the old or the new file either way; only a power loss between
+//! the rename and the sync (the runtime update, and any sync still running)
+//! could leave a short file. In supervised mode the controller writes the
+//! whole config again when it starts, before HAProxy starts.
 
 use std::collections::HashSet;
 use std::fs;

@@ -338,7 +338,11 @@ impl HaproxyControl {
         renderer: &mut Renderer,
         settings: &RenderSettings,
     ) -> Result<Outcome, ApplyError> {
-        self.take_prepared();
+        // A runtime change written but never loaded (HAProxy stopped in
+        // between): its files are in place, and still to be synced.
+        if let Some(stale) = self.take_prepared() {
+            self.syncer.submit(stale.unsynced);
+        }
         if let Some(written) = self.write_runtime_change(rendered) {
             return written;
         }
@@ -711,6 +715,11 @@ impl HaproxyControl {
     }
 
     async fn start(&mut self) -> Result<Option<Loaded>, ControlError> {
+        // A runtime change written for a HAProxy that has stopped since:
+        // started from the file, which is to be synced all the same.
+        if let Some(stale) = self.take_prepared() {
+            self.syncer.submit(stale.unsynced);
+        }
         let files = self.read_files().ok();
         let Reloader::Supervised { cfg, running } = &mut self.reloader else {
             return Ok(None);

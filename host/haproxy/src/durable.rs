@@ -6,7 +6,9 @@
 //! the newest files waiting — a config renamed over before its sync is no
 //! longer anybody's file, so syncing it would only cost the disk — and the
 //! disk therefore sees at most one sync in flight and one waiting, however
-//! fast changes come.
+//! fast changes come. The files replaced (old configs under temp names)
+//! are removed by the thread too, superseded ones included: freeing a file
+//! of megabytes takes milliseconds.
 
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -23,6 +25,8 @@ struct Shared {
 struct State {
     /// The newest files not synced yet.
     waiting: Option<Unsynced>,
+    /// Superseded files, to be dropped (their replaced files removed).
+    discard: Vec<Unsynced>,
     /// A sync is running.
     busy: bool,
     /// The owner is gone: sync what waits, then end.
@@ -35,7 +39,7 @@ struct State {
 /// The background fsync of renamed files (see the module documentation).
 pub struct Syncer {
     shared: Arc<Shared>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Syncer {
@@ -59,13 +63,13 @@ impl Syncer {
     pub fn new() -> Self {
         Self {
             shared: Arc::default(),
-            thread: None,
+            thread: Mutex::new(None),
         }
     }
 
-    /// Sync `files` in the background; files still waiting are dropped
-    /// unsynced (these replace them).
-    pub fn submit(&mut self, files: Unsynced) {
+    /// Sync `files` in the background; files still waiting are left
+    /// unsynced (these replace them) and dropped by the thread.
+    pub fn submit(&self, files: Unsynced) {
         if files.is_empty() {
             return;
         }
@@ -73,14 +77,18 @@ impl Syncer {
             let Ok(mut state) = self.shared.state.lock() else {
                 return;
             };
-            if state.waiting.replace(files).is_some() {
+            if let Some(superseded) = state.waiting.replace(files) {
                 state.skipped += 1;
+                state.discard.push(superseded);
             }
         }
         self.shared.changed.notify_all();
-        if self.thread.is_none() {
+        let Ok(mut thread) = self.thread.lock() else {
+            return;
+        };
+        if thread.is_none() {
             let shared = self.shared.clone();
-            self.thread = std::thread::Builder::new()
+            *thread = std::thread::Builder::new()
                 .name("mlb-fsync".into())
                 .spawn(move || run(&shared))
                 .map_err(|e| tracing::warn!(error = %e, "cannot start the fsync thread"))
@@ -90,10 +98,11 @@ impl Syncer {
 
     /// Wait until nothing waits and no sync runs.
     pub fn flush(&self) {
+        let running = self.thread.lock().is_ok_and(|t| t.is_some());
         let Ok(mut state) = self.shared.state.lock() else {
             return;
         };
-        while (state.waiting.is_some() || state.busy) && self.thread.is_some() {
+        while running && (state.waiting.is_some() || !state.discard.is_empty() || state.busy) {
             state = match self.shared.changed.wait(state) {
                 Ok(s) => s,
                 Err(_) => return,
@@ -117,7 +126,7 @@ impl Drop for Syncer {
             state.closing = true;
         }
         self.shared.changed.notify_all();
-        if let Some(thread) = self.thread.take() {
+        if let Some(thread) = self.thread.get_mut().ok().and_then(Option::take) {
             let _ = thread.join();
         }
     }
@@ -125,14 +134,16 @@ impl Drop for Syncer {
 
 fn run(shared: &Shared) {
     loop {
-        let files = {
+        let (files, discard) = {
             let Ok(mut state) = shared.state.lock() else {
                 return;
             };
             loop {
-                if let Some(files) = state.waiting.take() {
+                let discard = std::mem::take(&mut state.discard);
+                let files = state.waiting.take();
+                if files.is_some() || !discard.is_empty() {
                     state.busy = true;
-                    break files;
+                    break (files, discard);
                 }
                 if state.closing {
                     return;
@@ -143,13 +154,15 @@ fn run(shared: &Shared) {
                 };
             }
         };
-        let result = files.sync();
-        if let Err(e) = &result {
+        // Superseded files: their replaced files are removed, nothing synced.
+        drop(discard);
+        let synced = files.is_some();
+        if let Some(Err(e)) = files.map(Unsynced::sync) {
             tracing::warn!(error = %e, "cannot sync the config written at run time (it is in place)");
         }
         if let Ok(mut state) = shared.state.lock() {
             state.busy = false;
-            state.synced += 1;
+            state.synced += u64::from(synced);
         }
         shared.changed.notify_all();
     }
@@ -182,7 +195,7 @@ mod tests {
     fn replaced_files_are_in_place_before_the_sync_and_synced_by_the_thread() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("haproxy.cfg");
-        let mut syncer = Syncer::new();
+        let syncer = Syncer::new();
         for n in 0..20 {
             let text = format!("version {n}\n");
             let (outcome, files) = apply::replace(&cfg, &rendered(&text), false, &opts()).unwrap();
@@ -216,7 +229,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("haproxy.cfg");
         let shared = {
-            let mut syncer = Syncer::new();
+            let syncer = Syncer::new();
             let (_, files) = apply::replace(&cfg, &rendered("x\n"), false, &opts()).unwrap();
             syncer.submit(files);
             let shared = syncer.shared.clone();

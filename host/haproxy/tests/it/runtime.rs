@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use mlb_core::render::Renderer;
 use mlb_core::{RenderSettings, Rendered, Templates};
-use mlb_haproxy::apply::ApplyOptions;
+use mlb_haproxy::apply::{ApplyOptions, Outcome};
 use mlb_haproxy::runtime::Applied;
 use mlb_haproxy::{HaproxyControl, Loaded, SupervisorConfig};
 
@@ -624,6 +624,21 @@ fn a_server_line_shaped_like_a_running_one_skips_haproxy_c() {
         assert_eq!(lb.bodies(6).await, ["B", "C"]);
         let on_disk = std::fs::read_to_string(lb.ctl.config()).unwrap();
         assert_eq!(on_disk, config(lb.dir.path(), lb.port, &with_c));
+        // A runtime change written but never loaded is synced all the same
+        // when the next write comes.
+        let only_c = app(vec![server(c, 33, " check inter 1s")]);
+        let rendered = Rendered {
+            config: config(lb.dir.path(), lb.port, &only_c),
+            ..Rendered::default()
+        };
+        let settings = RenderSettings::default();
+        let written = lb.ctl.write(&rendered, &[], &mut lb.renderer, &settings);
+        assert_eq!(written.unwrap(), Outcome::Written);
+        let Loaded::Runtime(_) = lb.load(&only_c).await else {
+            panic!("runtime update expected, reason {}", lb.reason());
+        };
+        let (synced, superseded) = lb.ctl.runtime_writes_synced();
+        assert_eq!(synced + superseded, 5);
         lb.ctl.stop().await;
     });
 }
