@@ -134,6 +134,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ApplyError + '_ {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// The map files that live beside `config`.
 pub fn map_paths(config: &Path) -> (PathBuf, PathBuf) {
     let dir = config.parent().unwrap_or(Path::new("."));
@@ -197,10 +204,7 @@ fn is_our_temp(name: &str, targets: &[&str]) -> bool {
 /// (only our own pattern, only regular files, only in the config's
 /// directory); returns how many were removed.
 pub fn remove_stale_temps(config: &Path) -> usize {
-    let dir = config
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(config);
     let (domain, app) = map_paths(config);
     let names: Vec<String> = [config, domain.as_path(), app.as_path()]
         .iter()
@@ -281,10 +285,7 @@ fn temp_beside_with(
     content: &str,
     sync: Sync,
 ) -> Result<tempfile::NamedTempFile, ApplyError> {
-    let dir = target
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(target);
     let name = target
         .file_name()
         .and_then(|n| n.to_str())
@@ -388,10 +389,7 @@ fn archive(
 /// Rename `path` to a new temp name beside it (never over another file);
 /// `None` when it cannot be (no such file, no `renameat2`).
 fn set_aside(path: &Path) -> Option<tempfile::TempPath> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = dir_of(path);
     let name = path.file_name()?.to_str()?;
     let cwd = rustix::fs::CWD;
     let flags = rustix::fs::RenameFlags::NOREPLACE;
@@ -554,22 +552,18 @@ impl Unsynced {
     /// fsync every file, then the directories their names are in (the
     /// renames). The first error, naming its file.
     pub fn sync(self) -> Result<(), ApplyError> {
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut dirs: Vec<&Path> = Vec::new();
         for (path, file) in &self.files {
             file.sync_data().map_err(io(path))?;
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
+            let dir = dir_of(path);
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
         }
         for dir in dirs {
-            fs::File::open(&dir)
+            fs::File::open(dir)
                 .and_then(|d| d.sync_all())
-                .map_err(io(&dir))?;
+                .map_err(io(dir))?;
         }
         Ok(())
     }

@@ -338,11 +338,7 @@ impl HaproxyControl {
         renderer: &mut Renderer,
         settings: &RenderSettings,
     ) -> Result<Outcome, ApplyError> {
-        // A runtime change written but never loaded (HAProxy stopped in
-        // between): its files are in place, and still to be synced.
-        if let Some(stale) = self.take_prepared() {
-            self.syncer.submit(stale.unsynced);
-        }
+        self.sync_unloaded_change();
         if let Some(written) = self.write_runtime_change(rendered) {
             return written;
         }
@@ -550,6 +546,14 @@ impl HaproxyControl {
         }
     }
 
+    /// Drop the runtime change written but never loaded (HAProxy stopped
+    /// in between), if any: its files are in place, and synced all the same.
+    fn sync_unloaded_change(&self) {
+        if let Some(stale) = self.take_prepared() {
+            self.syncer.submit(stale.unsynced);
+        }
+    }
+
     /// The plan of the last runtime write, if any (taken: it serves one
     /// load).
     fn take_prepared(&self) -> Option<Prepared> {
@@ -715,11 +719,7 @@ impl HaproxyControl {
     }
 
     async fn start(&mut self) -> Result<Option<Loaded>, ControlError> {
-        // A runtime change written for a HAProxy that has stopped since:
-        // started from the file, which is to be synced all the same.
-        if let Some(stale) = self.take_prepared() {
-            self.syncer.submit(stale.unsynced);
-        }
+        self.sync_unloaded_change();
         let files = self.read_files().ok();
         let Reloader::Supervised { cfg, running } = &mut self.reloader else {
             return Ok(None);

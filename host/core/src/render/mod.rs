@@ -211,9 +211,8 @@ impl Renderer {
     /// next [`rerender`](Self::rerender) builds its text in that buffer
     /// instead of a new one (at 10,000 services a new 8 MB buffer costs
     /// ~2,000 page faults). Kept only while a render can be built on.
-    pub fn recycle(&mut self, mut text: String) {
+    pub fn recycle(&mut self, text: String) {
         if let Some(last) = self.last.as_mut() {
-            text.clear();
             last.spare = Some(text);
         }
     }
